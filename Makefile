@@ -1,0 +1,48 @@
+# Two commands on a fresh machine:
+#   make demo   set up, then balance breast_cancer as a Prefect flow (local MLflow store, ephemeral
+#               Prefect server) and print the summary
+#   make test   set up, then lint and run the test suite (what CI runs)
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export NO_ALBUMENTATIONS_UPDATE := 1
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: setup demo test test-all lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# torch comes first with exact pins: this machine holds these wheels on disk (a CUDA build that runs
+# on the CPU); an unpinned torch would pull several GB.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	$(BIN)/augment run configs/breast_cancer.yaml --engine prefect --overwrite
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
+	$(BIN)/python -m pytest -q --timeout 900
+
+test-all: lint
+	$(BIN)/python -m pytest -q --timeout 1800 -m ""
+
+$(VENV)/.bench: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	touch $@
+
+bench: $(VENV)/.bench
+	$(BIN)/python -m benchmarks.tabular
+
+clean:
+	rm -rf runs mlflow.db mlartifacts

@@ -1,0 +1,224 @@
+"""The ``augment`` command line (typer).
+
+    augment run configs/breast_cancer.yaml [--set train.steps=300] [--output DIR] [--overwrite]
+    augment run configs/breast_cancer.yaml --engine prefect     # the same job as a Prefect flow
+    augment profile data.parquet --label churned
+    augment ui
+
+Errors print one line and exit non-zero (no traceback unless ``--debug``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from enum import StrEnum
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from augment.errors import AugmentError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n\n")[0])
+console = Console()
+err_console = Console(stderr=True)
+_state = {"debug": False}
+
+
+class Engine(StrEnum):
+    local = "local"
+    prefect = "prefect"
+
+
+@app.callback()
+def main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors.")) -> None:
+    """augment: balance classes with a conditional GAN and measure whether it helps."""
+    _state["debug"] = debug
+
+
+def _guard(action: Callable[[], Any]) -> Any:
+    """Run ``action``; turn our errors into one red line and an exit code."""
+    try:
+        return action()
+    except AugmentError as error:
+        if _state["debug"]:
+            raise
+        err_console.print(f"[red]error:[/red] {error}", soft_wrap=True, highlight=False)
+        raise typer.Exit(error.exit_code) from None
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/yellow]: checkpoints were saved; rerun to resume")
+        raise typer.Exit(130) from None
+
+
+@app.command()
+def run(
+    config: str = typer.Argument(..., help="YAML job config."),
+    set_: list[str] = typer.Option([], "--set", help="Override a key: --set train.steps=200"),
+    output: str | None = typer.Option(None, "--output", help="Output folder (output.path)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a finished run."),
+    engine: Engine = typer.Option(Engine.local, help="local (in-process) or prefect (a flow)."),
+) -> None:
+    """Run a one-off balancing job and print what it did."""
+    overrides = list(set_)
+    if output:
+        overrides.append(f"output.path={output}")
+    if overwrite:
+        overrides.append("output.overwrite=true")
+
+    def go() -> Any:
+        from augment.config import load_config
+
+        cfg = load_config(config, overrides)
+        console.rule(f"[bold]augment[/bold] {cfg.name}")
+        console.print(cfg.to_yaml(), highlight=False)
+        if engine is Engine.prefect:
+            flows = importlib.import_module("flows.balance")
+            return flows.balance_flow(config_path=config, overrides=overrides), cfg
+        from augment.job import run_job
+
+        return run_job(cfg), cfg
+
+    result, cfg = _guard(go)
+    summary = result if isinstance(result, dict) else summarize(result)
+    print_summary(summary)
+    if not summary["passed"]:
+        lift = summary["metrics"].get("lift/balanced_accuracy", float("nan"))
+        err_console.print(
+            f"[red]validation failed[/red]: lift in balanced accuracy {lift:+.4f} is below "
+            f"validate.min_lift={cfg.validate_.min_lift}; the shards are kept in {summary['output']}"
+        )
+        raise typer.Exit(10)
+
+
+def summarize(result: Any) -> dict[str, Any]:
+    """A JobResult as plain data (the Prefect flow returns the same shape)."""
+    return {
+        "output": str(result.output),
+        "counts_before": {str(k): v for k, v in result.counts_before.items()},
+        "plan": {str(k): v for k, v in result.plan.items()},
+        "counts_after": {str(k): v for k, v in result.counts_after.items()},
+        "metrics": result.metrics,
+        "passed": result.passed,
+        "mlflow_run_id": result.mlflow_run_id,
+        "tracking_uri": result.tracking_uri,
+        "model_uri": result.model_uri,
+        "seconds": result.seconds,
+        "notes": result.notes,
+    }
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    counts = Table(title="class counts (train split)")
+    for column in ("class", "before", "generated", "after"):
+        counts.add_column(column, justify="right" if column != "class" else "left")
+    for cls, before in summary["counts_before"].items():
+        counts.add_row(
+            cls, str(before), str(summary["plan"].get(cls, 0)), str(summary["counts_after"][cls])
+        )
+    console.print(counts)
+
+    metrics = summary["metrics"]
+    scores = Table(title="holdout scores (mean over classifiers)")
+    scores.add_column("metric")
+    for arm in ("baseline", "augmented", "smote", "lift", "lift_vs_smote"):
+        scores.add_column(arm, justify="right")
+    for name in ("accuracy", "balanced_accuracy", "macro_f1"):
+        row = [
+            f"{metrics[k]:+.4f}" if k in metrics else "-"
+            for k in (
+                f"baseline/{name}",
+                f"augmented/{name}",
+                f"smote/{name}",
+                f"lift/{name}",
+                f"lift_vs_smote/{name}",
+            )
+        ]
+        scores.add_row(name, *row)
+    if any(k.startswith("baseline/") for k in metrics):
+        console.print(scores)
+
+    fidelity = [
+        ("Fréchet distance (encoded space)", "fidelity/frechet"),
+        ("detection AUC (0.5 = indistinguishable)", "fidelity/detection_auc"),
+        ("mean marginal distance", "fidelity/marginal_mean"),
+        ("DCR synthetic / holdout (memorisation if << 1)", "fidelity/dcr/ratio"),
+    ]
+    for label, key in fidelity:
+        if key in metrics:
+            console.print(f"{label}: {metrics[key]:.4f}")
+    for note in summary.get("notes", []):
+        console.print(f"[yellow]note:[/yellow] {note}")
+    console.print(f"shards: {summary['output']}/synthetic  (manifest.json, _SUCCESS)")
+    if summary.get("mlflow_run_id"):
+        console.print(
+            f"MLflow run {summary['mlflow_run_id']} in {summary['tracking_uri']} "
+            f"(model {summary['model_uri']}); browse it with: augment ui"
+        )
+    state = "[green]passed[/green]" if summary["passed"] else "[red]failed[/red]"
+    console.print(f"validation {state} in {summary['seconds']:.1f}s")
+
+
+@app.command()
+def profile(
+    source: str = typer.Argument(..., help="Parquet file/dir, CSV, or sklearn:<name>."),
+    label: str = typer.Option(..., "--label", help="Label column."),
+    fmt: str = typer.Option("auto", "--format", help="auto, parquet or csv."),
+) -> None:
+    """Print class counts and the imbalance ratio of a labelled table."""
+
+    def go() -> None:
+        from augment.balance import class_counts
+        from augment.data.sources import load_table
+
+        frame = load_table(source, label, fmt)
+        counts = class_counts(frame[label].dropna())
+        table = Table(title=f"{source}: {len(frame)} rows, {len(frame.columns) - 1} features")
+        table.add_column("class")
+        table.add_column("rows", justify="right")
+        table.add_column("share", justify="right")
+        for cls, n in sorted(counts.items(), key=lambda item: -item[1]):
+            table.add_row(str(cls), str(n), f"{n / len(frame):.1%}")
+        console.print(table)
+        ratio = max(counts.values()) / min(counts.values())
+        console.print(f"imbalance ratio (largest / smallest): {ratio:.2f}")
+
+    _guard(go)
+
+
+@app.command()
+def ui(
+    uri: str | None = typer.Option(None, "--uri", help="Tracking URI (default: the job default)."),
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(5000, "--port"),
+    print_command: bool = typer.Option(False, "--print-command", help="Only print the command."),
+) -> None:
+    """Open the MLflow UI on the same store the jobs write to."""
+    from augment.tracking import resolve_tracking_uri
+
+    store = resolve_tracking_uri(uri)
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        store,
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]
+    if print_command:
+        console.print(" ".join(command), highlight=False, soft_wrap=True)
+        return
+    console.print(f"MLflow UI on http://{host}:{port} for {store} (Ctrl-C to stop)")
+    raise typer.Exit(subprocess.call(command, env=os.environ.copy()))
+
+
+if __name__ == "__main__":
+    app()

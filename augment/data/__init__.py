@@ -1,0 +1,1 @@
+"""Data in and out: sources, schema inference, shards."""

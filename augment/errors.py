@@ -1,0 +1,51 @@
+"""Typed errors. Every message names the file, column, class or key at fault and says how to fix it.
+
+The CLI prints ``str(error)`` on one line and exits non-zero; the Python API raises these as they are.
+"""
+
+from __future__ import annotations
+
+
+class AugmentError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+    exit_code = 1
+
+
+class ConfigError(AugmentError, ValueError):
+    """The job configuration is invalid (unknown key, wrong type, impossible value)."""
+
+    exit_code = 2
+
+
+class DataError(AugmentError, ValueError):
+    """The input data cannot be used as it is (missing file, missing label, NaNs, one class ...)."""
+
+    exit_code = 3
+
+
+class OutputError(AugmentError, OSError):
+    """The output location cannot be written, or already holds a finished run."""
+
+    exit_code = 4
+
+
+class DeviceError(AugmentError, RuntimeError):
+    """The requested device is not available on this machine."""
+
+    exit_code = 5
+
+
+class ModelFileError(AugmentError, ValueError):
+    """A checkpoint or saved sampler is missing, truncated, tampered with or of another kind."""
+
+    exit_code = 6
+
+
+class ValidationFailed(AugmentError):
+    """The do-no-harm gate failed: synthetic rows did not lift balanced accuracy enough.
+
+    The shards are kept; the run is marked as failing validation.
+    """
+
+    exit_code = 10

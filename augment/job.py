@@ -1,0 +1,380 @@
+"""The balancing job as a sequence of library calls, each a step that a Prefect task can wrap.
+
+    ctx   = start_job(config)                       output folder ready, MLflow parent run open
+    data  = load_data(ctx)                          load, clean, split holdout, plan
+    units = training_units(...); fit_unit_step(ctx, data, classes) per unit
+    synth = assemble(ctx, data, fitted)             one Synthesizer, saved to <output>/model/
+    gen   = generate_step(ctx, data, synth)         exact per-class counts into Parquet shards
+    check = validate_step(ctx, data)                lift vs real and vs SMOTE, fidelity, gate
+    res   = finish_job(ctx, data, synth, gen, check)  model logged, manifest, _SUCCESS, summary
+
+``run_job(config)`` runs them in order in-process; ``flows/`` runs the same steps as Prefect tasks.
+This is the edge where the validated config is turned into plain arguments for the library.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from augment import __version__
+from augment.balance import class_counts, plan_samples, split_holdout, subsample_to_ratio
+from augment.config import JobConfig
+from augment.data.schema import TableSchema, infer_schema
+from augment.data.shards import finalize, prepare_output, read_shards, write_json_atomic
+from augment.data.sources import handle_missing, load_table
+from augment.device import configure_cpu_threads, resolve_device
+from augment.errors import ValidationFailed
+from augment.generate import GenerationResult, generate_shards
+from augment.models.tabular_cgan import GANSettings, TabularCGAN, TrainSettings
+from augment.synthesizer import Synthesizer, fit_unit, training_units
+from augment.train import TrainingResult
+from augment.validate import ValidationReport, validate_downstream
+
+log = logging.getLogger(__name__)
+MODEL_FILE = "model/synthesizer.pt"
+
+
+@dataclass
+class JobContext:
+    config: JobConfig
+    output: Path
+    fingerprint: str  # of everything that changes the output rows (the manifest's config_hash)
+    tracker: Any | None  # augment.tracking.JobTracker, or None when tracking is disabled
+    started: float = field(default_factory=time.perf_counter)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class JobData:
+    schema: TableSchema
+    columns: list[str]
+    train: pd.DataFrame
+    holdout: pd.DataFrame
+    counts_before: dict[Any, int]
+    plan: dict[Any, int]
+    cleaning: dict[str, Any]
+
+
+@dataclass
+class JobResult:
+    output: Path
+    counts_before: dict[Any, int]
+    plan: dict[Any, int]
+    counts_after: dict[Any, int]
+    metrics: dict[str, float]
+    passed: bool
+    mlflow_run_id: str | None
+    tracking_uri: str | None
+    model_uri: str | None
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+
+
+def start_job(config: JobConfig) -> JobContext:
+    """Check the device, make the output folder ready and open the MLflow parent run."""
+    resolve_device(config.train.device)  # fail early on device: cuda without a GPU
+    configure_cpu_threads(config.train.cpu_threads)
+    output = prepare_output(config.output_path, config.output.overwrite)
+    tracker = None
+    if config.tracking.enabled:
+        from augment.tracking import JobTracker  # mlflow is imported only when tracking is on
+
+        tracker = JobTracker(
+            experiment=config.tracking.experiment or config.name,
+            tracking_uri=config.tracking.uri,
+            run_name=config.name,
+            tags={"augment.version": __version__, "augment.output": str(output.resolve())},
+        )
+        tracker.log_params(config.to_dict())
+        tracker.log_text(config.to_yaml(), "config/resolved.yaml")
+    return JobContext(
+        config=config, output=output, fingerprint=config.fingerprint(), tracker=tracker
+    )
+
+
+def load_data(ctx: JobContext) -> JobData:
+    """Load and clean the table, split off the holdout, optionally imbalance, and plan."""
+    began = time.perf_counter()
+    cfg = ctx.config
+    frame = load_table(cfg.data.source, cfg.data.label, cfg.data.format, cfg.data.drop_columns)
+    frame, cleaning = handle_missing(frame, cfg.data.label, cfg.data.missing)
+    train, holdout = split_holdout(frame, cfg.data.label, cfg.validate_.holdout, cfg.train.seed)
+    if cfg.data.imbalance_ratio:
+        train = subsample_to_ratio(train, cfg.data.label, cfg.data.imbalance_ratio, cfg.train.seed)
+    schema = infer_schema(
+        train,
+        cfg.data.label,
+        overrides=cfg.data.columns,
+        categorical_max_unique=cfg.data.categorical_max_unique,
+        max_categories=cfg.data.max_categories,
+    )
+    counts = class_counts(train[cfg.data.label])
+    plan = plan_samples(counts, cfg.balance.sampling_strategy)
+    write_json_atomic(
+        ctx.output / "holdout_ids.json",
+        {
+            "row_ids": [int(i) for i in holdout.index],
+            "train_row_ids": [int(i) for i in train.index],
+        },
+    )
+    data = JobData(schema, list(frame.columns), train, holdout, counts, plan, cleaning)
+    ctx.timings["load"] = time.perf_counter() - began
+    if ctx.tracker:
+        ctx.tracker.log_file(ctx.output / "holdout_ids.json", "data")
+        ctx.tracker.log_params(
+            {
+                "data.rows_train": len(train),
+                "data.rows_holdout": len(holdout),
+                "data.columns_continuous": len(schema.continuous),
+                "data.columns_categorical": len(schema.categorical),
+            }
+        )
+        ctx.tracker.log_text(json.dumps(_plain_keys(plan), indent=2), "plan.json")
+    return data
+
+
+def units_for(ctx: JobContext, data: JobData) -> list[list[Any]]:
+    """The units of work to fit: one (conditional) or one per class that needs rows."""
+    return training_units(data.schema.classes, data.plan, ctx.config.model.mode)
+
+
+def fit_unit_step(
+    ctx: JobContext, data: JobData, classes: Sequence[Any]
+) -> tuple[TabularCGAN, TrainingResult]:
+    """Fit one unit, logging its losses per step to a nested MLflow run."""
+    cfg = ctx.config
+    callbacks, run_id = [], None
+    name = "train" if len(classes) > 1 or cfg.model.mode == "conditional" else f"train/{classes[0]}"
+    if ctx.tracker:
+        run_id = ctx.tracker.child(name)
+        logger = ctx.tracker.loss_callback(run_id, every=10)
+        callbacks.append(logger)
+    index = data.schema.classes.index(classes[0]) if len(classes) == 1 else "all"
+    model, result = fit_unit(
+        data.train,
+        data.schema,
+        classes,
+        gan=gan_settings(cfg),
+        train=train_settings(cfg),
+        max_modes=cfg.model.max_modes,
+        continuous=cfg.model.continuous,
+        clip_to_range=cfg.output.clip_to_range,
+        device=cfg.train.device,
+        checkpoint_path=ctx.output / "checkpoints" / f"unit-{index}.pt",
+        checkpoint_every=cfg.train.checkpoint_every,
+        fingerprint=cfg.fingerprint(for_checkpoint=True),
+        resume=cfg.train.resume,
+        callbacks=callbacks,
+        progress=cfg.train.progress,
+    )
+    if ctx.tracker:
+        callbacks[0].flush()
+        ctx.tracker.log_metrics(
+            {"train/seconds": result.seconds, "train/resumed_from": result.resumed_from},
+            run_id=run_id,
+        )
+        ctx.tracker.end(run_id)
+    return model, result
+
+
+def assemble(
+    ctx: JobContext, data: JobData, fitted: Sequence[tuple[TabularCGAN, TrainingResult]]
+) -> Synthesizer:
+    """Put the units together and save the synthesizer (a safe, CPU-loadable file)."""
+    ctx.timings["fit"] = sum(result.seconds for _, result in fitted)
+    synthesizer = Synthesizer([model for model, _ in fitted], data.schema, data.columns)
+    synthesizer.save(ctx.output / MODEL_FILE)
+    return synthesizer
+
+
+def generate_step(ctx: JobContext, data: JobData, synthesizer: Synthesizer) -> GenerationResult:
+    began = time.perf_counter()
+    result = generate_shards(
+        synthesizer,
+        data.plan,
+        ctx.output,
+        rows_per_shard=ctx.config.output.rows_per_shard,
+        seed=ctx.config.train.seed,
+    )
+    ctx.timings["generate"] = time.perf_counter() - began
+    return result
+
+
+def validate_step(ctx: JobContext, data: JobData) -> tuple[ValidationReport, dict[str, float]]:
+    """Score real vs real+synthetic vs real+SMOTE on the holdout; measure fidelity.
+
+    The synthetic rows are read back from the shards just written, so what is validated is what
+    the user gets.
+    """
+    from augment.metrics.tabular import fidelity_report
+
+    began = time.perf_counter()
+    cfg = ctx.config
+    synthetic = read_shards(ctx.output, require_success=False)
+    targets = {c: data.counts_before[c] + data.plan[c] for c in data.counts_before}
+    report = validate_downstream(
+        data.train,
+        data.holdout,
+        synthetic,
+        data.schema,
+        target_counts=targets,
+        classifiers=list(cfg.validate_.classifiers),
+        smote=cfg.validate_.smote,
+        min_lift=cfg.validate_.min_lift,
+        seed=cfg.train.seed,
+    )
+    fidelity = {}
+    if cfg.validate_.fidelity and len(synthetic):
+        fidelity = fidelity_report(data.train, synthetic, data.holdout, data.schema, cfg.train.seed)
+    ctx.timings["validate"] = time.perf_counter() - began
+    return report, fidelity
+
+
+def finish_job(
+    ctx: JobContext,
+    data: JobData,
+    generation: GenerationResult,
+    report: ValidationReport | None,
+    fidelity: dict[str, float],
+) -> JobResult:
+    """Log metrics, artifacts and the model; write the manifest, then ``_SUCCESS``."""
+    cfg = ctx.config
+    counts_after = {
+        c: data.counts_before[c] + generation.counts.get(c, 0) for c in data.counts_before
+    }
+    metrics = dict(report.metrics if report else {})
+    metrics.update(fidelity)
+    passed = report.passed if report else True
+    model_uri = run_id = tracking_uri = None
+    if ctx.tracker:
+        tracker = ctx.tracker
+        run_id, tracking_uri = tracker.run_id, tracker.tracking_uri
+        metrics_run = tracker.child("validate")
+        tracker.log_metrics(metrics, run_id=metrics_run)
+        tracker.log_metrics(metrics)
+        tracker.log_metrics({f"time/{k}_seconds": v for k, v in ctx.timings.items()})
+        tracker.log_class_histograms(_plain_keys(data.counts_before), _plain_keys(counts_after))
+        if report:
+            tracker.log_table(report.per_class, "validation/per_class.csv", run_id=metrics_run)
+            tracker.log_table(report.per_class, "validation/per_class.csv")
+            tracker.log_confusion_matrices(report.confusion, report.classes)
+        tracker.end(metrics_run)
+        gen_run = tracker.child("generate")
+        tracker.log_metrics(
+            {f"generated/{k}": v for k, v in _plain_keys(generation.counts).items()}, run_id=gen_run
+        )
+        tracker.end(gen_run)
+        model_name = cfg.tracking.model_name or f"augment-{cfg.name}"
+        model_uri = tracker.log_synthesizer(
+            ctx.output / MODEL_FILE, model_name if cfg.tracking.register_model else None
+        )
+        tracker.set_tags({"validation": "passed" if passed else "failed"})
+    manifest = {
+        "job": cfg.name,
+        "augment_version": __version__,
+        "config_hash": ctx.fingerprint,
+        "seed": cfg.train.seed,
+        "mode": cfg.model.mode,
+        "label": data.schema.label,
+        "counts_before": _plain_keys(data.counts_before),
+        "counts_generated": _plain_keys(generation.counts),
+        "counts_after": _plain_keys(counts_after),
+        "files": generation.files,
+        "validation": {
+            "passed": passed,
+            "min_lift": cfg.validate_.min_lift,
+            "notes": report.notes if report else [],
+        },
+        "mlflow": {"tracking_uri": tracking_uri, "run_id": run_id, "model_uri": model_uri},
+        "model_file": MODEL_FILE,
+    }
+    finalize(ctx.output, manifest)
+    if ctx.tracker:
+        ctx.tracker.log_file(ctx.output / "manifest.json")
+        ctx.tracker.end(status="FINISHED" if passed else "FAILED")
+    return JobResult(
+        output=ctx.output,
+        counts_before=data.counts_before,
+        plan=data.plan,
+        counts_after=counts_after,
+        metrics=metrics,
+        passed=passed,
+        mlflow_run_id=run_id,
+        tracking_uri=tracking_uri,
+        model_uri=model_uri,
+        seconds=time.perf_counter() - ctx.started,
+        notes=list(report.notes) if report else [],
+    )
+
+
+def fail_job(ctx: JobContext) -> None:
+    """Mark the MLflow run as failed after an error (the output has no _SUCCESS)."""
+    if ctx.tracker:
+        ctx.tracker.end(status="FAILED")
+
+
+def run_job(config: JobConfig, raise_on_gate: bool = False) -> JobResult:
+    """Run the whole job in this process. See ``flows/`` for the same steps under Prefect.
+
+    Raises:
+        ValidationFailed: only when ``raise_on_gate`` and the do-no-harm gate failed.
+    """
+    ctx = start_job(config)
+    try:
+        data = load_data(ctx)
+        fitted = [fit_unit_step(ctx, data, classes) for classes in units_for(ctx, data)]
+        synthesizer = assemble(ctx, data, fitted)
+        generation = generate_step(ctx, data, synthesizer)
+        report, fidelity = validate_step(ctx, data) if config.validate_.enabled else (None, {})
+        result = finish_job(ctx, data, generation, report, fidelity)
+    except BaseException:
+        fail_job(ctx)
+        raise
+    if raise_on_gate and not result.passed:
+        raise ValidationFailed(gate_message(result, config.validate_.min_lift))
+    return result
+
+
+def gate_message(result: JobResult, min_lift: float) -> str:
+    lift = result.metrics.get("lift/balanced_accuracy", float("nan"))
+    return (
+        f"validation failed: lift in balanced accuracy {lift:+.4f} is below validate.min_lift="
+        f"{min_lift}; the shards are kept in {result.output}"
+    )
+
+
+def gan_settings(cfg: JobConfig) -> GANSettings:
+    m = cfg.model
+    return GANSettings(
+        noise_dim=m.noise_dim,
+        generator_dims=tuple(m.generator_dims),
+        discriminator_dims=tuple(m.discriminator_dims),
+        pac=m.pac,
+        gumbel_tau=m.gumbel_tau,
+        gp_weight=m.gp_weight,
+    )
+
+
+def train_settings(cfg: JobConfig) -> TrainSettings:
+    t = cfg.train
+    return TrainSettings(
+        steps=t.steps,
+        batch_size=t.batch_size,
+        lr=t.lr,
+        betas=tuple(t.betas),
+        critic_steps=t.critic_steps,
+        seed=t.seed,
+        class_sampling=t.class_sampling,
+    )
+
+
+def _plain_keys(mapping: dict[Any, Any]) -> dict[str, Any]:
+    return {str(k): v for k, v in mapping.items()}

@@ -1,0 +1,1 @@
+"""Metrics of synthetic rows: fidelity to the real rows (``tabular``)."""

@@ -1,0 +1,1 @@
+"""GAN models: pure nn.Modules plus fit/sample wrappers."""

@@ -1,0 +1,359 @@
+"""Conditional tabular GAN: networks (pure nn.Modules) and a fit / sample wrapper.
+
+Design, in short:
+- the generator maps ``[z, one-hot(class)]`` through residual MLP blocks to the encoder's vector;
+  identity on quantile-normalised numbers, tanh on GMM ``alpha`` blocks, Gumbel-softmax on mode and
+  category blocks (hard one-hot at sampling);
+- the critic judges ``pac`` rows at once (PacGAN), which penalises a generator that repeats itself;
+- WGAN-GP loss; training-by-sampling draws the class first (uniform by default), then a real row of
+  that class, so rare classes are seen as often as common ones;
+- everything random comes from one seeded ``torch.Generator`` per model; sampling seeds a generator
+  per (seed, class), so a class's rows do not depend on what else is generated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from augment.device import autocast
+from augment.transforms.tabular import Span, TabularEncoder
+
+
+@dataclass
+class GANSettings:
+    """Architecture knobs (the config's ``model`` section, minus ``mode``)."""
+
+    noise_dim: int = 32
+    generator_dims: Sequence[int] = (128, 128)
+    discriminator_dims: Sequence[int] = (128, 128)
+    pac: int = 4
+    gumbel_tau: float = 0.2
+    gp_weight: float = 10.0
+
+
+@dataclass
+class TrainSettings:
+    """Optimisation knobs (the config's ``train`` section, minus I/O)."""
+
+    steps: int = 600
+    batch_size: int = 128
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.5, 0.9)
+    critic_steps: int = 1
+    seed: int = 0
+    class_sampling: str = "uniform"
+
+
+# -- networks ---------------------------------------------------------------------------------
+class _Residual(nn.Module):
+    """Linear -> BatchNorm -> ReLU, concatenated to its input (CTGAN's generator block)."""
+
+    def __init__(self, in_dim: int, out_dim: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(in_dim, out_dim)
+        self.norm = nn.BatchNorm1d(out_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([torch.relu(self.norm(self.linear(x))), x], dim=1)
+
+
+class Generator(nn.Module):
+    def __init__(self, in_dim: int, hidden: Sequence[int], out_dim: int) -> None:
+        super().__init__()
+        blocks, width = [], in_dim
+        for size in hidden:
+            blocks.append(_Residual(width, size))
+            width += size
+        self.body = nn.Sequential(*blocks)
+        self.head = nn.Linear(width, out_dim)
+
+    def forward(self, z_and_cond: torch.Tensor) -> torch.Tensor:  # (B, noise+classes) -> (B, D)
+        return self.head(self.body(z_and_cond))
+
+
+class Critic(nn.Module):
+    """WGAN critic over packs of ``pac`` rows: (B, F) -> (B / pac, 1)."""
+
+    def __init__(self, in_dim: int, hidden: Sequence[int], pac: int) -> None:
+        super().__init__()
+        self.pac = pac
+        layers, width = [], in_dim * pac
+        for size in hidden:
+            layers += [nn.Linear(width, size), nn.LeakyReLU(0.2), nn.Dropout(0.25)]
+            width = size
+        layers.append(nn.Linear(width, 1))
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, rows: torch.Tensor) -> torch.Tensor:
+        return self.body(rows.reshape(rows.shape[0] // self.pac, -1))
+
+
+class SpanActivation(nn.Module):
+    """Applies identity / tanh / Gumbel-softmax per span with a constant number of tensor ops.
+
+    All softmax spans are gathered into one padded (B, S, W) tensor, so a table with 60 spans costs
+    the same handful of kernels as one with 2.
+    """
+
+    def __init__(self, spans: Sequence[Span]) -> None:
+        super().__init__()
+        tanh_index, linear_index, soft_rows, offset = [], [], [], 0
+        for span in spans:
+            if span.activation == "tanh":
+                tanh_index.extend(range(offset, offset + span.dim))
+            elif span.activation == "linear":
+                linear_index.extend(range(offset, offset + span.dim))
+            else:
+                soft_rows.append(list(range(offset, offset + span.dim)))
+            offset += span.dim
+        width = max((len(r) for r in soft_rows), default=1)
+        gather = torch.zeros(len(soft_rows), width, dtype=torch.long)
+        mask = torch.zeros(len(soft_rows), width, dtype=torch.bool)
+        for i, row in enumerate(soft_rows):
+            gather[i, : len(row)] = torch.tensor(row)
+            mask[i, : len(row)] = True
+        self.register_buffer("tanh_index", torch.tensor(tanh_index, dtype=torch.long))
+        self.register_buffer("linear_index", torch.tensor(linear_index, dtype=torch.long))
+        self.register_buffer("gather", gather)
+        self.register_buffer("mask", mask)
+        self.register_buffer("flat_index", gather[mask])
+        self.dim = offset
+
+    def forward(
+        self, raw: torch.Tensor, tau: float, hard: bool, generator: torch.Generator | None
+    ) -> torch.Tensor:
+        out = torch.empty_like(raw)
+        out[:, self.tanh_index] = torch.tanh(raw[:, self.tanh_index])
+        out[:, self.linear_index] = raw[:, self.linear_index]
+        if self.flat_index.numel():
+            logits = raw[:, self.gather].masked_fill(~self.mask, float("-inf"))  # (B, S, W)
+            uniform = torch.rand(
+                logits.shape, generator=generator, device=raw.device, dtype=raw.dtype
+            ).clamp(1e-10, 1 - 1e-7)
+            gumbel = -torch.log(-torch.log(uniform))  # Gumbel(0, 1) noise
+            noisy = logits + gumbel
+            if hard:
+                probs = torch.nn.functional.one_hot(noisy.argmax(-1), noisy.shape[-1]).to(raw.dtype)
+            else:
+                probs = torch.softmax(noisy / tau, dim=-1)
+            out[:, self.flat_index] = probs[:, self.mask]
+        return out
+
+
+# -- training ---------------------------------------------------------------------------------
+class TabularGANTrainer:
+    """One optimizer step at a time; implements :class:`augment.train.Trainer`."""
+
+    def __init__(
+        self,
+        model: TabularCGAN,
+        encoded: np.ndarray,
+        class_index: np.ndarray,
+        train: TrainSettings,
+        device: torch.device,
+    ) -> None:
+        self.model, self.train, self.device = model, train, device
+        settings = model.settings
+        self.batch = max(settings.pac, train.batch_size // settings.pac * settings.pac)
+        torch.manual_seed(train.seed)  # dropout and initialisation draw from the global RNG
+        model.build(device)
+        self.critic = Critic(
+            model.encoder.output_dim + model.n_classes, settings.discriminator_dims, settings.pac
+        ).to(device)
+        self.opt_g = torch.optim.Adam(
+            model.generator.parameters(),
+            lr=train.lr,
+            betas=train.betas,
+            weight_decay=1e-6,
+            foreach=True,
+        )
+        self.opt_d = torch.optim.Adam(
+            self.critic.parameters(),
+            lr=train.lr,
+            betas=train.betas,
+            weight_decay=1e-6,
+            foreach=True,
+        )
+        self.rng = torch.Generator(device=device).manual_seed(train.seed)
+        self.sample_rng = torch.Generator(device="cpu").manual_seed(train.seed + 1)
+
+        # Rows sorted by class, so "a random row of class c" is offset[c] + floor(u * count[c]).
+        order = np.argsort(class_index, kind="stable")
+        self.data = torch.as_tensor(encoded[order], device=device)  # (N, D)
+        counts = np.bincount(class_index, minlength=model.n_classes)
+        self.counts = torch.as_tensor(counts, dtype=torch.float64)
+        self.offsets = torch.as_tensor(np.concatenate([[0], np.cumsum(counts)[:-1]]))
+        present = counts > 0
+        if train.class_sampling == "uniform":
+            weights = present.astype(np.float64)
+        elif train.class_sampling == "log":
+            weights = np.where(present, np.log1p(counts), 0.0)
+        else:
+            weights = counts.astype(np.float64)
+        self.class_probs = torch.as_tensor(weights / weights.sum())
+        self.eye = torch.eye(model.n_classes, device=device)
+
+    def _real_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        cls = torch.multinomial(self.class_probs, self.batch, True, generator=self.sample_rng)
+        u = torch.rand(self.batch, generator=self.sample_rng, dtype=torch.float64)
+        rows = self.offsets[cls] + (u * self.counts[cls]).long()
+        return self.data[rows.to(self.device)], self.eye[cls.to(self.device)]
+
+    def _fake(self, cond: torch.Tensor) -> torch.Tensor:
+        settings = self.model.settings
+        z = torch.randn(cond.shape[0], settings.noise_dim, generator=self.rng, device=self.device)
+        raw = self.model.generator(torch.cat([z, cond], dim=1))
+        return self.model.activation(raw.float(), settings.gumbel_tau, False, self.rng)
+
+    def _gradient_penalty(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        pac = self.model.settings.pac
+        # One mixing weight per pack, broadcast over its pac rows and features.
+        mix = torch.rand(real.shape[0] // pac, 1, 1, generator=self.rng, device=self.device)
+        mix = mix.expand(-1, pac, real.shape[1]).reshape(real.shape)
+        blend = (mix * real + (1 - mix) * fake).requires_grad_(True)
+        score = self.critic(blend)
+        (grad,) = torch.autograd.grad(score.sum(), blend, create_graph=True)
+        norms = grad.reshape(grad.shape[0] // pac, -1).norm(2, dim=1)
+        return ((norms - 1) ** 2).mean()
+
+    def train_step(self, step: int) -> dict[str, float]:
+        self.model.generator.train()
+        self.critic.train()
+        settings = self.model.settings
+        for _ in range(self.train.critic_steps):
+            real, cond = self._real_batch()
+            with autocast(self.device):
+                with torch.no_grad():
+                    fake = self._fake(cond)
+                real_in = torch.cat([real, cond], dim=1)
+                fake_in = torch.cat([fake, cond], dim=1)
+                # One critic pass over both halves; packs never straddle them (B % pac == 0).
+                scores = self.critic(torch.cat([real_in, fake_in])).float()
+                half = scores.shape[0] // 2
+                wasserstein = scores[:half].mean() - scores[half:].mean()
+            penalty = self._gradient_penalty(real_in.float(), fake_in.float())
+            loss_d = -wasserstein.float() + settings.gp_weight * penalty
+            self.opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            self.opt_d.step()
+
+        _, cond = self._real_batch()
+        with autocast(self.device):
+            fake = self._fake(cond)
+            loss_g = -self.critic(torch.cat([fake, cond], dim=1)).mean().float()
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.opt_g.step()
+        return {
+            "loss_d": float(loss_d.detach()),
+            "loss_g": float(loss_g.detach()),
+            "wasserstein": float(wasserstein.detach()),
+            "gp": float(penalty.detach()),
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        state = {
+            "generator": self.model.generator.state_dict(),
+            "critic": self.critic.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "rng": self.rng.get_state(),
+            "sample_rng": self.sample_rng.get_state(),
+            "torch_rng": torch.get_rng_state(),
+        }
+        if self.device.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.generator.load_state_dict(state["generator"])
+        self.critic.load_state_dict(state["critic"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.rng.set_state(state["rng"])
+        self.sample_rng.set_state(state["sample_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        if "cuda_rng" in state and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
+
+
+# -- fit / sample wrapper ---------------------------------------------------------------------
+class TabularCGAN:
+    """A fitted encoder + generator for a fixed list of classes (all of them, or one per_class)."""
+
+    def __init__(
+        self, encoder: TabularEncoder, classes: Sequence[Any], settings: GANSettings
+    ) -> None:
+        self.encoder = encoder
+        self.classes = list(classes)
+        self.settings = settings
+        self.generator: Generator | None = None
+        self.device = torch.device("cpu")
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+    def build(self, device: torch.device) -> None:
+        settings = self.settings
+        self.device = device
+        self.activation = SpanActivation(self.encoder.spans).to(device)
+        self.generator = Generator(
+            settings.noise_dim + self.n_classes, settings.generator_dims, self.encoder.output_dim
+        ).to(device)
+
+    def make_trainer(
+        self, frame: pd.DataFrame, labels: Sequence[Any], train: TrainSettings, device: torch.device
+    ) -> TabularGANTrainer:
+        """The trainer for ``frame`` (feature columns) with ``labels`` among ``self.classes``."""
+        lookup = {c: i for i, c in enumerate(self.classes)}
+        class_index = np.array([lookup[c] for c in labels], dtype=np.int64)
+        encoded = self.encoder.transform(frame)
+        return TabularGANTrainer(self, encoded, class_index, train, device)
+
+    @torch.no_grad()
+    def sample(self, label: Any, n_rows: int, seed: int, batch_size: int = 4096) -> pd.DataFrame:
+        """Exactly ``n_rows`` feature rows of class ``label`` (seeded by ``seed`` and the class)."""
+        assert self.generator is not None, "fit or load the model before sampling"
+        self.generator.eval()
+        cls = self.classes.index(label)
+        rng = torch.Generator(device=self.device).manual_seed(seed * 100_003 + cls)
+        cond_row = torch.zeros(1, self.n_classes, device=self.device)
+        cond_row[0, cls] = 1.0
+        parts = []
+        for start in range(0, n_rows, batch_size):
+            size = min(batch_size, n_rows - start)
+            z = torch.randn(size, self.settings.noise_dim, generator=rng, device=self.device)
+            with autocast(self.device):
+                raw = self.generator(torch.cat([z, cond_row.expand(size, -1)], dim=1))
+            vec = self.activation(raw.float(), self.settings.gumbel_tau, True, rng)
+            parts.append(vec.cpu().numpy())
+        encoded = np.concatenate(parts) if parts else np.zeros((0, self.encoder.output_dim))
+        return self.encoder.inverse_transform(encoded)
+
+    def state_dict(self) -> dict[str, Any]:
+        assert self.generator is not None
+        return {
+            "classes": list(self.classes),
+            "settings": {
+                k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.settings).items()
+            },
+            "encoder": self.encoder.state_dict(),
+            "generator": {k: v.detach().cpu() for k, v in self.generator.state_dict().items()},
+        }
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, Any], device: torch.device) -> TabularCGAN:
+        settings = GANSettings(**state["settings"])
+        model = cls(TabularEncoder.from_state_dict(state["encoder"]), state["classes"], settings)
+        model.build(device)
+        model.generator.load_state_dict(state["generator"])
+        model.generator.eval()
+        return model

@@ -1,0 +1,120 @@
+"""The training loop shared by every GAN: steps, checkpoints, resume, progress, callbacks.
+
+The loop knows nothing about the model: a *trainer* object does one optimizer step and hands out its
+state. Logging lives in callbacks (``callback(step, losses)``), so the loop has no I/O backend but
+the checkpoint file. Sections: resume -> loop (step, callbacks, checkpoint) -> final checkpoint.
+Training is counted in optimizer steps, never epochs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+from augment.persist import load_payload, save_payload
+
+CHECKPOINT_FORMAT = "augment.checkpoint/1"
+LossCallback = Callable[[int, dict[str, float]], None]
+log = logging.getLogger(__name__)
+
+
+class Trainer(Protocol):
+    def train_step(self, step: int) -> dict[str, float]: ...
+    def state_dict(self) -> dict[str, Any]: ...
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+@dataclass
+class TrainingResult:
+    steps: int
+    resumed_from: int = 0
+    seconds: float = 0.0
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def run_training(
+    trainer: Trainer,
+    steps: int,
+    *,
+    checkpoint_path: str | Path | None = None,
+    checkpoint_every: int = 200,
+    fingerprint: str = "",
+    resume: bool = True,
+    callbacks: Sequence[LossCallback] = (),
+    progress: bool = False,
+    description: str = "training",
+) -> TrainingResult:
+    """Run ``steps`` optimizer steps, checkpointing every ``checkpoint_every`` steps.
+
+    A checkpoint with the same ``fingerprint`` (the config hash) is resumed from; one with another
+    fingerprint is ignored and overwritten, so a changed config never continues a stale model.
+    On Ctrl-C the current state is checkpointed before the interrupt propagates.
+    """
+    checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
+    start, history = 0, []
+
+    # -- resume ------------------------------------------------------------------------------
+    if resume and checkpoint_path is not None and checkpoint_path.is_file():
+        state = load_payload(checkpoint_path, CHECKPOINT_FORMAT)
+        if state["fingerprint"] == fingerprint and state["step"] <= steps:
+            trainer.load_state_dict(state["trainer"])
+            start, history = int(state["step"]), list(state["history"])
+            log.info("resuming %s from step %d (%s)", description, start, checkpoint_path)
+        else:
+            log.info("ignoring checkpoint %s: it belongs to another config", checkpoint_path)
+
+    def save(step: int) -> None:
+        if checkpoint_path is not None:
+            save_payload(
+                checkpoint_path,
+                {
+                    "format": CHECKPOINT_FORMAT,
+                    "fingerprint": fingerprint,
+                    "step": step,
+                    "trainer": trainer.state_dict(),
+                    "history": history,
+                },
+            )
+
+    # -- loop --------------------------------------------------------------------------------
+    began = time.perf_counter()
+    step = start
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} steps {task.fields[losses]}"),
+        TimeRemainingColumn(),
+        disable=not progress,
+        transient=True,
+    )
+    try:
+        with bar:
+            task = bar.add_task(description, total=steps, completed=start, losses="")
+            while step < steps:
+                losses = trainer.train_step(step)
+                step += 1
+                history.append(losses)
+                for callback in callbacks:
+                    callback(step, losses)
+                if progress and (step % 10 == 0 or step == steps):
+                    shown = " ".join(f"{k}={v:+.3f}" for k, v in losses.items())
+                    bar.update(task, completed=step, losses=shown)
+                if step % checkpoint_every == 0 and step < steps:
+                    save(step)
+    except KeyboardInterrupt:
+        save(step)
+        log.warning("interrupted at step %d; checkpoint saved to %s", step, checkpoint_path)
+        raise
+    save(step)
+    return TrainingResult(
+        steps=step,
+        resumed_from=start,
+        seconds=time.perf_counter() - began,
+        history=history,
+    )

@@ -1,0 +1,1 @@
+"""Transforms between user data and the tensors the GANs see."""

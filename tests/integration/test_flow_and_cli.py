@@ -1,0 +1,132 @@
+"""A real Prefect flow on the ephemeral local server, and the CLI as a user runs it."""
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+from typer.testing import CliRunner
+
+from augment.cli import app
+from augment.data.shards import read_manifest
+from tests.conftest import write_config
+
+ROOT = Path(__file__).resolve().parents[2]
+runner = CliRunner()
+
+
+def test_library_never_imports_prefect():
+    offenders = []
+    for path in (ROOT / "augment").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            offenders += [f"{path}: {n}" for n in names if n.split(".")[0] == "prefect"]
+    assert not offenders
+
+
+def test_prefect_flow_per_class_on_ephemeral_server(tmp_path, mlflow_uri):
+    from flows.balance import balance_flow
+
+    path = write_config(
+        tmp_path,
+        mlflow_uri,
+        name="flowjob",
+        data={"source": "sklearn:wine", "imbalance_ratio": 5},
+        model={"mode": "per_class"},
+    )
+    state = balance_flow(config_path=str(path), return_state=True)
+    assert state.is_completed(), state
+    summary = state.result()
+    manifest = read_manifest(summary["output"])
+    assert manifest["counts_generated"] == summary["plan"]
+    assert len(set(manifest["counts_after"].values())) == 1
+    client = mlflow.MlflowClient(mlflow_uri)
+    run = client.get_run(summary["mlflow_run_id"])
+    assert "lift/balanced_accuracy" in run.data.metrics
+    children = client.search_runs(
+        [run.info.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'"
+    )
+    # one train run per class that needed rows (per_class mode = one fit task per class)
+    train_runs = [c for c in children if c.data.tags["mlflow.runName"].startswith("train/")]
+    assert len(train_runs) == sum(1 for n in summary["plan"].values() if n > 0) == 2
+
+
+def test_cli_run_prints_a_summary_and_exits_zero(tmp_path, mlflow_uri):
+    # a 20-step GAN is not meant to help; the gate is tested on its own below
+    path = write_config(tmp_path, mlflow_uri, name="clijob", validate={"min_lift": -1.0})
+    result = runner.invoke(app, ["run", str(path), "--set", "train.steps=20"])
+    assert result.exit_code == 0, result.output
+    for text in ("class counts", "malignant", "balanced_accuracy", "shards:", "MLflow run"):
+        assert text in result.output
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert sum(manifest["counts_generated"].values()) > 0
+
+    again = runner.invoke(app, ["run", str(path)])
+    assert again.exit_code == 4 and "--overwrite" in again.output
+    assert runner.invoke(app, ["run", str(path), "--overwrite"]).exit_code == 0
+
+
+def test_cli_gate_failure_exits_non_zero_and_keeps_shards(tmp_path):
+    path = write_config(tmp_path, None, validate={"min_lift": 1.0, "classifiers": ["logistic"]})
+    result = runner.invoke(app, ["run", str(path)])
+    assert result.exit_code == 10
+    assert "validation failed" in result.output
+    manifest = read_manifest(tmp_path / "out")
+    assert manifest["validation"]["passed"] is False
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["--set", "train.stepz=3"], 2, "train.stepz: unknown key"),
+        (["--set", "train.lr=fast"], 2, "train.lr:"),
+        (["--set", "data.label=targt"], 3, "did you mean 'target'"),
+        (["--set", "data.source=/nope/x.parquet"], 3, "does not exist"),
+        (["--set", "balance.sampling_strategy={benign: 1}"], 2, "oversampling never removes"),
+    ],
+)
+def test_cli_bad_input_is_one_line_without_traceback(tmp_path, args, code, message):
+    path = write_config(tmp_path, None)
+    result = runner.invoke(app, ["run", str(path), *args])
+    assert result.exit_code == code, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_cli_profile(tmp_path, mixed_frame):
+    source = tmp_path / "t.csv"
+    mixed_frame.to_csv(source, index=False)
+    result = runner.invoke(app, ["profile", str(source), "--label", "label"])
+    assert result.exit_code == 0, result.output
+    assert "imbalance ratio (largest / smallest): 5.00" in result.output
+    missing = runner.invoke(app, ["profile", str(source), "--label", "lable"])
+    assert missing.exit_code == 3 and "did you mean 'label'" in missing.output
+
+
+def test_cli_ui_points_at_the_job_store(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    result = runner.invoke(app, ["ui", "--print-command", "--port", "5123"])
+    assert result.exit_code == 0
+    assert f"sqlite:///{tmp_path / 'mlflow.db'}" in result.output.replace("\n", "")
+    assert "--port 5123" in result.output
+
+
+def test_flow_runs_as_a_module(tmp_path):
+    path = write_config(tmp_path, None, validate={"enabled": False})
+    done = subprocess.run(
+        [sys.executable, "-m", "flows.balance", str(path), "--set", "train.steps=10"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "out" / "_SUCCESS").exists()

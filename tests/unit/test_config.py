@@ -1,0 +1,74 @@
+from pathlib import Path
+
+import pytest
+
+from augment.config import load_config, parse_config
+from augment.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_parses(path):
+    config = load_config(path)
+    assert config.name
+    assert config.fingerprint() == load_config(path).fingerprint()
+
+
+def _raw(**extra):
+    raw = {"name": "x", "data": {"source": "sklearn:wine", "label": "target"}}
+    raw.update(extra)
+    return raw
+
+
+def test_unknown_key_names_its_path():
+    with pytest.raises(ConfigError, match=r"train\.stepz: unknown key"):
+        parse_config(_raw(train={"stepz": 3}))
+
+
+def test_wrong_type_names_its_path():
+    with pytest.raises(ConfigError, match=r"train\.lr: "):
+        parse_config(_raw(train={"lr": "fast"}))
+
+
+@pytest.mark.parametrize("key", ["steps", "batch_size"])
+def test_non_positive_counts_are_refused(key):
+    with pytest.raises(ConfigError, match=rf"train\.{key}: Input should be greater than 0"):
+        parse_config(_raw(train={key: 0}))
+
+
+def test_missing_required_key():
+    with pytest.raises(ConfigError, match=r"data\.label: required key is missing"):
+        parse_config({"name": "x", "data": {"source": "sklearn:wine"}})
+
+
+def test_overrides_are_typed_and_validated(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("name: x\ndata: {source: 'sklearn:wine', label: target}\n")
+    config = load_config(path, ["train.steps=42", "model.mode=per_class", "output.overwrite=true"])
+    assert config.train.steps == 42
+    assert config.model.mode == "per_class"
+    assert config.output.overwrite is True
+    with pytest.raises(ConfigError, match=r"train\.nope: unknown key"):
+        load_config(path, ["train.nope=1"])
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        load_config(path, ["train.steps"])
+
+
+def test_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+
+
+def test_fingerprint_ignores_tracking_but_not_model():
+    base = parse_config(_raw())
+    assert parse_config(_raw(tracking={"enabled": False})).fingerprint() == base.fingerprint()
+    assert parse_config(_raw(model={"pac": 2})).fingerprint() != base.fingerprint()
+
+
+def test_output_path_uses_job_name():
+    assert parse_config(_raw()).output_path == "runs/x"

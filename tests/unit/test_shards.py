@@ -1,0 +1,85 @@
+"""The shard commit protocol: parts, then manifest, then _SUCCESS; nothing half-written."""
+
+import pandas as pd
+import pytest
+
+from augment.data.shards import (
+    SHARD_DIR,
+    SUCCESS,
+    ShardWriter,
+    finalize,
+    prepare_output,
+    read_shards,
+)
+from augment.errors import DataError, OutputError
+
+
+def _frame(n, start=0):
+    return pd.DataFrame({"x": range(start, start + n), "label": ["a"] * n})
+
+
+def test_rows_per_shard_and_round_trip(tmp_path):
+    out = prepare_output(tmp_path / "run", overwrite=False)
+    with ShardWriter(out, rows_per_shard=10) as writer:
+        for i in range(5):
+            writer.write(_frame(7, start=7 * i))
+        files = writer.commit()
+    assert [f["rows"] for f in files] == [10, 10, 10, 5]
+    finalize(out, {"files": files})
+    back = read_shards(out)
+    assert back["x"].tolist() == list(range(35))
+
+
+def test_failure_mid_write_leaves_nothing_under_final_names(tmp_path):
+    out = prepare_output(tmp_path / "run", overwrite=False)
+    with pytest.raises(RuntimeError, match="boom"), ShardWriter(out, rows_per_shard=4) as writer:
+        writer.write(_frame(10))  # two parts already written into staging
+        raise RuntimeError("boom")
+    assert not (out / SHARD_DIR).exists()
+    assert not (out / SUCCESS).exists()
+    assert not list(out.glob(".synthetic.tmp-*"))  # staging removed
+    with pytest.raises(DataError, match="no _SUCCESS"):
+        read_shards(out)
+
+
+def test_stale_staging_from_a_killed_run_is_cleaned(tmp_path):
+    out = tmp_path / "run"
+    stale = out / ".synthetic.tmp-dead"
+    stale.mkdir(parents=True)
+    (stale / "part-00000.parquet").write_bytes(b"half")
+    (out / "checkpoints").mkdir()
+    prepare_output(out, overwrite=False)
+    assert not stale.exists()
+    assert (out / "checkpoints").exists()  # kept for resume
+
+
+def test_finished_run_needs_overwrite(tmp_path):
+    out = prepare_output(tmp_path / "run", overwrite=False)
+    with ShardWriter(out, rows_per_shard=4) as writer:
+        writer.write(_frame(3))
+        files = writer.commit()
+    finalize(out, {"files": files})
+    with pytest.raises(OutputError, match="--overwrite"):
+        prepare_output(out, overwrite=False)
+    prepare_output(out, overwrite=True)
+    assert not (out / SUCCESS).exists() and not (out / SHARD_DIR).exists()
+
+
+def test_unwritable_output_is_an_output_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(OutputError, match="is a file"):
+        prepare_output(blocker, overwrite=False)
+    with pytest.raises(OutputError, match="cannot write"):
+        prepare_output(blocker / "sub", overwrite=False)
+
+
+def test_tampered_shard_is_detected(tmp_path):
+    out = prepare_output(tmp_path / "run", overwrite=False)
+    with ShardWriter(out, rows_per_shard=100) as writer:
+        writer.write(_frame(20))
+        files = writer.commit()
+    finalize(out, {"files": files})
+    _frame(20, start=1).to_parquet(out / files[0]["path"])
+    with pytest.raises(DataError, match="sha256"):
+        read_shards(out)
