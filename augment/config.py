@@ -77,16 +77,24 @@ class ModelConfig(_Strict):
     max_modes: PositiveInt = Field(6, description="Gaussian mixture components (gmm only).")
     gumbel_tau: PositiveFloat = 0.2
     gp_weight: Annotated[float, Field(ge=0)] = 10.0
+    gp_every: PositiveInt = Field(
+        2, description="Lazy gradient penalty: applied every k-th critic step, scaled by k."
+    )
+    truncation: Annotated[float, Field(gt=0, le=1)] = Field(
+        1.0, description="Sampling noise scale; below 1 trades variety for fidelity."
+    )
 
 
 class TrainConfig(_Strict):
     """The optimisation loop. Training is counted in optimizer steps, never epochs."""
 
-    steps: PositiveInt = 600
+    steps: PositiveInt = Field(
+        250, description="Generator optimizer steps; each comes with critic_steps critic steps."
+    )
     batch_size: PositiveInt = 128
     lr: PositiveFloat = 1e-3
     betas: tuple[float, float] = (0.5, 0.9)
-    critic_steps: PositiveInt = 1
+    critic_steps: PositiveInt = 3
     device: Literal["auto", "cpu", "cuda"] = "auto"
     cpu_threads: PositiveInt | None = Field(
         1,

@@ -30,7 +30,7 @@ from augment.config import JobConfig
 from augment.data.schema import TableSchema, infer_schema
 from augment.data.shards import finalize, prepare_output, read_shards, write_json_atomic
 from augment.data.sources import handle_missing, load_table
-from augment.device import configure_cpu_threads, resolve_device
+from augment.device import cpu_threads, resolve_device
 from augment.errors import ValidationFailed
 from augment.generate import GenerationResult, generate_shards
 from augment.models.tabular_cgan import GANSettings, TabularCGAN, TrainSettings
@@ -81,7 +81,6 @@ class JobResult:
 def start_job(config: JobConfig) -> JobContext:
     """Check the device, make the output folder ready and open the MLflow parent run."""
     resolve_device(config.train.device)  # fail early on device: cuda without a GPU
-    configure_cpu_threads(config.train.cpu_threads)
     output = prepare_output(config.output_path, config.output.overwrite)
     tracker = None
     if config.tracking.enabled:
@@ -155,26 +154,26 @@ def fit_unit_step(
     name = "train" if len(classes) > 1 or cfg.model.mode == "conditional" else f"train/{classes[0]}"
     if ctx.tracker:
         run_id = ctx.tracker.child(name)
-        logger = ctx.tracker.loss_callback(run_id, every=10)
-        callbacks.append(logger)
+        callbacks.append(ctx.tracker.loss_callback(run_id, every=10))
     index = data.schema.classes.index(classes[0]) if len(classes) == 1 else "all"
-    model, result = fit_unit(
-        data.train,
-        data.schema,
-        classes,
-        gan=gan_settings(cfg),
-        train=train_settings(cfg),
-        max_modes=cfg.model.max_modes,
-        continuous=cfg.model.continuous,
-        clip_to_range=cfg.output.clip_to_range,
-        device=cfg.train.device,
-        checkpoint_path=ctx.output / "checkpoints" / f"unit-{index}.pt",
-        checkpoint_every=cfg.train.checkpoint_every,
-        fingerprint=cfg.fingerprint(for_checkpoint=True),
-        resume=cfg.train.resume,
-        callbacks=callbacks,
-        progress=cfg.train.progress,
-    )
+    with cpu_threads(cfg.train.cpu_threads):
+        model, result = fit_unit(
+            data.train,
+            data.schema,
+            classes,
+            gan=gan_settings(cfg),
+            train=train_settings(cfg),
+            max_modes=cfg.model.max_modes,
+            continuous=cfg.model.continuous,
+            clip_to_range=cfg.output.clip_to_range,
+            device=cfg.train.device,
+            checkpoint_path=ctx.output / "checkpoints" / f"unit-{index}.pt",
+            checkpoint_every=cfg.train.checkpoint_every,
+            fingerprint=cfg.fingerprint(for_checkpoint=True),
+            resume=cfg.train.resume,
+            callbacks=callbacks,
+            progress=cfg.train.progress,
+        )
     if ctx.tracker:
         callbacks[0].flush()
         ctx.tracker.log_metrics(
@@ -360,6 +359,8 @@ def gan_settings(cfg: JobConfig) -> GANSettings:
         pac=m.pac,
         gumbel_tau=m.gumbel_tau,
         gp_weight=m.gp_weight,
+        gp_every=m.gp_every,
+        truncation=m.truncation,
     )
 
 

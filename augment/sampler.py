@@ -26,7 +26,7 @@ from sklearn.utils import check_random_state, column_or_1d
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from augment.data.schema import infer_schema
-from augment.device import configure_cpu_threads
+from augment.device import cpu_threads
 from augment.errors import DataError
 from augment.models.tabular_cgan import GANSettings, TrainSettings
 from augment.persist import load_payload
@@ -74,6 +74,7 @@ class GANOverSampler(BaseOverSampler):
         "steps": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "lr": [Interval(Real, 0, None, closed="neither")],
+        "critic_steps": [Interval(Integral, 1, None, closed="left")],
         "noise_dim": [Interval(Integral, 1, None, closed="left")],
         "generator_dims": ["array-like"],
         "discriminator_dims": ["array-like"],
@@ -92,9 +93,10 @@ class GANOverSampler(BaseOverSampler):
         *,
         sampling_strategy: Any = "auto",
         mode: str = "conditional",
-        steps: int = 600,
+        steps: int = 250,
         batch_size: int = 128,
         lr: float = 1e-3,
+        critic_steps: int = 3,
         noise_dim: int = 32,
         generator_dims: Sequence[int] = (128, 128),
         discriminator_dims: Sequence[int] = (128, 128),
@@ -112,6 +114,7 @@ class GANOverSampler(BaseOverSampler):
         self.steps = steps
         self.batch_size = batch_size
         self.lr = lr
+        self.critic_steps = critic_steps
         self.noise_dim = noise_dim
         self.generator_dims = generator_dims
         self.discriminator_dims = discriminator_dims
@@ -152,7 +155,10 @@ class GANOverSampler(BaseOverSampler):
         return frame, overrides
 
     def _fit_resample(self, X, y):
-        configure_cpu_threads(self.cpu_threads)
+        with cpu_threads(self.cpu_threads):
+            return self._fit_and_generate(X, y)
+
+    def _fit_and_generate(self, X, y):
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         frame, overrides = self._frame(X)
         labels = column_or_1d(y)
@@ -166,7 +172,13 @@ class GANOverSampler(BaseOverSampler):
             discriminator_dims=tuple(self.discriminator_dims),
             pac=self.pac,
         )
-        train = TrainSettings(steps=self.steps, batch_size=self.batch_size, lr=self.lr, seed=seed)
+        train = TrainSettings(
+            steps=self.steps,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            critic_steps=self.critic_steps,
+            seed=seed,
+        )
         units = training_units(schema.classes, plan, self.mode)
         models = [
             fit_unit(
