@@ -24,7 +24,12 @@ from rich.table import Table
 
 from augment.errors import AugmentError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n\n")[0])
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Balance classes with a conditional GAN, write exact per-class shards, and measure "
+    "whether the synthetic rows help (lift and fidelity in MLflow).",
+)
 console = Console()
 err_console = Console(stderr=True)
 _state = {"debug": False}

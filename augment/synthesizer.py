@@ -44,7 +44,7 @@ def fit_unit(
     gan: GANSettings,
     train: TrainSettings,
     max_modes: int = 6,
-    continuous: str = "quantile",
+    continuous: str = "gmm",
     clip_to_range: bool = True,
     device: str = "auto",
     checkpoint_path: str | Path | None = None,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-METHODS = {"none", "random_oversampling", "smote", "ctgan", "augment"}
+METHODS = {"none", "random_oversampling", "smote", "ctgan", "augment", "augment_quantile"}
 DATASETS = ("breast_cancer", "wine")
 
 

@@ -13,6 +13,7 @@ Design, in short:
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -24,6 +25,8 @@ from torch import nn
 
 from augment.device import autocast
 from augment.transforms.tabular import Span, TabularEncoder
+
+_INIT_LOCK = threading.Lock()
 
 
 @dataclass
@@ -47,7 +50,7 @@ class TrainSettings:
     """Optimisation knobs (the config's ``train`` section, minus I/O)."""
 
     steps: int = 250
-    batch_size: int = 128
+    batch_size: int = 64
     lr: float = 1e-3
     betas: tuple[float, float] = (0.5, 0.9)
     critic_steps: int = 3
@@ -102,8 +105,10 @@ class Critic(nn.Module):
 class SpanActivation(nn.Module):
     """Applies identity / tanh / Gumbel-softmax per span with a constant number of tensor ops.
 
-    All softmax spans are gathered into one padded (B, S, W) tensor, so a table with 60 spans costs
-    the same handful of kernels as one with 2.
+    All softmax spans are gathered into one padded (B, W, S) tensor (W = widest span, S = number
+    of spans), so a table with 60 spans costs the same handful of kernels as one with 2. The
+    softmax runs over dim 1, not the last dim: torch's CPU softmax is ~7x slower along a short
+    last dimension (measured: 680 us vs 100 us for (192, 6, 30)).
     """
 
     def __init__(self, spans: Sequence[Span]) -> None:
@@ -118,11 +123,11 @@ class SpanActivation(nn.Module):
                 soft_rows.append(list(range(offset, offset + span.dim)))
             offset += span.dim
         width = max((len(r) for r in soft_rows), default=1)
-        gather = torch.zeros(len(soft_rows), width, dtype=torch.long)
-        mask = torch.zeros(len(soft_rows), width, dtype=torch.bool)
+        gather = torch.zeros(width, len(soft_rows), dtype=torch.long)  # (W, S)
+        mask = torch.zeros(width, len(soft_rows), dtype=torch.bool)
         for i, row in enumerate(soft_rows):
-            gather[i, : len(row)] = torch.tensor(row)
-            mask[i, : len(row)] = True
+            gather[: len(row), i] = torch.tensor(row)
+            mask[: len(row), i] = True
         self.register_buffer("tanh_index", torch.tensor(tanh_index, dtype=torch.long))
         self.register_buffer("linear_index", torch.tensor(linear_index, dtype=torch.long))
         self.register_buffer("gather", gather)
@@ -137,16 +142,17 @@ class SpanActivation(nn.Module):
         out[:, self.tanh_index] = torch.tanh(raw[:, self.tanh_index])
         out[:, self.linear_index] = raw[:, self.linear_index]
         if self.flat_index.numel():
-            logits = raw[:, self.gather].masked_fill(~self.mask, float("-inf"))  # (B, S, W)
+            logits = raw[:, self.gather].masked_fill(~self.mask, float("-inf"))  # (B, W, S)
             uniform = torch.rand(
                 logits.shape, generator=generator, device=raw.device, dtype=raw.dtype
             ).clamp(1e-10, 1 - 1e-7)
             gumbel = -torch.log(-torch.log(uniform))  # Gumbel(0, 1) noise
             noisy = logits + gumbel
             if hard:
-                probs = torch.nn.functional.one_hot(noisy.argmax(-1), noisy.shape[-1]).to(raw.dtype)
+                winner = torch.nn.functional.one_hot(noisy.argmax(1), noisy.shape[1])  # (B, S, W)
+                probs = winner.permute(0, 2, 1).to(raw.dtype)
             else:
-                probs = torch.softmax(noisy / tau, dim=-1)
+                probs = torch.softmax(noisy / tau, dim=1)
             out[:, self.flat_index] = probs[:, self.mask]
         return out
 
@@ -166,11 +172,16 @@ class TabularGANTrainer:
         self.model, self.train, self.device = model, train, device
         settings = model.settings
         self.batch = max(settings.pac, train.batch_size // settings.pac * settings.pac)
-        torch.manual_seed(train.seed)  # dropout and initialisation draw from the global RNG
-        model.build(device)
-        self.critic = Critic(
-            model.encoder.output_dim + model.n_classes, settings.discriminator_dims, settings.pac
-        ).to(device)
+        # Weight initialisation draws from torch's global RNG. Seed it inside a fork (the caller's
+        # RNG state is left as it was) and under a lock (per-class units may train in threads).
+        with _INIT_LOCK, torch.random.fork_rng(devices=[]):
+            torch.manual_seed(train.seed)
+            model.build(device)
+            self.critic = Critic(
+                model.encoder.output_dim + model.n_classes,
+                settings.discriminator_dims,
+                settings.pac,
+            ).to(device)
         # The fused Adam kernel updates every parameter in one call (CPU and CUDA); the per-tensor
         # loop it replaces was a fifth of a step's time on these small networks.
         self.opt_g = torch.optim.Adam(
@@ -270,18 +281,14 @@ class TabularGANTrainer:
         }
 
     def state_dict(self) -> dict[str, Any]:
-        state = {
+        return {
             "generator": self.model.generator.state_dict(),
             "critic": self.critic.state_dict(),
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
             "rng": self.rng.get_state(),
             "sample_rng": self.sample_rng.get_state(),
-            "torch_rng": torch.get_rng_state(),
         }
-        if self.device.type == "cuda":
-            state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
-        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.generator.load_state_dict(state["generator"])
@@ -290,9 +297,6 @@ class TabularGANTrainer:
         self.opt_d.load_state_dict(state["opt_d"])
         self.rng.set_state(state["rng"])
         self.sample_rng.set_state(state["sample_rng"])
-        torch.set_rng_state(state["torch_rng"])
-        if "cuda_rng" in state and self.device.type == "cuda":
-            torch.cuda.set_rng_state(state["cuda_rng"], self.device)
 
 
 # -- fit / sample wrapper ---------------------------------------------------------------------

@@ -6,6 +6,7 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
+import torch
 
 from augment.config import load_config
 from augment.data.shards import read_manifest, read_shards
@@ -130,9 +131,19 @@ def test_a_crashed_run_resumes_from_its_last_checkpoint(tmp_path, monkeypatch):
 
     ctx = start_job(load_config(path))  # no --overwrite needed: the first run never finished
     data = load_data(ctx)
-    _, result = fit_unit_step(ctx, data, data.schema.classes)
+    resumed, result = fit_unit_step(ctx, data, data.schema.classes)
     assert result.resumed_from == 10 and result.steps == 30  # lost at most one interval
     assert len(result.history) == 30
+
+    # the resumed model is the one an uninterrupted run trains (RNG and optimizer states resume)
+    (tmp_path / "clean").mkdir()
+    clean = write_config(tmp_path / "clean", None, validate={"enabled": False})
+    ctx = start_job(load_config(clean))
+    data = load_data(ctx)
+    reference, _ = fit_unit_step(ctx, data, data.schema.classes)
+    expected = reference.generator.state_dict()
+    for name, tensor in resumed.generator.state_dict().items():
+        assert torch.equal(tensor, expected[name]), name
 
 
 def test_more_steps_continue_and_overwrite_starts_afresh(tmp_path):

@@ -118,3 +118,12 @@ def test_tampered_and_truncated_files_are_refused(tmp_path, mixed_frame):
 def test_unfitted_sampler_says_so():
     with pytest.raises(Exception, match="not fitted"):
         GANOverSampler().sample({"a": 1})
+
+
+def test_fitting_leaves_the_callers_torch_state_alone(mixed_frame):
+    X, y = mixed_frame.drop(columns="label"), mixed_frame["label"]
+    torch.manual_seed(123)
+    rng_before, threads_before = torch.get_rng_state(), torch.get_num_threads()
+    GANOverSampler(random_state=0, **FAST).fit_resample(X, y)
+    assert torch.equal(torch.get_rng_state(), rng_before)
+    assert torch.get_num_threads() == threads_before
