@@ -89,7 +89,7 @@ def run(
         return run_job(cfg), cfg
 
     result, cfg = _guard(go)
-    summary = result if isinstance(result, dict) else summarize(result)
+    summary = result if isinstance(result, dict) else result.summary()
     print_summary(summary)
     if not summary["passed"]:
         lift = summary["metrics"].get("lift/balanced_accuracy", float("nan"))
@@ -98,23 +98,6 @@ def run(
             f"validate.min_lift={cfg.validate_.min_lift}; the shards are kept in {summary['output']}"
         )
         raise typer.Exit(10)
-
-
-def summarize(result: Any) -> dict[str, Any]:
-    """A JobResult as plain data (the Prefect flow returns the same shape)."""
-    return {
-        "output": str(result.output),
-        "counts_before": {str(k): v for k, v in result.counts_before.items()},
-        "plan": {str(k): v for k, v in result.plan.items()},
-        "counts_after": {str(k): v for k, v in result.counts_after.items()},
-        "metrics": result.metrics,
-        "passed": result.passed,
-        "mlflow_run_id": result.mlflow_run_id,
-        "tracking_uri": result.tracking_uri,
-        "model_uri": result.model_uri,
-        "seconds": result.seconds,
-        "notes": result.notes,
-    }
 
 
 def print_summary(summary: dict[str, Any]) -> None:

@@ -77,6 +77,22 @@ class JobResult:
     seconds: float
     notes: list[str] = field(default_factory=list)
 
+    def summary(self) -> dict[str, Any]:
+        """Plain, JSON-able data: what the CLI prints and what the Prefect flow returns."""
+        return {
+            "output": str(self.output),
+            "counts_before": _plain_keys(self.counts_before),
+            "plan": _plain_keys(self.plan),
+            "counts_after": _plain_keys(self.counts_after),
+            "metrics": self.metrics,
+            "passed": self.passed,
+            "mlflow_run_id": self.mlflow_run_id,
+            "tracking_uri": self.tracking_uri,
+            "model_uri": self.model_uri,
+            "seconds": self.seconds,
+            "notes": self.notes,
+        }
+
 
 def start_job(config: JobConfig) -> JobContext:
     """Check the device, make the output folder ready and open the MLflow parent run."""

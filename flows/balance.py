@@ -18,7 +18,6 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
 from augment import job
-from augment.cli import summarize
 from augment.config import load_config
 
 # Job state (DataFrames, models, an MLflow client) passes between tasks in memory; nothing is cached
@@ -76,7 +75,7 @@ def balance_flow(config_path: str, overrides: list[str] | None = None) -> dict[s
     except BaseException:
         job.fail_job(ctx)
         raise
-    return summarize(result)
+    return result.summary()
 
 
 def main() -> None:
