@@ -2,6 +2,8 @@
 
 import ast
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -75,11 +77,13 @@ def test_cli_run_prints_a_summary_and_exits_zero(tmp_path, mlflow_uri):
 
 def test_cli_gate_failure_exits_non_zero_and_keeps_shards(tmp_path):
     path = write_config(tmp_path, None, validate={"min_lift": 1.0, "classifiers": ["logistic"]})
-    result = runner.invoke(app, ["run", str(path)])
+    elsewhere = tmp_path / "elsewhere"
+    result = runner.invoke(app, ["run", str(path), "--output", str(elsewhere)])
     assert result.exit_code == 10
     assert "validation failed" in result.output
-    manifest = read_manifest(tmp_path / "out")
+    manifest = read_manifest(elsewhere)  # --output wins over output.path
     assert manifest["validation"]["passed"] is False
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize(
@@ -130,3 +134,36 @@ def test_flow_runs_as_a_module(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert (tmp_path / "out" / "_SUCCESS").exists()
+
+
+def test_cli_ui_serves_the_store(tmp_path, monkeypatch):
+    """`augment ui` starts a real MLflow UI on the job store; it answers on loopback."""
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "augment.cli", "ui", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline, status = time.monotonic() + 120, None
+        while time.monotonic() < deadline and status is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as reply:
+                    status = reply.status
+            except OSError:
+                assert server.poll() is None, "the UI process exited"
+                time.sleep(1)
+        assert status == 200
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
