@@ -10,6 +10,7 @@ The plan follows imbalanced-learn's ``sampling_strategy`` semantics exactly (we 
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -56,6 +57,11 @@ def plan_samples(counts: Mapping[Any, int], sampling_strategy: Any) -> dict[Any,
         ConfigError: the strategy is malformed, names an unknown class, or would shrink a class.
     """
     classes = list(counts)
+    # imbalanced-learn breaks ties between equal-sized classes in sorted label order (it counts
+    # with np.unique); sort likewise so the plan never depends on the mapping's order. Labels of
+    # mixed types cannot be sorted and keep the given order.
+    with contextlib.suppress(TypeError):
+        classes.sort()
     if len(classes) < 2:
         raise DataError(
             f"the training data has a single class ({classes[0]!r}); balancing needs at least two"

@@ -150,7 +150,9 @@ class TabularEncoder:
         n_rows = len(frame)
         blocks: list[np.ndarray] = []
         continuous_index = 0
-        gaussian = self._to_gaussian(frame) if self.continuous == "quantile" else None
+        # With no continuous column there is no fitted QuantileTransformer to call.
+        quantile = self.continuous == "quantile" and bool(self.schema.continuous)
+        gaussian = self._to_gaussian(frame) if quantile else None
         for column in self.schema.columns:
             if column.kind == "continuous" and gaussian is not None:
                 blocks.append(gaussian[:, [continuous_index]])
@@ -187,7 +189,8 @@ class TabularEncoder:
         columns: dict[str, pd.Series] = {}
         offset = 0
         continuous_index = 0
-        decoded = self._from_gaussian(encoded) if self.continuous == "quantile" else None
+        quantile = self.continuous == "quantile" and bool(self.schema.continuous)
+        decoded = self._from_gaussian(encoded) if quantile else None
         for column in self.schema.columns:
             if column.kind == "continuous" and decoded is not None:
                 values = decoded[:, continuous_index]

@@ -194,3 +194,15 @@ def test_strategies_through_the_job(tmp_path, strategy):
     result = run_job(config)
     target = 100 if isinstance(strategy, dict) else result.counts_before["benign"]
     assert result.counts_after["malignant"] == target
+
+
+def test_nothing_to_generate_still_finishes_cleanly(tmp_path):
+    # the dict names the majority at its own size: the plan is all zeros, no GAN is trained
+    config = load_config(
+        write_config(tmp_path, None, balance={"sampling_strategy": {"benign": 250}})
+    )
+    result = run_job(config)
+    assert result.plan == {"benign": 0, "malignant": 0}
+    manifest = read_manifest(result.output)
+    assert manifest["files"] == [] and manifest["counts_after"] == manifest["counts_before"]
+    assert result.passed and any("no synthetic rows" in note for note in result.notes)
