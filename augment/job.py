@@ -28,7 +28,13 @@ from augment import __version__
 from augment.balance import class_counts, plan_samples, split_holdout, subsample_to_ratio
 from augment.config import JobConfig
 from augment.data.schema import TableSchema, infer_schema
-from augment.data.shards import finalize, prepare_output, read_shards, write_json_atomic
+from augment.data.shards import (
+    OutputLock,
+    finalize,
+    prepare_output,
+    read_shards,
+    write_json_atomic,
+)
 from augment.data.sources import handle_missing, load_table
 from augment.device import cpu_threads, resolve_device
 from augment.errors import ValidationFailed
@@ -48,6 +54,7 @@ class JobContext:
     output: Path
     fingerprint: str  # of everything that changes the output rows (the manifest's config_hash)
     tracker: Any | None  # augment.tracking.JobTracker, or None when tracking is disabled
+    lock: OutputLock | None = None
     started: float = field(default_factory=time.perf_counter)
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -97,7 +104,19 @@ class JobResult:
 def start_job(config: JobConfig) -> JobContext:
     """Check the device, make the output folder ready and open the MLflow parent run."""
     resolve_device(config.train.device)  # fail early on device: cuda without a GPU
-    output = prepare_output(config.output_path, config.output.overwrite)
+    lock = OutputLock(config.output_path).acquire()  # a second job on this folder is refused
+    try:
+        output = prepare_output(config.output_path, config.output.overwrite)
+        tracker = _open_tracker(config, output)
+    except BaseException:
+        lock.release()
+        raise
+    return JobContext(
+        config=config, output=output, fingerprint=config.fingerprint(), tracker=tracker, lock=lock
+    )
+
+
+def _open_tracker(config: JobConfig, output: Path) -> Any | None:
     tracker = None
     if config.tracking.enabled:
         from augment.tracking import JobTracker  # mlflow is imported only when tracking is on
@@ -110,9 +129,7 @@ def start_job(config: JobConfig) -> JobContext:
         )
         tracker.log_params(config.to_dict())
         tracker.log_text(config.to_yaml(), "config/resolved.yaml")
-    return JobContext(
-        config=config, output=output, fingerprint=config.fingerprint(), tracker=tracker
-    )
+    return tracker
 
 
 def load_data(ctx: JobContext) -> JobData:
@@ -315,6 +332,8 @@ def finish_job(
     if ctx.tracker:
         ctx.tracker.log_file(ctx.output / "manifest.json")
         ctx.tracker.end(status="FINISHED" if passed else "FAILED")
+    if ctx.lock:
+        ctx.lock.release()
     return JobResult(
         output=ctx.output,
         counts_before=data.counts_before,
@@ -331,9 +350,13 @@ def finish_job(
 
 
 def fail_job(ctx: JobContext) -> None:
-    """Mark the MLflow run as failed after an error (the output has no _SUCCESS)."""
-    if ctx.tracker:
-        ctx.tracker.end(status="FAILED")
+    """Mark the MLflow run as failed after an error (the output has no _SUCCESS); unlock."""
+    try:
+        if ctx.tracker:
+            ctx.tracker.end(status="FAILED")
+    finally:
+        if ctx.lock:
+            ctx.lock.release()
 
 
 def run_job(config: JobConfig, raise_on_gate: bool = False) -> JobResult:

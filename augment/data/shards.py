@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import socket
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,83 @@ from augment.errors import DataError, OutputError
 SUCCESS = "_SUCCESS"
 MANIFEST = "manifest.json"
 SHARD_DIR = "synthetic"
+LOCK = ".augment.lock"
+_UNREADABLE_LOCK_GRACE_SECONDS = 60.0
+
+
+class OutputLock:
+    """One job per output folder: a lock file created atomically, recording host, pid and time.
+
+    A lock whose process is gone (same host, pid no longer alive) is stale and taken over; a lock
+    from another host cannot be checked and is respected until removed by hand.
+    """
+
+    def __init__(self, output: str | Path) -> None:
+        self.output = Path(output).expanduser()
+        self.path = self.output / LOCK
+        self.held = False
+
+    def acquire(self) -> OutputLock:
+        try:
+            self.output.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise OutputError(
+                f"cannot create output {self.output}: {error.strerror or error}; choose a writable "
+                "output.path"
+            ) from None
+        for attempt in range(2):
+            try:
+                handle = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                holder = self._holder()
+                if attempt == 0 and self._stale(holder):
+                    self.path.unlink(missing_ok=True)
+                    continue
+                who = f"pid {holder.get('pid')} on {holder.get('host')}" if holder else "a job"
+                raise OutputError(
+                    f"output {self.output} is in use by another augment job ({who}); wait for it "
+                    f"to finish, or delete {self.path} if that job is gone"
+                ) from None
+            except OSError as error:
+                raise OutputError(
+                    f"cannot write to output {self.output}: {error.strerror or error}; choose a "
+                    "writable output.path or fix its permissions"
+                ) from None
+            with os.fdopen(handle, "w") as stream:
+                json.dump(
+                    {"host": socket.gethostname(), "pid": os.getpid(), "time": time.time()}, stream
+                )
+            self.held = True
+            return self
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def release(self) -> None:
+        if self.held:
+            self.path.unlink(missing_ok=True)
+            self.held = False
+
+    def _holder(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def _stale(self, holder: dict[str, Any]) -> bool:
+        if not holder:  # unreadable: being written right now, or left half-written by a crash
+            try:
+                age = time.time() - self.path.stat().st_mtime
+            except OSError:
+                return True
+            return age > _UNREADABLE_LOCK_GRACE_SECONDS
+        if holder.get("host") != socket.gethostname():
+            return False
+        try:
+            os.kill(int(holder["pid"]), 0)
+        except ProcessLookupError:
+            return True
+        except (PermissionError, ValueError, KeyError, TypeError):
+            return False
+        return False
 
 
 def sha256_file(path: Path) -> str:

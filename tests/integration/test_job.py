@@ -206,3 +206,16 @@ def test_nothing_to_generate_still_finishes_cleanly(tmp_path):
     manifest = read_manifest(result.output)
     assert manifest["files"] == [] and manifest["counts_after"] == manifest["counts_before"]
     assert result.passed and any("no synthetic rows" in note for note in result.notes)
+
+
+def test_job_refuses_an_output_in_use_and_unlocks_when_done(tmp_path):
+    from augment.data.shards import OutputLock
+    from augment.errors import OutputError
+
+    config = load_config(write_config(tmp_path, None, validate={"enabled": False}))
+    holder = OutputLock(tmp_path / "out").acquire()
+    with pytest.raises(OutputError, match="in use by another augment job"):
+        run_job(config)
+    holder.release()
+    run_job(config)
+    assert not (tmp_path / "out" / ".augment.lock").exists()

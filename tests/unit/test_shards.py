@@ -83,3 +83,46 @@ def test_tampered_shard_is_detected(tmp_path):
     _frame(20, start=1).to_parquet(out / files[0]["path"])
     with pytest.raises(DataError, match="sha256"):
         read_shards(out)
+
+
+def _write_lock(out, **holder):
+    import json
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / ".augment.lock").write_text(json.dumps(holder))
+
+
+def test_a_second_job_on_the_same_output_is_refused(tmp_path):
+    import os
+
+    from augment.data.shards import OutputLock
+
+    first = OutputLock(tmp_path / "run").acquire()
+    with pytest.raises(OutputError, match=rf"in use by another augment job \(pid {os.getpid()}"):
+        OutputLock(tmp_path / "run").acquire()
+    first.release()
+    assert not (tmp_path / "run" / ".augment.lock").exists()
+    OutputLock(tmp_path / "run").acquire().release()  # free again
+
+
+def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    from augment.data.shards import OutputLock
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    _write_lock(tmp_path / "run", host=socket.gethostname(), pid=gone.pid, time=0)
+    lock = OutputLock(tmp_path / "run").acquire()
+    assert lock.held
+    lock.release()
+
+
+def test_lock_from_another_host_is_respected(tmp_path):
+    from augment.data.shards import OutputLock
+
+    _write_lock(tmp_path / "run", host="some-other-host", pid=1, time=0)
+    with pytest.raises(OutputError, match="pid 1 on some-other-host"):
+        OutputLock(tmp_path / "run").acquire()
