@@ -219,3 +219,52 @@ def test_job_refuses_an_output_in_use_and_unlocks_when_done(tmp_path):
     holder.release()
     run_job(config)
     assert not (tmp_path / "out" / ".augment.lock").exists()
+
+
+def test_sigkill_during_training_then_rerun_resumes(tmp_path):
+    """A real process killed with SIGKILL mid-training: the rerun resumes from its checkpoint."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from augment.train import CHECKPOINT_FORMAT
+
+    path = write_config(
+        tmp_path,
+        None,
+        train={"steps": 3000, "batch_size": 32, "checkpoint_every": 25, "progress": False},
+        validate={"enabled": False},
+    )
+    checkpoint = tmp_path / "out" / "checkpoints" / "unit-all.pt"
+    job = subprocess.Popen(
+        [sys.executable, "-m", "augment.cli", "run", str(path)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while not checkpoint.exists() and time.monotonic() < deadline:
+            assert job.poll() is None, "the job ended before its first checkpoint"
+            time.sleep(0.2)
+        assert checkpoint.exists()
+    finally:
+        os.kill(job.pid, signal.SIGKILL)
+        job.wait(timeout=30)
+    out = tmp_path / "out"
+    assert not (out / "_SUCCESS").exists() and not (out / "synthetic").exists()
+    saved = torch.load(checkpoint, weights_only=True)
+    assert saved["format"] == CHECKPOINT_FORMAT and saved["step"] >= 25
+
+    # rerun without --overwrite: the dead job's lock is stale, training continues from the file
+    from augment.job import fit_unit_step, load_data, start_job
+
+    config = load_config(path, ["train.steps=" + str(saved["step"] + 25)])
+    ctx = start_job(config)
+    data = load_data(ctx)
+    _, result = fit_unit_step(ctx, data, data.schema.classes)
+    assert result.resumed_from >= saved["step"]  # at most one checkpoint interval was lost
+    assert result.steps == saved["step"] + 25
+    ctx.lock.release()
