@@ -42,9 +42,9 @@ def autocast(device: torch.device) -> contextlib.AbstractContextManager:
 def cpu_threads(threads: int | None = 1) -> Iterator[None]:
     """Use ``threads`` torch intra-op threads inside the block (``None`` = all cores), then restore.
 
-    OMP_NUM_THREADS, when set, wins. Measured on 2 cores: one optimizer step of the default tabular
-    GAN takes ~6 ms on one thread and 5x longer on two when anything else runs, because its
-    matrices are too small to split. Restoring keeps a library call from changing its caller's
+    OMP_NUM_THREADS, when set, wins. Measured on 2 cores: a step of the tabular GAN ran several
+    times slower on two threads than on one whenever anything else used the other core, because
+    its matrices are too small to split. Restoring keeps a library call from changing its caller's
     torch settings.
     """
     previous = torch.get_num_threads()

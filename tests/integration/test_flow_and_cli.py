@@ -65,6 +65,8 @@ def test_cli_run_prints_a_summary_and_exits_zero(tmp_path, mlflow_uri):
     path = write_config(tmp_path, mlflow_uri, name="clijob", validate={"min_lift": -1.0})
     result = runner.invoke(app, ["run", str(path), "--set", "train.steps=20"])
     assert result.exit_code == 0, result.output
+    # the resolved config (defaults filled in, overrides applied) is printed first
+    assert "name: clijob" in result.output and "steps: 20" in result.output
     for text in ("class counts", "malignant", "balanced_accuracy", "shards:", "MLflow run"):
         assert text in result.output
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
@@ -102,6 +104,15 @@ def test_cli_bad_input_is_one_line_without_traceback(tmp_path, args, code, messa
     assert result.exit_code == code, result.output
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+def test_cli_debug_shows_the_error_itself(tmp_path):
+    path = write_config(tmp_path, None)
+    result = runner.invoke(app, ["--debug", "run", str(path), "--set", "data.label=targt"])
+    assert result.exit_code != 0
+    from augment.errors import DataError
+
+    assert isinstance(result.exception, DataError)  # raised, not turned into one line
 
 
 def test_cli_profile(tmp_path, mixed_frame):

@@ -4,12 +4,12 @@ import json
 from pathlib import Path
 
 import mlflow
-import pandas as pd
 import pytest
 import torch
 
 from augment.config import load_config
 from augment.data.shards import read_manifest, read_shards
+from augment.data.sources import load_table
 from augment.job import run_job
 from tests.conftest import write_config
 
@@ -29,9 +29,9 @@ def test_breast_cancer_job_end_to_end(tmp_path, mlflow_uri):
         k: v for k, v in manifest["counts_generated"].items() if v
     }
     # same columns and dtypes as the input
-    source = pd.read_parquet(shards_path := result.output / manifest["files"][0]["path"])
-    assert shards_path.exists() and list(source.columns) == list(shards.columns)
-    assert all(str(t) == "float64" for t in shards.drop(columns="target").dtypes)
+    source = load_table("sklearn:breast_cancer", "target")
+    assert list(shards.columns) == list(source.columns)
+    assert shards.dtypes.equals(source.dtypes)
     holdout = json.loads((result.output / "holdout_ids.json").read_text())
     assert holdout["row_ids"] and not set(holdout["row_ids"]) & set(holdout["train_row_ids"])
 
