@@ -2,7 +2,7 @@
 
 Public API::
 
-    from augment import GANOverSampler, load_config, run_job
+    from augment import GANOverSampler, ImageGANOverSampler, load_config, run_job
 """
 
 __version__ = "0.1.0"
@@ -17,6 +17,7 @@ from augment.errors import (  # noqa: E402
     OutputError,
     ValidationFailed,
 )
+from augment.image_sampler import ImageGANOverSampler  # noqa: E402
 from augment.sampler import GANOverSampler  # noqa: E402
 from augment.synthesizer import load_synthesizer  # noqa: E402
 
@@ -34,6 +35,7 @@ __all__ = [
     "DataError",
     "DeviceError",
     "GANOverSampler",
+    "ImageGANOverSampler",
     "JobConfig",
     "ModelFileError",
     "OutputError",

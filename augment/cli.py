@@ -111,9 +111,11 @@ def print_summary(summary: dict[str, Any]) -> None:
     console.print(counts)
 
     metrics = summary["metrics"]
+    # The classic baseline is SMOTE for tables and albumentations oversampling for images.
+    classic = "albumentations" if any(k.startswith("albumentations/") for k in metrics) else "smote"
     scores = Table(title="holdout scores (mean over classifiers)")
     scores.add_column("metric")
-    for arm in ("baseline", "augmented", "smote", "lift", "lift_vs_smote"):
+    for arm in ("baseline", "augmented", classic, "lift", f"lift_vs_{classic}"):
         scores.add_column(arm, justify="right")
     for name in ("accuracy", "balanced_accuracy", "macro_f1"):
         row = [
@@ -121,9 +123,9 @@ def print_summary(summary: dict[str, Any]) -> None:
             for k in (
                 f"baseline/{name}",
                 f"augmented/{name}",
-                f"smote/{name}",
+                f"{classic}/{name}",
                 f"lift/{name}",
-                f"lift_vs_smote/{name}",
+                f"lift_vs_{classic}/{name}",
             )
         ]
         scores.add_row(name, *row)
@@ -139,6 +141,10 @@ def print_summary(summary: dict[str, Any]) -> None:
     for label, key in fidelity:
         if key in metrics:
             console.print(f"{label}: {metrics[key]:.4f}")
+    for key in sorted(
+        k for k in metrics if k.count("/") == 1 and k.split("/")[0] in ("fid", "kid")
+    ):
+        console.print(f"{key.upper()} ({key.split('/')[1]} features): {metrics[key]:.4f}")
     for note in summary.get("notes", []):
         console.print(f"[yellow]note:[/yellow] {note}")
     console.print(f"shards: {summary['output']}/synthetic  (manifest.json, _SUCCESS)")

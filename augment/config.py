@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from augment.errors import ConfigError
 
@@ -29,11 +29,18 @@ class _Strict(BaseModel):
 
 
 class DataConfig(_Strict):
-    """Where the rows come from and how to read them."""
+    """Where the rows (or images) come from and how to read them."""
 
-    source: str = Field(description="Parquet file or directory, CSV file, or sklearn:<name>.")
-    label: str = Field(description="Name of the class label column.")
-    kind: Literal["tabular"] = "tabular"
+    source: str = Field(
+        description="tabular: Parquet file or directory, CSV file, or sklearn:breast_cancer|wine. "
+        "image: a folder root/<class>/<image>, Parquet with image bytes, a .npz of images and "
+        "labels, or sklearn:digits."
+    )
+    kind: Literal["tabular", "image"] = "tabular"
+    label: str | None = Field(
+        None,
+        description="Class label column (required for tables; for image Parquet, default label).",
+    )
     format: Literal["auto", "parquet", "csv"] = "auto"
     columns: dict[str, ColumnKind] = Field(
         default_factory=dict, description="Override the inferred kind of some columns."
@@ -51,6 +58,15 @@ class DataConfig(_Strict):
         description="Subsample the train split to this largest/smallest class ratio (demos, "
         "benchmarks). Class sizes fall geometrically from the largest class to the smallest.",
     )
+    # -- images only
+    size: Annotated[int, Field(ge=8, le=64)] = Field(
+        28, description="Images are resized to size x size (8..64, 4-7 times a power of two)."
+    )
+    channels: Literal[1, 3] = Field(1, description="1 = grayscale, 3 = RGB; inputs are converted.")
+    on_bad_file: Literal["error", "skip"] = Field(
+        "error", description="A corrupt, empty or non-image file stops the job, or is skipped."
+    )
+    image_column: str = Field("image", description="Image bytes column of a Parquet source.")
 
 
 class BalanceConfig(_Strict):
@@ -60,10 +76,10 @@ class BalanceConfig(_Strict):
 
 
 class ModelConfig(_Strict):
-    """Conditional tabular GAN architecture."""
+    """GAN architecture: shared keys, then tabular-only and image-only ones."""
 
     mode: Literal["conditional", "per_class"] = "conditional"
-    noise_dim: PositiveInt = 32
+    noise_dim: PositiveInt = Field(32, description="Default 32 for tables, 64 for images.")
     generator_dims: list[PositiveInt] = Field(default_factory=lambda: [128, 128])
     discriminator_dims: list[PositiveInt] = Field(default_factory=lambda: [128, 128])
     pac: PositiveInt = Field(
@@ -83,6 +99,24 @@ class ModelConfig(_Strict):
     truncation: Annotated[float, Field(gt=0, le=1)] = Field(
         1.0, description="Sampling noise scale; below 1 trades variety for fidelity."
     )
+    # -- images only
+    width: PositiveInt = Field(
+        32, description="Channels at half resolution, doubled per halving: speed vs capacity."
+    )
+    max_width: PositiveInt = 256
+    embed_dim: PositiveInt = Field(32, description="Class embedding size (conditional norms).")
+    ema_decay: Annotated[float, Field(ge=0, lt=1)] = Field(
+        0.99, description="EMA of the generator weights; the EMA generator samples."
+    )
+    aux_weight: Annotated[float, Field(ge=0)] = Field(
+        1.0, description="Auxiliary class loss weight (AC-GAN style); 0 turns it off."
+    )
+    diff_augment: str = Field(
+        "color,translation,cutout",
+        description="DiffAugment policies applied to everything the discriminator sees; "
+        "'none' turns it off.",
+    )
+    channels_last: bool = Field(True, description="NHWC memory format (faster on CPU and GPU).")
 
 
 class TrainConfig(_Strict):
@@ -114,9 +148,12 @@ class OutputConfig(_Strict):
     """Where the shards go. ``{name}`` is replaced by the job name."""
 
     path: str = "runs/{name}"
-    rows_per_shard: PositiveInt = 50_000
+    rows_per_shard: PositiveInt = Field(50_000, description="Default 50000 rows, 10000 images.")
     overwrite: bool = False
     clip_to_range: bool = Field(True, description="Keep numeric values within the seen range.")
+    image_files: bool = Field(
+        False, description="Images only: also write images/<class>/<sample_id>.png."
+    )
 
 
 class ValidateConfig(_Strict):
@@ -132,6 +169,38 @@ class ValidateConfig(_Strict):
     min_lift: float = Field(
         0.0, description="Do-no-harm gate: fail when lift in balanced accuracy is below this."
     )
+    # -- images only
+    epochs: PositiveInt = Field(15, description="Epochs of the downstream CNN in each arm.")
+    albumentations: bool = Field(
+        True, description="Run the classic-augmentation oversampling arm (the baseline to beat)."
+    )
+    fid: bool = True
+    fid_extractor: Literal["auto", "inception", "domain"] = Field(
+        "auto",
+        description="inception: the standard FID InceptionV3 (weights on disk); domain: a small "
+        "CNN trained on the real train split; auto: inception when its weights are found.",
+    )
+    inception_weights: str | None = Field(
+        None, description="Path of the FID Inception weights; default: the torch hub cache."
+    )
+    kid: bool = Field(True, description="Also report KID with the same extractor.")
+
+
+class FilterConfig(_Strict):
+    """Images only: over-generate, keep what a classifier trained on real images agrees with."""
+
+    enabled: bool = False
+    threshold: Annotated[float, Field(gt=0, lt=1)] = Field(
+        0.9, description="Keep an image when P(its conditioned class) >= threshold."
+    )
+    max_factor: Annotated[float, Field(ge=1)] = Field(
+        8.0, description="Draw at most this many candidates per planned image and class."
+    )
+    on_shortfall: Literal["fill", "error"] = Field(
+        "fill",
+        description="When a class runs out of candidates: fill with its most confident "
+        "rejected ones (reported in the manifest and MLflow), or stop with an error.",
+    )
 
 
 class TrackingConfig(_Strict):
@@ -142,6 +211,9 @@ class TrackingConfig(_Strict):
     experiment: str | None = Field(None, description="Defaults to the job name.")
     register_model: bool = True
     model_name: str | None = Field(None, description="Defaults to augment-<job name>.")
+    grid_every: Annotated[int, Field(ge=0)] = Field(
+        250, description="Images only: log a per-class sample grid every N steps (0 = at the end)."
+    )
 
 
 class JobConfig(_Strict):
@@ -154,17 +226,62 @@ class JobConfig(_Strict):
     train: TrainConfig = Field(default_factory=TrainConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     validate_: ValidateConfig = Field(default_factory=ValidateConfig, alias="validate")
+    filter: FilterConfig = Field(default_factory=FilterConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, validate_assignment=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _kind_defaults(cls, raw: Any) -> Any:
+        """Fill the defaults that differ between tables and images, where the YAML is silent."""
+        if isinstance(raw, dict) and isinstance(raw.get("data"), dict):
+            defaults = KIND_DEFAULTS.get(raw["data"].get("kind", "tabular"), {})
+            raw = dict(raw)
+            for section, values in defaults.items():
+                given = raw.get(section)
+                if given is None:
+                    given = {}
+                if isinstance(given, dict):
+                    raw[section] = {**values, **given}
+        return raw
+
+    @model_validator(mode="after")
+    def _kind_keys(self) -> JobConfig:
+        """A key of the other kind is an error, not silently ignored."""
+        kind = self.data.kind
+        if kind == "tabular" and not self.data.label:
+            raise ValueError("data.label: required for tabular data; name the class column")
+        other = IMAGE_ONLY if kind == "tabular" else TABULAR_ONLY
+        for section, keys in other.items():
+            part = getattr(self, "validate_" if section == "validate" else section)
+            for key in sorted(keys & part.model_fields_set):
+                if section == "filter" and not self.filter.enabled:
+                    continue
+                raise ValueError(
+                    f"{section}.{key}: applies only to data.kind: "
+                    f"{'image' if kind == 'tabular' else 'tabular'}; remove it"
+                )
+        return self
 
     @property
     def output_path(self) -> str:
         return self.output.path.replace("{name}", self.name)
 
     def to_dict(self) -> dict[str, Any]:
-        """The resolved configuration as plain JSON-able data (keys as written in YAML)."""
-        return self.model_dump(mode="json", by_alias=True)
+        """The resolved configuration as plain JSON-able data (keys as written in YAML).
+
+        Keys that belong to the other data kind are left out: they do nothing for this job.
+        """
+        resolved = self.model_dump(mode="json", by_alias=True)
+        other = IMAGE_ONLY if self.data.kind == "tabular" else TABULAR_ONLY
+        for section, keys in other.items():
+            if section == "filter" and self.data.kind == "tabular":
+                resolved.pop("filter", None)
+                continue
+            for key in keys:
+                resolved.get(section, {}).pop(key, None)
+        return resolved
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
@@ -183,6 +300,7 @@ class JobConfig(_Strict):
             for key in ("steps", "checkpoint_every"):
                 relevant["train"].pop(key, None)
             relevant.pop("output", None)
+            relevant.pop("filter", None)
             relevant["balance"].pop("sampling_strategy", None)
         else:
             relevant["output"].pop("overwrite", None)
@@ -191,6 +309,62 @@ class JobConfig(_Strict):
         relevant["validate"] = {"holdout": relevant["validate"]["holdout"]}
         blob = json.dumps(relevant, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
+
+
+# Defaults that differ by data.kind; a key written in the YAML always wins.
+KIND_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
+    "image": {
+        "model": {"noise_dim": 64},
+        "train": {
+            "steps": 1000,
+            "batch_size": 128,
+            "lr": 5e-4,
+            "betas": [0.0, 0.99],
+            "critic_steps": 1,
+            "cpu_threads": None,  # convolutions do use both cores, unlike the tabular MLPs
+            "checkpoint_every": 250,
+        },
+        "output": {"rows_per_shard": 10_000},
+    }
+}
+TABULAR_ONLY: dict[str, set[str]] = {
+    "data": {
+        "format",
+        "columns",
+        "drop_columns",
+        "categorical_max_unique",
+        "max_categories",
+        "missing",
+    },
+    "model": {
+        "generator_dims",
+        "discriminator_dims",
+        "pac",
+        "continuous",
+        "max_modes",
+        "gumbel_tau",
+        "gp_weight",
+        "gp_every",
+    },
+    "output": {"clip_to_range"},
+    "validate": {"classifiers", "smote", "fidelity"},
+}
+IMAGE_ONLY: dict[str, set[str]] = {
+    "data": {"size", "channels", "on_bad_file", "image_column"},
+    "model": {
+        "width",
+        "max_width",
+        "embed_dim",
+        "ema_decay",
+        "aux_weight",
+        "diff_augment",
+        "channels_last",
+    },
+    "output": {"image_files"},
+    "validate": {"epochs", "albumentations", "fid", "fid_extractor", "inception_weights", "kid"},
+    "filter": {"enabled", "threshold", "max_factor", "on_shortfall"},
+    "tracking": {"grid_every"},
+}
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -221,6 +395,9 @@ def format_validation_error(error: ValidationError, origin: str) -> str:
     for problem in error.errors():
         path = ".".join(str(part) for part in problem["loc"]) or "<root>"
         message = problem["msg"]
+        if problem["type"] == "value_error" and not problem["loc"]:
+            lines.append(message.removeprefix("Value error, "))  # already names its key
+            continue
         if problem["type"] == "extra_forbidden":
             message = "unknown key; remove it or check its spelling"
         elif problem["type"] == "missing":

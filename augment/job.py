@@ -39,7 +39,7 @@ from augment.data.sources import handle_missing, load_table
 from augment.device import cpu_threads, resolve_device
 from augment.errors import ValidationFailed
 from augment.generate import GenerationResult, generate_shards
-from augment.models.tabular_cgan import GANSettings, TabularCGAN, TrainSettings
+from augment.models.tabular_cgan import GANSettings, TrainSettings
 from augment.synthesizer import Synthesizer, fit_unit, training_units
 from augment.train import TrainingResult
 from augment.validate import ValidationReport, validate_downstream
@@ -68,6 +68,18 @@ class JobData:
     counts_before: dict[Any, int]
     plan: dict[Any, int]
     cleaning: dict[str, Any]
+
+    @property
+    def classes(self) -> list[Any]:
+        return self.schema.classes
+
+    @property
+    def label(self) -> str:
+        return self.schema.label
+
+
+def _is_image(ctx: JobContext) -> bool:
+    return ctx.config.data.kind == "image"
 
 
 @dataclass
@@ -132,9 +144,18 @@ def _open_tracker(config: JobConfig, output: Path) -> Any | None:
     return tracker
 
 
-def load_data(ctx: JobContext) -> JobData:
-    """Load and clean the table, split off the holdout, optionally imbalance, and plan."""
+def load_data(ctx: JobContext) -> Any:
+    """Load and clean the data, split off the holdout, optionally imbalance, and plan.
+
+    Returns a :class:`JobData` (tables) or an :class:`augment.job_images.ImageJobData`.
+    """
     began = time.perf_counter()
+    if _is_image(ctx):
+        from augment.job_images import load_image_data
+
+        data = load_image_data(ctx)
+        ctx.timings["load"] = time.perf_counter() - began
+        return data
     cfg = ctx.config
     frame = load_table(cfg.data.source, cfg.data.label, cfg.data.format, cfg.data.drop_columns)
     frame, cleaning = handle_missing(frame, cfg.data.label, cfg.data.missing)
@@ -175,16 +196,19 @@ def load_data(ctx: JobContext) -> JobData:
 
 def units_for(ctx: JobContext, data: JobData) -> list[list[Any]]:
     """The units of work to fit: one (conditional) or one per class that needs rows."""
-    return training_units(data.schema.classes, data.plan, ctx.config.model.mode)
+    return training_units(data.classes, data.plan, ctx.config.model.mode)
 
 
-def fit_unit_step(
-    ctx: JobContext, data: JobData, classes: Sequence[Any]
-) -> tuple[TabularCGAN, TrainingResult]:
+def fit_unit_step(ctx: JobContext, data: Any, classes: Sequence[Any]) -> tuple[Any, TrainingResult]:
     """Fit one unit, logging its losses per step to a nested MLflow run."""
     cfg = ctx.config
     callbacks, run_id = [], None
     name = "train" if len(classes) > 1 or cfg.model.mode == "conditional" else f"train/{classes[0]}"
+    if _is_image(ctx):
+        from augment.job_images import fit_image_unit_step
+
+        index = data.classes.index(classes[0]) if len(classes) == 1 else "all"
+        return fit_image_unit_step(ctx, data, classes, name, index)
     if ctx.tracker:
         run_id = ctx.tracker.child(name)
         callbacks.append(ctx.tracker.loss_callback(run_id, every=10))
@@ -217,18 +241,27 @@ def fit_unit_step(
     return model, result
 
 
-def assemble(
-    ctx: JobContext, data: JobData, fitted: Sequence[tuple[TabularCGAN, TrainingResult]]
-) -> Synthesizer:
+def assemble(ctx: JobContext, data: Any, fitted: Sequence[tuple[Any, TrainingResult]]) -> Any:
     """Put the units together and save the synthesizer (a safe, CPU-loadable file)."""
     ctx.timings["fit"] = sum(result.seconds for _, result in fitted)
-    synthesizer = Synthesizer([model for model, _ in fitted], data.schema, data.columns)
+    if _is_image(ctx):
+        from augment.job_images import assemble_images
+
+        synthesizer = assemble_images(fitted, data)
+    else:
+        synthesizer = Synthesizer([model for model, _ in fitted], data.schema, data.columns)
     synthesizer.save(ctx.output / MODEL_FILE)
     return synthesizer
 
 
-def generate_step(ctx: JobContext, data: JobData, synthesizer: Synthesizer) -> GenerationResult:
+def generate_step(ctx: JobContext, data: Any, synthesizer: Any) -> GenerationResult:
     began = time.perf_counter()
+    if _is_image(ctx):
+        from augment.job_images import generate_images_step
+
+        result = generate_images_step(ctx, data, synthesizer)
+        ctx.timings["generate"] = time.perf_counter() - began
+        return result
     result = generate_shards(
         synthesizer,
         data.plan,
@@ -240,8 +273,9 @@ def generate_step(ctx: JobContext, data: JobData, synthesizer: Synthesizer) -> G
     return result
 
 
-def validate_step(ctx: JobContext, data: JobData) -> tuple[ValidationReport, dict[str, float]]:
-    """Score real vs real+synthetic vs real+SMOTE on the holdout; measure fidelity.
+def validate_step(ctx: JobContext, data: Any) -> tuple[ValidationReport, dict[str, float]]:
+    """Score real vs real+synthetic vs real+SMOTE (images: + albumentations) on the holdout;
+    measure fidelity (images: FID and KID).
 
     The synthetic rows are read back from the shards just written, so what is validated is what
     the user gets.
@@ -249,6 +283,12 @@ def validate_step(ctx: JobContext, data: JobData) -> tuple[ValidationReport, dic
     from augment.metrics.tabular import fidelity_report
 
     began = time.perf_counter()
+    if _is_image(ctx):
+        from augment.job_images import validate_images_step
+
+        outcome = validate_images_step(ctx, data)
+        ctx.timings["validate"] = time.perf_counter() - began
+        return outcome
     cfg = ctx.config
     synthetic = read_shards(ctx.output, require_success=False)
     targets = {c: data.counts_before[c] + data.plan[c] for c in data.counts_before}
@@ -272,7 +312,7 @@ def validate_step(ctx: JobContext, data: JobData) -> tuple[ValidationReport, dic
 
 def finish_job(
     ctx: JobContext,
-    data: JobData,
+    data: Any,
     generation: GenerationResult,
     report: ValidationReport | None,
     fidelity: dict[str, float],
@@ -314,8 +354,9 @@ def finish_job(
         "augment_version": __version__,
         "config_hash": ctx.fingerprint,
         "seed": cfg.train.seed,
+        "kind": cfg.data.kind,
         "mode": cfg.model.mode,
-        "label": data.schema.label,
+        "label": data.label,
         "counts_before": _plain_keys(data.counts_before),
         "counts_generated": _plain_keys(generation.counts),
         "counts_after": _plain_keys(counts_after),
@@ -328,6 +369,13 @@ def finish_job(
         "mlflow": {"tracking_uri": tracking_uri, "run_id": run_id, "model_uri": model_uri},
         "model_file": MODEL_FILE,
     }
+    if _is_image(ctx):
+        manifest["image_shape"] = list(data.image_shape)
+        manifest["columns"] = ["image", "label", "sample_id"]
+        manifest["image_files"] = "images/" if cfg.output.image_files else None
+        manifest["filter"] = generation.filter or None
+        manifest["skipped_files"] = data.cleaning.get("skipped_files", 0)
+        manifest["fid_extractor"] = data.extra.get("fid_extractor")
     finalize(ctx.output, manifest)
     if ctx.tracker:
         ctx.tracker.log_file(ctx.output / "manifest.json")

@@ -52,7 +52,8 @@ class SynthesizerModel(PythonModel):
             params: Optional ``{"seed": int}``.
 
         Returns:
-            A DataFrame of generated rows that includes the label column.
+            A DataFrame of generated rows that includes the label column; for an image
+            synthesizer, columns ``label`` and ``image`` (PNG bytes).
 
         Raises:
             ValueError: If a column is missing or a count is negative.
@@ -72,6 +73,12 @@ class SynthesizerModel(PythonModel):
                 raise ValueError(f"Row count for label {label!r} is {n}; it must be 0 or more.")
             counts[label] = counts.get(label, 0) + int(n)
         seed = int((params or {}).get("seed", 0))
+        if getattr(self.synthesizer, "kind", "tabular") == "image":
+            # Images come back as PNG bytes with their label, as in the job's image shards.
+            from augment.data.image_shards import encode_png
+
+            images, labels = self.synthesizer.sample(counts, seed=seed)
+            return pd.DataFrame({"label": labels, "image": encode_png(images)})
         return self.synthesizer.sample(counts, seed=seed)
 
 

@@ -49,7 +49,7 @@ def save_payload(path: str | Path, payload: dict[str, Any]) -> None:
         raise
 
 
-def load_payload(path: str | Path, expected_format: str) -> dict[str, Any]:
+def load_payload(path: str | Path, expected_format: str | tuple[str, ...]) -> dict[str, Any]:
     """Read a payload written by :func:`save_payload` without unpickling arbitrary objects.
 
     Raises:
@@ -74,7 +74,9 @@ def load_payload(path: str | Path, expected_format: str) -> dict[str, Any]:
             f"model file {path} is truncated, corrupt or holds code that is not allowed to run "
             f"({first_line[:200]}); retrain or restore it from the run's artifacts"
         ) from None
-    if not isinstance(payload, dict) or payload.get("format") != expected_format:
+    formats = (expected_format,) if isinstance(expected_format, str) else expected_format
+    if not isinstance(payload, dict) or payload.get("format") not in formats:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
-        raise ModelFileError(f"model file {path} is not a {expected_format} file (found {found!r})")
+        wanted = " or ".join(formats)
+        raise ModelFileError(f"model file {path} is not a {wanted} file (found {found!r})")
     return payload

@@ -87,6 +87,8 @@ def fit_unit(
 class Synthesizer:
     """Routes each class to the unit that models it and samples exact per-class counts."""
 
+    kind = "tabular"
+
     def __init__(self, units: Sequence[TabularCGAN], schema: TableSchema, columns: Sequence[str]):
         self.units = list(units)
         self.schema = schema
@@ -137,9 +139,21 @@ class Synthesizer:
         )
 
 
-def load_synthesizer(path: str | Path, device: str = "cpu") -> Synthesizer:
-    """Load a saved synthesizer onto ``device`` (``cpu`` works for a model trained on GPU)."""
-    return synthesizer_from_payload(load_payload(path, SYNTHESIZER_FORMAT), device)
+def load_synthesizer(path: str | Path, device: str = "cpu") -> Any:
+    """Load a saved tabular or image synthesizer onto ``device`` (``cpu`` loads GPU-trained ones).
+
+    Returns a :class:`Synthesizer` or an :class:`~augment.image_synthesizer.ImageSynthesizer`,
+    as the file says.
+    """
+    from augment.image_synthesizer import (
+        IMAGE_SYNTHESIZER_FORMAT,
+        image_synthesizer_from_payload,
+    )
+
+    payload = load_payload(path, (SYNTHESIZER_FORMAT, IMAGE_SYNTHESIZER_FORMAT))
+    if payload["format"] == IMAGE_SYNTHESIZER_FORMAT:
+        return image_synthesizer_from_payload(payload, device)
+    return synthesizer_from_payload(payload, device)
 
 
 def synthesizer_from_payload(payload: dict[str, Any], device: str = "cpu") -> Synthesizer:

@@ -474,6 +474,56 @@ class JobTracker:
         axes.legend()
         self._log_figure(figure, artifact_file, run_id)
 
+    def log_image_grid(
+        self,
+        images_by_class: Mapping[Any, np.ndarray],
+        artifact_file: str,
+        run_id: str | None = None,
+        title: str = "",
+    ) -> None:
+        """One PNG with a row of images per class, labelled with the class.
+
+        Args:
+            images_by_class: Class -> uint8 ``(n, H, W, C)`` images; rows shorter than the longest
+                are padded with blank tiles.
+            artifact_file: Artifact name of the PNG, e.g. ``samples/step_000500.png``.
+            run_id: Target run; the parent run when ``None``.
+            title: Figure title.
+        """
+        rows = [(str(label), np.asarray(images)) for label, images in images_by_class.items()]
+        rows = [(label, images) for label, images in rows if len(images)]
+        if not rows:
+            return
+        _, height, width, channels = rows[0][1].shape
+        columns = max(len(images) for _, images in rows)
+        pad = 1
+        canvas = np.full(
+            (len(rows) * (height + pad), columns * (width + pad), channels), 255, dtype=np.uint8
+        )
+        for r, (_, images) in enumerate(rows):
+            for c, image in enumerate(images):
+                top, left = r * (height + pad), c * (width + pad)
+                canvas[top : top + height, left : left + width] = image
+        scale = 0.25 if height <= 16 else 0.5  # inches per tile row
+        figure = Figure(
+            figsize=(
+                max(3.0, columns * (width + pad) / (height + pad) * scale + 1.2),
+                max(2.0, len(rows) * scale + 0.6),
+            ),
+            layout="constrained",
+        )
+        axes = figure.add_subplot()
+        shown = canvas[:, :, 0] if channels == 1 else canvas
+        axes.imshow(shown, cmap="gray" if channels == 1 else None, vmin=0, vmax=255)
+        axes.set_yticks(
+            [r * (height + pad) + height / 2 for r in range(len(rows))], [n for n, _ in rows]
+        )
+        axes.set_xticks([])
+        axes.set_ylabel("class")
+        if title:
+            axes.set_title(title, fontsize=9)
+        self._log_figure(figure, artifact_file, run_id)
+
     def log_confusion_matrices(
         self,
         confusion: Mapping[str, np.ndarray],

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from augment.persist import load_payload, save_payload
@@ -22,6 +23,22 @@ from augment.persist import load_payload, save_payload
 CHECKPOINT_FORMAT = "augment.checkpoint/1"
 LossCallback = Callable[[int, dict[str, float]], None]
 log = logging.getLogger(__name__)
+
+
+def class_probabilities(counts: np.ndarray, how: str) -> np.ndarray:
+    """Training-by-sampling: the probability of drawing each class for a batch.
+
+    ``uniform`` (every present class equally: rare classes are seen as often as common ones),
+    ``log`` (proportional to log(1 + count)) or ``empirical`` (proportional to the count).
+    """
+    present = counts > 0
+    if how == "uniform":
+        weights = present.astype(np.float64)
+    elif how == "log":
+        weights = np.where(present, np.log1p(counts), 0.0)
+    else:
+        weights = counts.astype(np.float64)
+    return weights / weights.sum()
 
 
 class Trainer(Protocol):

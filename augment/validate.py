@@ -198,26 +198,14 @@ def validate_downstream(
             per_class_tables.append(table.assign(arm=arm, classifier=name))
             confusion[f"{arm}/{name}"] = matrix.copy()
 
-    metric_names = ["accuracy", "balanced_accuracy", "macro_f1"]
-    metric_names += [f"recall/{key}" for key in class_keys]
-    for arm in scored_arms:
-        for metric in metric_names:
-            metrics[f"{arm}/{metric}"] = float(
-                np.mean([metrics[f"{arm}/{name}/{metric}"] for name in classifier_names])
-            )
-    for metric in metric_names:
-        metrics[f"lift/{metric}"] = metrics[f"augmented/{metric}"] - metrics[f"baseline/{metric}"]
-        for name in classifier_names:
-            metrics[f"lift/{name}/{metric}"] = (
-                metrics[f"augmented/{name}/{metric}"] - metrics[f"baseline/{name}/{metric}"]
-            )
-        if "smote" in arms:
-            metrics[f"lift_vs_smote/{metric}"] = (
-                metrics[f"augmented/{metric}"] - metrics[f"smote/{metric}"]
-            )
-    # NaN >= x is False: a lift that cannot be measured does not pass.
-    passed = bool(metrics["lift/balanced_accuracy"] >= min_lift)
-    metrics["validation/passed"] = 1.0 if passed else 0.0
+    passed = summarise_arms(
+        metrics,
+        scored_arms,
+        classifier_names,
+        class_keys,
+        reference_arm="smote" if "smote" in arms else None,
+        min_lift=min_lift,
+    )
 
     per_class = pd.concat(per_class_tables, ignore_index=True)[
         ["arm", "classifier", "class", "precision", "recall", "f1", "support"]
@@ -231,6 +219,47 @@ def validate_downstream(
         min_lift=min_lift,
         notes=notes,
     )
+
+
+def summarise_arms(
+    metrics: dict[str, float],
+    arms: Sequence[str],
+    classifier_names: Sequence[str],
+    class_keys: Sequence[str],
+    reference_arm: str | None,
+    min_lift: float,
+) -> bool:
+    """Add arm means, lifts and the gate to ``metrics``; return whether the gate passed.
+
+    ``metrics`` must hold ``<arm>/<classifier>/<m>`` for every arm (among them ``baseline`` and
+    ``augmented``) and classifier, with ``<m>`` one of ``accuracy``, ``balanced_accuracy``,
+    ``macro_f1``, ``recall/<class key>``. Added: ``<arm>/<m>`` (mean over classifiers),
+    ``lift/<m>`` and ``lift/<classifier>/<m>`` (augmented - baseline),
+    ``lift_vs_<reference_arm>/<m>`` (augmented - reference, when given) and
+    ``validation/passed``. The gate passes when ``lift/balanced_accuracy >= min_lift``; a NaN lift
+    fails. Shared by the table (:func:`validate_downstream`) and image validations.
+    """
+    metric_names = ["accuracy", "balanced_accuracy", "macro_f1"]
+    metric_names += [f"recall/{key}" for key in class_keys]
+    for arm in arms:
+        for metric in metric_names:
+            metrics[f"{arm}/{metric}"] = float(
+                np.mean([metrics[f"{arm}/{name}/{metric}"] for name in classifier_names])
+            )
+    for metric in metric_names:
+        metrics[f"lift/{metric}"] = metrics[f"augmented/{metric}"] - metrics[f"baseline/{metric}"]
+        for name in classifier_names:
+            metrics[f"lift/{name}/{metric}"] = (
+                metrics[f"augmented/{name}/{metric}"] - metrics[f"baseline/{name}/{metric}"]
+            )
+        if reference_arm is not None:
+            metrics[f"lift_vs_{reference_arm}/{metric}"] = (
+                metrics[f"augmented/{metric}"] - metrics[f"{reference_arm}/{metric}"]
+            )
+    # NaN >= x is False: a lift that cannot be measured does not pass.
+    passed = bool(metrics["lift/balanced_accuracy"] >= min_lift)
+    metrics["validation/passed"] = 1.0 if passed else 0.0
+    return passed
 
 
 def smote_resample(

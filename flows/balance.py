@@ -31,32 +31,32 @@ def start(config: Any) -> job.JobContext:
 
 
 @task(name="load", **_task)
-def load(ctx: job.JobContext) -> job.JobData:
+def load(ctx: job.JobContext) -> Any:
     return job.load_data(ctx)
 
 
 @task(name="fit", **_task)
-def fit(ctx: job.JobContext, data: job.JobData, classes: list[Any]) -> Any:
+def fit(ctx: job.JobContext, data: Any, classes: list[Any]) -> Any:
     return job.fit_unit_step(ctx, data, classes)
 
 
 @task(name="assemble", **_task)
-def assemble(ctx: job.JobContext, data: job.JobData, fitted: list[Any]) -> Any:
+def assemble(ctx: job.JobContext, data: Any, fitted: list[Any]) -> Any:
     return job.assemble(ctx, data, fitted)
 
 
 @task(name="generate", **_task)
-def generate(ctx: job.JobContext, data: job.JobData, synthesizer: Any) -> Any:
+def generate(ctx: job.JobContext, data: Any, synthesizer: Any) -> Any:
     return job.generate_step(ctx, data, synthesizer)
 
 
 @task(name="validate", **_task)
-def validate(ctx: job.JobContext, data: job.JobData) -> Any:
+def validate(ctx: job.JobContext, data: Any) -> Any:
     return job.validate_step(ctx, data)
 
 
 @task(name="finish", **_task)
-def finish(ctx: job.JobContext, data: job.JobData, generation: Any, report: Any, fidelity: Any):
+def finish(ctx: job.JobContext, data: Any, generation: Any, report: Any, fidelity: Any):
     return job.finish_job(ctx, data, generation, report, fidelity)
 
 

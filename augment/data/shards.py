@@ -141,6 +141,7 @@ def prepare_output(path: str | Path, overwrite: bool) -> Path:
         (out / SUCCESS).unlink()
         (out / MANIFEST).unlink(missing_ok=True)
         shutil.rmtree(out / SHARD_DIR, ignore_errors=True)
+        shutil.rmtree(out / "images", ignore_errors=True)
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -152,8 +153,9 @@ def prepare_output(path: str | Path, overwrite: bool) -> Path:
             f"cannot write to output {out}: {error.strerror or error}; choose a writable "
             "output.path or fix its permissions"
         ) from None
-    for stale in out.glob(f".{SHARD_DIR}.tmp-*"):
-        shutil.rmtree(stale, ignore_errors=True)
+    for pattern in (f".{SHARD_DIR}.tmp-*", ".images.tmp-*"):  # staging folders of a crashed run
+        for stale in out.glob(pattern):
+            shutil.rmtree(stale, ignore_errors=True)
     return out
 
 

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from augment.device import autocast
+from augment.train import class_probabilities
 from augment.transforms.tabular import Span, TabularEncoder
 
 _INIT_LOCK = threading.Lock()
@@ -198,14 +199,7 @@ class TabularGANTrainer:
         counts = np.bincount(class_index, minlength=model.n_classes)
         self.counts = torch.as_tensor(counts, dtype=torch.float64)
         self.offsets = torch.as_tensor(np.concatenate([[0], np.cumsum(counts)[:-1]]))
-        present = counts > 0
-        if train.class_sampling == "uniform":
-            weights = present.astype(np.float64)
-        elif train.class_sampling == "log":
-            weights = np.where(present, np.log1p(counts), 0.0)
-        else:
-            weights = counts.astype(np.float64)
-        self.class_probs = torch.as_tensor(weights / weights.sum())
+        self.class_probs = torch.as_tensor(class_probabilities(counts, train.class_sampling))
         self.eye = torch.eye(model.n_classes, device=device)
         self.last_penalty = float("nan")
 

@@ -38,8 +38,35 @@ def test_non_positive_counts_are_refused(key):
 
 
 def test_missing_required_key():
-    with pytest.raises(ConfigError, match=r"data\.label: required key is missing"):
+    with pytest.raises(ConfigError, match=r"data\.source: required key is missing"):
+        parse_config({"name": "x", "data": {"label": "target"}})
+    with pytest.raises(ConfigError, match=r"data\.label: required for tabular data"):
         parse_config({"name": "x", "data": {"source": "sklearn:wine"}})
+
+
+def test_image_jobs_get_their_own_defaults_and_refuse_tabular_keys():
+    image = parse_config({"name": "d", "data": {"source": "sklearn:digits", "kind": "image"}})
+    table = parse_config({"name": "t", "data": {"source": "sklearn:wine", "label": "target"}})
+    assert (image.train.steps, image.train.batch_size, image.model.noise_dim) == (1000, 128, 64)
+    assert (table.train.steps, table.train.batch_size, table.model.noise_dim) == (250, 64, 32)
+    written = parse_config(
+        {"name": "d", "data": {"source": "x", "kind": "image"}, "train": {"steps": 7}}
+    )
+    assert written.train.steps == 7 and written.train.batch_size == 128  # YAML wins, per key
+    with pytest.raises(ConfigError, match=r"model\.pac: applies only to data\.kind: tabular"):
+        parse_config({"name": "d", "data": {"source": "x", "kind": "image"}, "model": {"pac": 2}})
+    with pytest.raises(
+        ConfigError, match=r"validate\.fid_extractor: applies only to data\.kind: image"
+    ):
+        parse_config(
+            {
+                "name": "t",
+                "data": {"source": "x", "label": "y"},
+                "validate": {"fid_extractor": "domain"},
+            }
+        )
+    with pytest.raises(ConfigError, match=r"data\.size: Input should be less than or equal to 64"):
+        parse_config({"name": "d", "data": {"source": "x", "kind": "image", "size": 128}})
 
 
 def test_overrides_are_typed_and_validated(tmp_path):

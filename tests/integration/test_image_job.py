@@ -1,0 +1,164 @@
+"""The whole image job against real components: image files on disk, Parquet shards, MLflow sqlite,
+the CLI and a Prefect flow."""
+
+from __future__ import annotations
+
+import io
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from PIL import Image
+from typer.testing import CliRunner
+
+from augment.cli import app
+from augment.config import load_config
+from augment.data.image_shards import decode_png, read_image_shards
+from augment.data.shards import read_manifest, sha256_file
+from augment.job import run_job
+
+runner = CliRunner()
+
+
+def image_config(tmp_path, mlflow_uri, name="img", **sections):
+    """A fast image job: digits at 8x8, a tiny GAN, two CNN epochs, domain FID."""
+    config = {
+        "name": name,
+        "data": {"source": "sklearn:digits", "kind": "image", "size": 8, "imbalance_ratio": 5},
+        "model": {"width": 8, "noise_dim": 16},
+        "train": {"steps": 20, "batch_size": 32, "checkpoint_every": 10, "progress": False},
+        "output": {"path": str(tmp_path / "out"), "rows_per_shard": 200},
+        "validate": {"epochs": 2, "fid_extractor": "domain"},
+        "tracking": {"enabled": mlflow_uri is not None, "uri": mlflow_uri, "grid_every": 10},
+    }
+    for section, values in sections.items():
+        config.setdefault(section, {}).update(values)
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_digits_job_end_to_end(tmp_path, mlflow_uri, monkeypatch):
+    path = image_config(
+        tmp_path,
+        mlflow_uri,
+        output={"image_files": True},
+        filter={"enabled": True, "threshold": 0.3, "max_factor": 3},
+    )
+    result = run_job(load_config(path))
+    manifest = read_manifest(result.output)
+
+    # exact per-class counts: every class reaches the majority's count
+    assert manifest["counts_generated"] == {str(k): v for k, v in result.plan.items()}
+    assert len(set(manifest["counts_after"].values())) == 1 and sum(result.plan.values()) > 0
+    images, labels, ids = read_image_shards(result.output)
+    assert images.shape[1:] == (8, 8, 1) and manifest["image_shape"] == [8, 8, 1]
+    assert pd.Series(labels).value_counts().to_dict() == {
+        int(k): v for k, v in manifest["counts_generated"].items() if v
+    }
+    assert len(list((result.output / "images").rglob("*.png"))) == len(ids)
+    assert manifest["fid_extractor"] == "domain"
+    for cls, row in manifest["filter"].items():
+        assert row["accepted"] + row["filled_below_threshold"] == result.plan[int(cls)]
+
+    client = mlflow.MlflowClient(mlflow_uri)
+    run = client.get_run(manifest["mlflow"]["run_id"])
+    metrics = run.data.metrics
+    for key in (
+        "baseline/balanced_accuracy",
+        "augmented/balanced_accuracy",
+        "albumentations/balanced_accuracy",
+        "lift/balanced_accuracy",
+        "lift_vs_albumentations/balanced_accuracy",
+        "fid/domain",
+        "kid/domain",
+        "generate/images_per_second",
+    ):
+        assert key in metrics, key
+    minority = min(result.counts_before, key=result.counts_before.get)
+    assert f"fid/domain/class/{minority}" in metrics
+    assert f"filter/acceptance_rate/{minority}" in metrics
+    assert run.data.tags["fid.extractor"] == "domain"
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "samples")}
+    assert {"samples/real.png", "samples/final.png"} <= artifacts
+    assert any(
+        a.path.startswith("confusion/") for a in client.list_artifacts(run.info.run_id, "confusion")
+    )
+    children = client.search_runs(
+        [run.info.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'"
+    )
+    train_run = next(c for c in children if c.data.tags["mlflow.runName"] == "train")
+    grids = client.list_artifacts(train_run.info.run_id, "samples/train")
+    assert {a.path.rsplit("/", 1)[1] for a in grids} == {"step_000010.png", "step_000020.png"}
+
+    # the registered generator loads on the CPU and returns PNGs of the asked classes
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_uri)  # for the "models:/" lookup
+    model = mlflow.pyfunc.load_model(result.model_uri)
+    out = model.predict(pd.DataFrame({"label": [minority], "n": [3]}), params={"seed": 1})
+    assert out["label"].tolist() == [minority] * 3
+    assert decode_png(out["image"].iloc[0]).shape == (8, 8, 1)
+
+
+def test_same_seed_gives_byte_identical_image_shards(tmp_path):
+    digests = []
+    for name in ("a", "b"):
+        folder = tmp_path / name
+        folder.mkdir()
+        path = image_config(folder, None, name=name, validate={"enabled": False})
+        result = run_job(load_config(path))
+        digests.append(
+            [sha256_file(result.output / f["path"]) for f in read_manifest(result.output)["files"]]
+        )
+    assert digests[0] == digests[1] and digests[0]
+
+
+def _png(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    """root/<class>/*.png with grey and RGB files of mixed sizes, plus one corrupt file."""
+    rng = np.random.default_rng(0)
+    root = tmp_path / "pets"
+    for cls, n, value in (("cat", 24, 40), ("dog", 6, 200)):
+        (root / cls).mkdir(parents=True)
+        for i in range(n):
+            size = 10 + i % 5
+            pixels = np.clip(rng.normal(value, 20, (size, size)), 0, 255).astype(np.uint8)
+            if i % 2:
+                pixels = np.repeat(pixels[..., None], 3, axis=2)  # RGB next to grey
+            (root / cls / f"{i:02d}.png").write_bytes(_png(pixels))
+    (root / "dog" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    return root
+
+
+def test_cli_image_folder_stops_on_a_corrupt_file_or_skips_it(tmp_path, image_folder):
+    data = {"source": str(image_folder), "imbalance_ratio": None, "size": 8}
+    path = image_config(tmp_path, None, data=data, validate={"enabled": False})
+    result = runner.invoke(app, ["run", str(path)])
+    assert result.exit_code == 3
+    assert "broken.png" in result.output and "on_bad_file: skip" in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "out" / "_SUCCESS").exists()
+
+    result = runner.invoke(app, ["run", str(path), "--set", "data.on_bad_file=skip"])
+    assert result.exit_code == 0, result.output
+    manifest = read_manifest(tmp_path / "out")
+    assert manifest["skipped_files"] == 1
+    before = manifest["counts_before"]
+    assert before["cat"] + before["dog"] < 30  # 30 readable images, some held out
+    assert manifest["counts_generated"] == {"cat": 0, "dog": before["cat"] - before["dog"]}
+
+
+def test_prefect_flow_runs_the_image_job(tmp_path):
+    from flows.balance import balance_flow
+
+    path = image_config(tmp_path, None, model={"mode": "per_class"}, validate={"enabled": False})
+    summary = balance_flow(config_path=str(path))
+    assert summary["passed"] and summary["counts_after"]
+    assert len(set(summary["counts_after"].values())) == 1
