@@ -204,37 +204,44 @@ def fit_unit_step(ctx: JobContext, data: Any, classes: Sequence[Any]) -> tuple[A
     cfg = ctx.config
     callbacks, run_id = [], None
     name = "train" if len(classes) > 1 or cfg.model.mode == "conditional" else f"train/{classes[0]}"
-    if _is_image(ctx):
-        from augment.job_images import fit_image_unit_step
-
-        index = data.classes.index(classes[0]) if len(classes) == 1 else "all"
-        return fit_image_unit_step(ctx, data, classes, name, index)
     if ctx.tracker:
         run_id = ctx.tracker.child(name)
         callbacks.append(ctx.tracker.loss_callback(run_id, every=10))
-    index = data.schema.classes.index(classes[0]) if len(classes) == 1 else "all"
+    index = data.classes.index(classes[0]) if len(classes) == 1 else "all"
+    # What every kind's fit takes: the loop's checkpoint, resume and progress settings.
+    loop = {
+        "device": cfg.train.device,
+        "checkpoint_path": ctx.output / "checkpoints" / f"unit-{index}.pt",
+        "checkpoint_every": cfg.train.checkpoint_every,
+        "fingerprint": cfg.fingerprint(for_checkpoint=True),
+        "resume": cfg.train.resume,
+        "callbacks": callbacks,
+        "progress": cfg.train.progress,
+    }
+    extra: dict[str, float] = {}
     with cpu_threads(cfg.train.cpu_threads):
-        model, result = fit_unit(
-            data.train,
-            data.schema,
-            classes,
-            gan=gan_settings(cfg),
-            train=train_settings(cfg),
-            max_modes=cfg.model.max_modes,
-            continuous=cfg.model.continuous,
-            clip_to_range=cfg.output.clip_to_range,
-            device=cfg.train.device,
-            checkpoint_path=ctx.output / "checkpoints" / f"unit-{index}.pt",
-            checkpoint_every=cfg.train.checkpoint_every,
-            fingerprint=cfg.fingerprint(for_checkpoint=True),
-            resume=cfg.train.resume,
-            callbacks=callbacks,
-            progress=cfg.train.progress,
-        )
+        if _is_image(ctx):
+            from augment.job_images import fit_images
+
+            model, result = fit_images(ctx, data, classes, name, run_id, loop)
+            seen = (result.steps - result.resumed_from) * cfg.train.batch_size
+            extra["train/images_per_second"] = seen / max(result.seconds, 1e-9)
+        else:
+            model, result = fit_unit(
+                data.train,
+                data.schema,
+                classes,
+                gan=gan_settings(cfg),
+                train=train_settings(cfg),
+                max_modes=cfg.model.max_modes,
+                continuous=cfg.model.continuous,
+                clip_to_range=cfg.output.clip_to_range,
+                **loop,
+            )
     if ctx.tracker:
         callbacks[0].flush()
         ctx.tracker.log_metrics(
-            {"train/seconds": result.seconds, "train/resumed_from": result.resumed_from},
+            {"train/seconds": result.seconds, "train/resumed_from": result.resumed_from, **extra},
             run_id=run_id,
         )
         ctx.tracker.end(run_id)

@@ -29,6 +29,7 @@ import pandas as pd
 from augment.balance import class_counts, plan_samples, split_holdout, subsample_to_ratio
 from augment.data.image_shards import read_image_shards
 from augment.data.images import load_images
+from augment.data.schema import to_python
 from augment.data.shards import write_json_atomic
 from augment.device import cpu_threads, resolve_device
 from augment.generate import GenerationResult, generate_image_shards
@@ -62,7 +63,7 @@ class ImageJobData:
 
     def index_of(self, labels: Sequence[Any]) -> np.ndarray:
         lookup = {c: i for i, c in enumerate(self.classes)}
-        return np.array([lookup[_plain(v)] for v in labels], dtype=np.int64)
+        return np.array([lookup[to_python(v)] for v in labels], dtype=np.int64)
 
 
 def load_image_data(ctx: Any) -> ImageJobData:
@@ -77,7 +78,7 @@ def load_image_data(ctx: Any) -> ImageJobData:
         image_column=d.image_column,
         on_bad_file=d.on_bad_file,
     )
-    labels = np.array([_plain(v) for v in dataset.labels], dtype=object)
+    labels = np.array([to_python(v) for v in dataset.labels], dtype=object)
     frame = pd.DataFrame({LABEL: labels})
     train, holdout = split_holdout(frame, LABEL, cfg.validate_.holdout, cfg.train.seed)
     if d.imbalance_ratio:
@@ -154,15 +155,19 @@ def train_settings(cfg: Any) -> ImageTrainSettings:
     )
 
 
-def fit_image_unit_step(
-    ctx: Any, data: ImageJobData, classes: Sequence[Any], name: str, index: Any
+def fit_images(
+    ctx: Any,
+    data: ImageJobData,
+    classes: Sequence[Any],
+    name: str,
+    run_id: str | None,
+    loop: dict[str, Any],
 ) -> tuple[ImageCGAN, TrainingResult]:
-    """Fit one unit; losses per step and sample grids every ``tracking.grid_every`` steps."""
+    """Fit one image unit; ``augment.job.fit_unit_step`` owns the MLflow run and the loop
+    settings (``loop``). Adds per-class sample grids every ``tracking.grid_every`` steps."""
     cfg = ctx.config
-    callbacks, run_id, snapshot = [], None, None
-    if ctx.tracker:
-        run_id = ctx.tracker.child(name)
-        callbacks.append(ctx.tracker.loss_callback(run_id, every=10))
+    snapshot = None
+    if ctx.tracker and run_id:
         every = cfg.tracking.grid_every
 
         def snapshot(step: int, model: ImageCGAN) -> None:
@@ -172,36 +177,15 @@ def fit_image_unit_step(
                     grid, f"samples/{name}/step_{step:06d}.png", run_id, title=f"step {step}"
                 )
 
-    with cpu_threads(cfg.train.cpu_threads):
-        model, result = fit_image_unit(
-            data.train_images,
-            data.train_labels.tolist(),
-            classes,
-            gan=gan_settings(cfg),
-            train=train_settings(cfg),
-            device=cfg.train.device,
-            checkpoint_path=ctx.output / "checkpoints" / f"unit-{index}.pt",
-            checkpoint_every=cfg.train.checkpoint_every,
-            fingerprint=cfg.fingerprint(for_checkpoint=True),
-            resume=cfg.train.resume,
-            callbacks=callbacks,
-            progress=cfg.train.progress,
-            snapshot=snapshot,
-        )
-    if ctx.tracker:
-        callbacks[0].flush()
-        ctx.tracker.log_metrics(
-            {
-                "train/seconds": result.seconds,
-                "train/resumed_from": result.resumed_from,
-                "train/images_per_second": (result.steps - result.resumed_from)
-                * cfg.train.batch_size
-                / max(result.seconds, 1e-9),
-            },
-            run_id=run_id,
-        )
-        ctx.tracker.end(run_id)
-    return model, result
+    return fit_image_unit(
+        data.train_images,
+        data.train_labels.tolist(),
+        classes,
+        gan=gan_settings(cfg),
+        train=train_settings(cfg),
+        snapshot=snapshot,
+        **loop,
+    )
 
 
 def assemble_images(fitted: Sequence[tuple[ImageCGAN, TrainingResult]], data: ImageJobData):
@@ -325,7 +309,3 @@ def validate_images_step(ctx: Any, data: ImageJobData) -> tuple[Any, dict[str, f
             if ctx.tracker:
                 ctx.tracker.set_tags({"fid.extractor": extractor.name})
     return report, fidelity
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value

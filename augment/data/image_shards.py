@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from augment.data.shards import SHARD_DIR, read_manifest
+from augment.data.shards import SHARD_DIR, read_manifest, read_shards
 from augment.errors import DataError
 
 IMAGE_DIR = "images"
@@ -104,8 +104,6 @@ def read_image_shards(
     With ``require_success`` (the default) the run must be finished and every part must match its
     row count and sha256 in the manifest (see :func:`augment.data.shards.read_shards`).
     """
-    from augment.data.shards import read_shards
-
     out = Path(path)
     shape = [0, 0, 0]
     if require_success:
