@@ -27,7 +27,7 @@ import pandas as pd
 from augment import __version__
 from augment.balance import class_counts, plan_samples, split_holdout, subsample_to_ratio
 from augment.config import JobConfig
-from augment.data.schema import TableSchema, infer_schema
+from augment.data.schema import TableSchema, infer_schema, to_python
 from augment.data.shards import (
     OutputLock,
     finalize,
@@ -57,6 +57,7 @@ class JobContext:
     lock: OutputLock | None = None
     started: float = field(default_factory=time.perf_counter)
     timings: dict[str, float] = field(default_factory=dict)
+    training: list[dict[str, Any]] = field(default_factory=list)  # per unit, for the manifest
 
 
 @dataclass
@@ -168,6 +169,7 @@ def load_data(ctx: JobContext) -> Any:
         overrides=cfg.data.columns,
         categorical_max_unique=cfg.data.categorical_max_unique,
         max_categories=cfg.data.max_categories,
+        constant_columns=cfg.data.constant_columns,
     )
     counts = class_counts(train[cfg.data.label])
     plan = plan_samples(counts, cfg.balance.sampling_strategy)
@@ -251,6 +253,15 @@ def fit_unit_step(ctx: JobContext, data: Any, classes: Sequence[Any]) -> tuple[A
 def assemble(ctx: JobContext, data: Any, fitted: Sequence[tuple[Any, TrainingResult]]) -> Any:
     """Put the units together and save the synthesizer (a safe, CPU-loadable file)."""
     ctx.timings["fit"] = sum(result.seconds for _, result in fitted)
+    ctx.training = [
+        {
+            "classes": [to_python(c) for c in classes],
+            "steps": result.steps,
+            "resumed_from": result.resumed_from,
+            "seconds": round(result.seconds, 3),
+        }
+        for classes, (_, result) in zip(units_for(ctx, data), fitted, strict=True)
+    ]
     if _is_image(ctx):
         from augment.job_images import assemble_images
 
@@ -368,6 +379,7 @@ def finish_job(
         "counts_generated": _plain_keys(generation.counts),
         "counts_after": _plain_keys(counts_after),
         "files": generation.files,
+        "training": {"units": ctx.training},
         "validation": {
             "passed": passed,
             "min_lift": cfg.validate_.min_lift,
