@@ -179,9 +179,9 @@ def prepare_output(
             )
         if finished:
             storage.remove(out / SUCCESS)
-            storage.remove(out / MANIFEST)
             if work is not None:
                 storage.remove(work / "checkpoints")
+        storage.remove(out / MANIFEST)  # of the replaced run, or of one killed before _SUCCESS
         if finished or remote:
             storage.remove(out / SHARD_DIR)
             storage.remove(out / "images")
