@@ -149,9 +149,9 @@ def print_summary(summary: dict[str, Any]) -> None:
         console.print(f"[yellow]note:[/yellow] {note}")
     console.print(f"shards: {summary['output']}/synthetic  (manifest.json, _SUCCESS)")
     if summary.get("mlflow_run_id"):
-        where = "augment ui"
-        if summary["tracking_uri"].startswith(("http://", "https://")):
-            where = summary["tracking_uri"]
+        from augment.tracking import is_server_uri  # tracking ran, so mlflow is imported already
+
+        where = summary["tracking_uri"] if is_server_uri(summary["tracking_uri"]) else "augment ui"
         console.print(
             f"MLflow run {summary['mlflow_run_id']} in {summary['tracking_uri']} "
             f"(model {summary['model_uri']}); browse it with: {where}",

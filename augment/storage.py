@@ -111,11 +111,13 @@ def write_bytes(path: Location, data: bytes) -> None:
 
 
 def write_many(files: dict[Location, bytes]) -> None:
-    """Write several small files; on an object store the PUTs go out concurrently."""
-    remote = [path for path in files if is_remote(path)]
-    if remote:
-        fs = remote[0].fs
-        fs.pipe({path.path: data for path, data in files.items()})
+    """Write several small files of one filesystem; on an object store the PUTs go out
+    concurrently (each still atomic on its own)."""
+    if not files:
+        return
+    first = next(iter(files))
+    if is_remote(first):
+        first.fs.pipe({path.path: data for path, data in files.items()})
         return
     for path, data in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -83,15 +83,16 @@ class ImageFileWriter:
     def __init__(self, output: Location) -> None:
         self.output = storage.location(output)
         self.remote = storage.is_remote(self.output)
+        # where the files go: a staging folder locally, images/ itself on an object store
         if self.remote:
-            self.staging = self.output / IMAGE_DIR
+            self.folder = self.output / IMAGE_DIR
         else:
-            self.staging = self.output / f".{IMAGE_DIR}.tmp-{uuid.uuid4().hex[:8]}"
-            self.staging.mkdir(parents=True)
+            self.folder = self.output / f".{IMAGE_DIR}.tmp-{uuid.uuid4().hex[:8]}"
+            self.folder.mkdir(parents=True)
         self.count = 0
 
     def write(self, label: Any, sample_ids: list[str], files: list[bytes]) -> None:
-        folder = self.staging / path_part(label)
+        folder = self.folder / path_part(label)
         storage.write_many(
             {
                 folder / f"{sample_id}.png": data
@@ -106,10 +107,10 @@ class ImageFileWriter:
         final = self.output / IMAGE_DIR
         if final.exists():
             shutil.rmtree(final)
-        os.replace(self.staging, final)
+        os.replace(self.folder, final)
 
     def abort(self) -> None:
-        storage.remove(self.staging)
+        storage.remove(self.folder)
 
 
 def read_image_shards(

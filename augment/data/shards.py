@@ -214,11 +214,12 @@ class ShardWriter:
         self.output = storage.location(output)
         self.rows_per_shard = rows_per_shard
         self.remote = storage.is_remote(self.output)
+        # where the parts go: a staging folder locally, synthetic/ itself on an object store
         if self.remote:
-            self.staging = self.output / SHARD_DIR
+            self.folder = self.output / SHARD_DIR
         else:
-            self.staging = self.output / f".{SHARD_DIR}.tmp-{uuid.uuid4().hex[:8]}"
-            self.staging.mkdir(parents=True)
+            self.folder = self.output / f".{SHARD_DIR}.tmp-{uuid.uuid4().hex[:8]}"
+            self.folder.mkdir(parents=True)
         self.files: list[dict[str, Any]] = []
         self._buffer: list[pd.DataFrame] = []
         self._buffered = 0
@@ -251,7 +252,7 @@ class ShardWriter:
         pq.write_table(table.cast(self._schema), sink)
         data = sink.getvalue().to_pybytes()
         name = f"part-{len(self.files):05d}.parquet"
-        storage.write_bytes(self.staging / name, data)
+        storage.write_bytes(self.folder / name, data)
         self.files.append(
             {
                 "path": f"{SHARD_DIR}/{name}",
@@ -267,11 +268,11 @@ class ShardWriter:
             final = self.output / SHARD_DIR
             if final.exists():
                 shutil.rmtree(final)
-            os.replace(self.staging, final)
+            os.replace(self.folder, final)
         return self.files
 
     def abort(self) -> None:
-        storage.remove(self.staging)
+        storage.remove(self.folder)
 
 
 def write_json_atomic(path: Location, data: dict[str, Any]) -> None:
