@@ -149,9 +149,13 @@ def print_summary(summary: dict[str, Any]) -> None:
         console.print(f"[yellow]note:[/yellow] {note}")
     console.print(f"shards: {summary['output']}/synthetic  (manifest.json, _SUCCESS)")
     if summary.get("mlflow_run_id"):
+        from augment.tracking import is_server_uri  # tracking ran, so mlflow is imported already
+
+        where = summary["tracking_uri"] if is_server_uri(summary["tracking_uri"]) else "augment ui"
         console.print(
             f"MLflow run {summary['mlflow_run_id']} in {summary['tracking_uri']} "
-            f"(model {summary['model_uri']}); browse it with: augment ui"
+            f"(model {summary['model_uri']}); browse it with: {where}",
+            soft_wrap=True,
         )
     state = "[green]passed[/green]" if summary["passed"] else "[red]failed[/red]"
     console.print(f"validation {state} in {summary['seconds']:.1f}s")
@@ -191,10 +195,20 @@ def ui(
     port: int = typer.Option(5000, "--port"),
     print_command: bool = typer.Option(False, "--print-command", help="Only print the command."),
 ) -> None:
-    """Open the MLflow UI on the same store the jobs write to."""
-    from augment.tracking import resolve_tracking_uri
+    """Open the MLflow UI on the same store the jobs write to.
+
+    For a tracking server (``http(s)://``) there is nothing to start: the server is the UI.
+    """
+    from augment.tracking import is_server_uri, resolve_tracking_uri
 
     store = resolve_tracking_uri(uri)
+    if is_server_uri(store):
+        console.print(
+            f"the tracking server serves the MLflow UI itself: open {store} in a browser",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return
     command = [
         sys.executable,
         "-m",

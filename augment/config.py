@@ -14,9 +14,17 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from augment.errors import ConfigError
+from augment.storage import default_work_dir, is_url, redact
 
 PositiveInt = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
@@ -72,6 +80,12 @@ class DataConfig(_Strict):
         "error", description="A corrupt, empty or non-image file stops the job, or is skipped."
     )
     image_column: str = Field("image", description="Image bytes column of a Parquet source.")
+    # -- both kinds
+    storage_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Passed to fsspec when data.source is a URL (s3://, gs://, ...), e.g. "
+        "endpoint_url; credentials are better left to the environment (AWS_ACCESS_KEY_ID ...).",
+    )
 
 
 class BalanceConfig(_Strict):
@@ -159,6 +173,26 @@ class OutputConfig(_Strict):
     image_files: bool = Field(
         False, description="Images only: also write images/<class>/<sample_id>.png."
     )
+    storage_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Passed to fsspec when output.path is a URL (s3://, gs://, memory://).",
+    )
+    work_dir: str | None = Field(
+        None,
+        description="Local folder for what stays on this machine when output.path is a URL (the "
+        "training checkpoints and the model file before upload); default "
+        "~/.cache/augment/work/<last part of the URL>-<hash of the URL>. Unused for a local output.path.",
+    )
+
+    @field_validator("work_dir")
+    @classmethod
+    def _local_work_dir(cls, value: str | None) -> str | None:
+        if value is not None and is_url(value):
+            raise ValueError(
+                "must be a local folder (checkpoints are written with plain file I/O); "
+                "drop the URL scheme"
+            )
+        return value
 
 
 class ValidateConfig(_Strict):
@@ -273,12 +307,24 @@ class JobConfig(_Strict):
     def output_path(self) -> str:
         return self.output.path.replace("{name}", self.name)
 
+    @property
+    def work_dir(self) -> Path | None:
+        """Local folder for checkpoints and the model file when the output is a URL, else None."""
+        if not is_url(self.output_path):
+            return None
+        if self.output.work_dir:
+            return Path(self.output.work_dir.replace("{name}", self.name)).expanduser()
+        return default_work_dir(self.output_path)
+
     def to_dict(self) -> dict[str, Any]:
         """The resolved configuration as plain JSON-able data (keys as written in YAML).
 
         Keys that belong to the other data kind are left out: they do nothing for this job.
         """
         resolved = self.model_dump(mode="json", by_alias=True)
+        # printed, logged as MLflow params and stored as an artifact: no secrets in there
+        for section in ("data", "output"):
+            resolved[section]["storage_options"] = redact(resolved[section]["storage_options"])
         other = IMAGE_ONLY if self.data.kind == "tabular" else TABULAR_ONLY
         for section, keys in other.items():
             if section == "filter" and self.data.kind == "tabular":
@@ -299,6 +345,10 @@ class JobConfig(_Strict):
         """
         relevant = self.to_dict()
         relevant.pop("tracking", None)
+        # where files live and how to reach them never changes a generated row
+        relevant["data"].pop("storage_options", None)
+        for key in ("storage_options", "work_dir"):
+            relevant["output"].pop(key, None)
         for key in ("progress", "resume"):
             relevant["train"].pop(key, None)
         if for_checkpoint:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,6 +24,7 @@ import pandas as pd
 from augment.data.image_shards import ImageFileWriter, encode_png, path_part
 from augment.data.shards import ShardWriter
 from augment.errors import DataError
+from augment.storage import Location
 from augment.synthesizer import Synthesizer
 
 # judge(images, cls) -> probability of class ``cls`` for each image, shape (n,)
@@ -42,7 +42,7 @@ class GenerationResult:
 def generate_shards(
     synthesizer: Synthesizer,
     plan: Mapping[Any, int],
-    output: Path,
+    output: Location,
     rows_per_shard: int,
     seed: int,
     batch_size: int = 4096,
@@ -73,7 +73,7 @@ def _key(value: Any, plan: Mapping[Any, int]) -> Any:
 def generate_image_shards(
     synthesizer: Any,
     plan: Mapping[Any, int],
-    output: Path,
+    output: Location,
     rows_per_shard: int,
     seed: int,
     *,

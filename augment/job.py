@@ -24,11 +24,12 @@ from typing import Any
 
 import pandas as pd
 
-from augment import __version__
+from augment import __version__, storage
 from augment.balance import class_counts, plan_samples, split_holdout, subsample_to_ratio
 from augment.config import JobConfig
 from augment.data.schema import TableSchema, infer_schema, to_python
 from augment.data.shards import (
+    MANIFEST,
     OutputLock,
     finalize,
     prepare_output,
@@ -40,6 +41,7 @@ from augment.device import cpu_threads, resolve_device
 from augment.errors import ValidationFailed
 from augment.generate import GenerationResult, generate_shards
 from augment.models.tabular_cgan import GANSettings, TrainSettings
+from augment.storage import Location
 from augment.synthesizer import Synthesizer, fit_unit, training_units
 from augment.train import TrainingResult
 from augment.validate import ValidationReport, validate_downstream
@@ -51,13 +53,22 @@ MODEL_FILE = "model/synthesizer.pt"
 @dataclass
 class JobContext:
     config: JobConfig
-    output: Path
+    output: Location  # a local folder (Path) or an fsspec URL (UPath): see augment.storage
     fingerprint: str  # of everything that changes the output rows (the manifest's config_hash)
     tracker: Any | None  # augment.tracking.JobTracker, or None when tracking is disabled
     lock: OutputLock | None = None
     started: float = field(default_factory=time.perf_counter)
     timings: dict[str, float] = field(default_factory=dict)
     training: list[dict[str, Any]] = field(default_factory=list)  # per unit, for the manifest
+    # Local folder for the training checkpoints and the model file (torch writes them with plain
+    # file I/O, checkpoints every few steps). The output folder itself when it is local; for a URL
+    # output a folder on this machine keyed by the URL (output.work_dir), from which the model
+    # file is uploaded. A rerun on the same machine resumes from its checkpoints.
+    work: Path | None = None
+
+    @property
+    def local(self) -> Path:
+        return self.work if self.work is not None else self.output
 
 
 @dataclass
@@ -85,7 +96,7 @@ def _is_image(ctx: JobContext) -> bool:
 
 @dataclass
 class JobResult:
-    output: Path
+    output: Location
     counts_before: dict[Any, int]
     plan: dict[Any, int]
     counts_after: dict[Any, int]
@@ -117,19 +128,28 @@ class JobResult:
 def start_job(config: JobConfig) -> JobContext:
     """Check the device, make the output folder ready and open the MLflow parent run."""
     resolve_device(config.train.device)  # fail early on device: cuda without a GPU
-    lock = OutputLock(config.output_path).acquire()  # a second job on this folder is refused
+    output = storage.location(config.output_path, config.output.storage_options)
+    work = config.work_dir  # None for a local output: everything lives in the output folder
+    lock = OutputLock(output).acquire()  # a second job on this location is refused
     try:
-        output = prepare_output(config.output_path, config.output.overwrite)
+        output = prepare_output(output, config.output.overwrite, work=work)
+        if work is not None:
+            work.mkdir(parents=True, exist_ok=True)
         tracker = _open_tracker(config, output)
     except BaseException:
         lock.release()
         raise
     return JobContext(
-        config=config, output=output, fingerprint=config.fingerprint(), tracker=tracker, lock=lock
+        config=config,
+        output=output,
+        fingerprint=config.fingerprint(),
+        tracker=tracker,
+        lock=lock,
+        work=work,
     )
 
 
-def _open_tracker(config: JobConfig, output: Path) -> Any | None:
+def _open_tracker(config: JobConfig, output: Location) -> Any | None:
     tracker = None
     if config.tracking.enabled:
         from augment.tracking import JobTracker  # mlflow is imported only when tracking is on
@@ -138,7 +158,7 @@ def _open_tracker(config: JobConfig, output: Path) -> Any | None:
             experiment=config.tracking.experiment or config.name,
             tracking_uri=config.tracking.uri,
             run_name=config.name,
-            tags={"augment.version": __version__, "augment.output": str(output.resolve())},
+            tags={"augment.version": __version__, "augment.output": storage.describe(output)},
         )
         tracker.log_params(config.to_dict())
         tracker.log_text(config.to_yaml(), "config/resolved.yaml")
@@ -158,7 +178,13 @@ def load_data(ctx: JobContext) -> Any:
         ctx.timings["load"] = time.perf_counter() - began
         return data
     cfg = ctx.config
-    frame = load_table(cfg.data.source, cfg.data.label, cfg.data.format, cfg.data.drop_columns)
+    frame = load_table(
+        cfg.data.source,
+        cfg.data.label,
+        cfg.data.format,
+        cfg.data.drop_columns,
+        storage_options=cfg.data.storage_options,
+    )
     frame, cleaning = handle_missing(frame, cfg.data.label, cfg.data.missing)
     train, holdout = split_holdout(frame, cfg.data.label, cfg.validate_.holdout, cfg.train.seed)
     if cfg.data.imbalance_ratio:
@@ -183,7 +209,7 @@ def load_data(ctx: JobContext) -> Any:
     data = JobData(schema, list(frame.columns), train, holdout, counts, plan, cleaning)
     ctx.timings["load"] = time.perf_counter() - began
     if ctx.tracker:
-        ctx.tracker.log_file(ctx.output / "holdout_ids.json", "data")
+        log_output_file(ctx, "holdout_ids.json", "data/holdout_ids.json")
         ctx.tracker.log_params(
             {
                 "data.rows_train": len(train),
@@ -213,7 +239,7 @@ def fit_unit_step(ctx: JobContext, data: Any, classes: Sequence[Any]) -> tuple[A
     # What every kind's fit takes: the loop's checkpoint, resume and progress settings.
     loop = {
         "device": cfg.train.device,
-        "checkpoint_path": ctx.output / "checkpoints" / f"unit-{index}.pt",
+        "checkpoint_path": ctx.local / "checkpoints" / f"unit-{index}.pt",
         "checkpoint_every": cfg.train.checkpoint_every,
         "fingerprint": cfg.fingerprint(for_checkpoint=True),
         "resume": cfg.train.resume,
@@ -251,7 +277,10 @@ def fit_unit_step(ctx: JobContext, data: Any, classes: Sequence[Any]) -> tuple[A
 
 
 def assemble(ctx: JobContext, data: Any, fitted: Sequence[tuple[Any, TrainingResult]]) -> Any:
-    """Put the units together and save the synthesizer (a safe, CPU-loadable file)."""
+    """Put the units together and save the synthesizer (a safe, CPU-loadable file).
+
+    It is saved in the local folder and, for a URL output, uploaded to ``<output>/model/``.
+    """
     ctx.timings["fit"] = sum(result.seconds for _, result in fitted)
     ctx.training = [
         {
@@ -268,7 +297,9 @@ def assemble(ctx: JobContext, data: Any, fitted: Sequence[tuple[Any, TrainingRes
         synthesizer = assemble_images(fitted, data)
     else:
         synthesizer = Synthesizer([model for model, _ in fitted], data.schema, data.columns)
-    synthesizer.save(ctx.output / MODEL_FILE)
+    synthesizer.save(ctx.local / MODEL_FILE)
+    if storage.is_remote(ctx.output):
+        storage.write_bytes(ctx.output / MODEL_FILE, (ctx.local / MODEL_FILE).read_bytes())
     return synthesizer
 
 
@@ -364,7 +395,7 @@ def finish_job(
         tracker.end(gen_run)
         model_name = cfg.tracking.model_name or f"augment-{cfg.name}"
         model_uri = tracker.log_synthesizer(
-            ctx.output / MODEL_FILE, model_name if cfg.tracking.register_model else None
+            ctx.local / MODEL_FILE, model_name if cfg.tracking.register_model else None
         )
         tracker.set_tags({"validation": "passed" if passed else "failed"})
     manifest = {
@@ -397,7 +428,7 @@ def finish_job(
         manifest["fid_extractor"] = data.extra.get("fid_extractor")
     finalize(ctx.output, manifest)
     if ctx.tracker:
-        ctx.tracker.log_file(ctx.output / "manifest.json")
+        log_output_file(ctx, MANIFEST, MANIFEST)
         ctx.tracker.end(status="FINISHED" if passed else "FAILED")
     if ctx.lock:
         ctx.lock.release()
@@ -414,6 +445,11 @@ def finish_job(
         seconds=time.perf_counter() - ctx.started,
         notes=list(report.notes) if report else [],
     )
+
+
+def log_output_file(ctx: JobContext, name: str, artifact_file: str) -> None:
+    """Copy a small text file of the output (local or on a store) into the MLflow run."""
+    ctx.tracker.log_text((ctx.output / name).read_text(), artifact_file)
 
 
 def fail_job(ctx: JobContext) -> None:

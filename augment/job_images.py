@@ -77,6 +77,7 @@ def load_image_data(ctx: Any) -> ImageJobData:
         label=d.label or LABEL,
         image_column=d.image_column,
         on_bad_file=d.on_bad_file,
+        storage_options=d.storage_options,
     )
     labels = np.array([to_python(v) for v in dataset.labels], dtype=object)
     frame = pd.DataFrame({LABEL: labels})
@@ -107,7 +108,9 @@ def load_image_data(ctx: Any) -> ImageJobData:
         cleaning=cleaning,
     )
     if ctx.tracker:
-        ctx.tracker.log_file(ctx.output / "holdout_ids.json", "data")
+        from augment.job import log_output_file
+
+        log_output_file(ctx, "holdout_ids.json", "data/holdout_ids.json")
         ctx.tracker.log_params(
             {
                 "data.images_train": len(train_idx),

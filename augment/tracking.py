@@ -28,6 +28,8 @@ import os
 import re
 import threading
 import time
+import urllib.error
+import urllib.request
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -54,9 +56,9 @@ from mlflow.utils.validation import (
     MAX_TAG_VAL_LENGTH,
 )
 
-from augment.errors import ModelFileError
+from augment.errors import ConfigError, ModelFileError
 
-__all__ = ["JobTracker", "LossLogger", "resolve_tracking_uri"]
+__all__ = ["JobTracker", "LossLogger", "is_server_uri", "resolve_tracking_uri", "run_link"]
 
 #: The store used when neither the job config nor the environment names one.
 DEFAULT_DB_FILE = "mlflow.db"
@@ -106,6 +108,35 @@ def resolve_tracking_uri(configured: str | None) -> str:
     if from_env:
         return from_env
     return f"sqlite:///{Path.cwd() / DEFAULT_DB_FILE}"
+
+
+def is_server_uri(tracking_uri: str) -> bool:
+    """True for a tracking server (``http(s)://``), which keeps the store and serves the UI."""
+    return tracking_uri.startswith(("http://", "https://"))
+
+
+def check_server(tracking_uri: str, timeout: float = 10.0) -> None:
+    """Fail fast when no tracking server answers at ``tracking_uri``.
+
+    MLflow's client retries a refused connection with backoff for minutes before it gives up; a job
+    should say at once that the server is down. Only a connection failure counts: a server behind
+    a proxy may answer ``/health`` with an error status and still accept the REST calls.
+
+    Raises:
+        ConfigError: nothing answers at ``tracking_uri``.
+    """
+    try:
+        with urllib.request.urlopen(f"{tracking_uri.rstrip('/')}/health", timeout=timeout):
+            pass
+    except urllib.error.HTTPError:
+        pass  # something answered: the REST calls will tell whether it is MLflow
+    except (urllib.error.URLError, OSError) as error:
+        reason = str(getattr(error, "reason", error)).splitlines()[0][:200]
+        raise ConfigError(
+            f"tracking.uri {tracking_uri}: no MLflow server answers ({reason}); start it "
+            "(mlflow server --backend-store-uri sqlite:///mlflow.db ...) or fix tracking.uri / "
+            "MLFLOW_TRACKING_URI"
+        ) from None
 
 
 def _local_artifact_location(tracking_uri: str) -> str | None:
@@ -256,6 +287,8 @@ class JobTracker:
         tags: dict[str, str] | None = None,
     ) -> None:
         self.tracking_uri = resolve_tracking_uri(tracking_uri)
+        if is_server_uri(self.tracking_uri):
+            check_server(self.tracking_uri)
         self.client = mlflow.MlflowClient(tracking_uri=self.tracking_uri)
         self.experiment_id = self._get_or_create_experiment(experiment)
         run = self.client.create_run(
@@ -336,8 +369,9 @@ class JobTracker:
         self.end(status=status)
 
     def run_url(self) -> str:
-        """Where to find the parent run: ``"<tracking_uri> experiment <id> run <run_id>"``."""
-        return f"{self.tracking_uri} experiment {self.experiment_id} run {self.run_id}"
+        """Where to find the parent run: a link into the server's UI for a tracking server,
+        else ``"<tracking_uri> experiment <id> run <run_id>"``."""
+        return run_link(self.tracking_uri, self.experiment_id, self.run_id)
 
     # -- params, metrics, tags ------------------------------------------------------------------
 
@@ -631,6 +665,13 @@ class JobTracker:
         if registered_model_name and info.registered_model_version is not None:
             return f"models:/{registered_model_name}/{info.registered_model_version}"
         return info.model_uri
+
+
+def run_link(tracking_uri: str, experiment_id: str, run_id: str) -> str:
+    """A link to a run in the MLflow UI of a tracking server; a plain description otherwise."""
+    if is_server_uri(tracking_uri):
+        return f"{tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+    return f"{tracking_uri} experiment {experiment_id} run {run_id}"
 
 
 @contextmanager

@@ -2,7 +2,8 @@
 
 The Parquet parts go through :class:`~augment.data.shards.ShardWriter` (staging folder, renamed
 into place at commit), so images follow the same commit protocol as tables. The optional
-``images/<class>/<sample_id>.png`` files get their own staging folder, renamed at commit too.
+``images/<class>/<sample_id>.png`` files get their own staging folder, renamed at commit too (on an
+object store both are written in place; see :mod:`augment.data.shards`).
 
 PNG encoding is our own ~20 lines (:func:`encode_png`) instead of Pillow's: a generated image is
 already an 8-bit array, so a file is the PNG signature, a header chunk, one zlib-compressed data
@@ -19,14 +20,15 @@ import shutil
 import struct
 import uuid
 import zlib
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
+from augment import storage
 from augment.data.shards import SHARD_DIR, read_manifest, read_shards
 from augment.errors import DataError
+from augment.storage import Location
 
 IMAGE_DIR = "images"
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -71,40 +73,58 @@ def path_part(value: Any) -> str:
 
 
 class ImageFileWriter:
-    """Write ``<class>/<sample_id>.png`` files into a staging folder; ``commit`` renames it."""
+    """Write ``<class>/<sample_id>.png`` files; ``commit`` makes them visible under ``images/``.
 
-    def __init__(self, output: Path) -> None:
-        self.output = Path(output)
-        self.staging = self.output / f".{IMAGE_DIR}.tmp-{uuid.uuid4().hex[:8]}"
-        self.staging.mkdir(parents=True)
+    Local: into a staging folder that ``commit`` renames. Object store: straight to
+    ``images/`` (each file one PUT, a batch of them at once), like the Parquet parts; the run is
+    not finished before ``_SUCCESS`` either way.
+    """
+
+    def __init__(self, output: Location) -> None:
+        self.output = storage.location(output)
+        self.remote = storage.is_remote(self.output)
+        # where the files go: a staging folder locally, images/ itself on an object store
+        if self.remote:
+            self.folder = self.output / IMAGE_DIR
+        else:
+            self.folder = self.output / f".{IMAGE_DIR}.tmp-{uuid.uuid4().hex[:8]}"
+            self.folder.mkdir(parents=True)
         self.count = 0
 
     def write(self, label: Any, sample_ids: list[str], files: list[bytes]) -> None:
-        folder = self.staging / path_part(label)
-        folder.mkdir(exist_ok=True)
-        for sample_id, data in zip(sample_ids, files, strict=True):
-            (folder / f"{sample_id}.png").write_bytes(data)
+        folder = self.folder / path_part(label)
+        storage.write_many(
+            {
+                folder / f"{sample_id}.png": data
+                for sample_id, data in zip(sample_ids, files, strict=True)
+            }
+        )
         self.count += len(files)
 
     def commit(self) -> None:
+        if self.remote:
+            return
         final = self.output / IMAGE_DIR
         if final.exists():
             shutil.rmtree(final)
-        os.replace(self.staging, final)
+        os.replace(self.folder, final)
 
     def abort(self) -> None:
-        shutil.rmtree(self.staging, ignore_errors=True)
+        storage.remove(self.folder)
 
 
 def read_image_shards(
-    path: str | Path, require_success: bool = True
+    path: str | Location,
+    require_success: bool = True,
+    storage_options: dict[str, Any] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Images ``(n, H, W, C)``, labels ``(n,)`` and sample ids of a run's image shards.
 
-    With ``require_success`` (the default) the run must be finished and every part must match its
-    row count and sha256 in the manifest (see :func:`augment.data.shards.read_shards`).
+    ``path`` is a local folder or an fsspec URL. With ``require_success`` (the default) the run
+    must be finished and every part must match its row count and sha256 in the manifest (see
+    :func:`augment.data.shards.read_shards`).
     """
-    out = Path(path)
+    out = storage.location(path, storage_options)
     shape = [0, 0, 0]
     if require_success:
         shape = read_manifest(out).get("image_shape", shape)  # refuses a folder w/o _SUCCESS

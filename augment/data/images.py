@@ -6,6 +6,7 @@ Four kinds of source are understood, all resized to ``size x size`` with 1 or 3 
     load_images("data/scans.parquet")            # Parquet (file or directory): image bytes + label
     load_images("data/arrays.npz")               # arrays ``images`` (N,H,W[,C]) and ``labels`` (N,)
     load_images("sklearn:digits", size=28)       # scikit-learn's 8x8 handwritten digits
+    load_images("s3://bucket/scans/")            # any of the first three on object storage (fsspec)
 
 Every image goes through Pillow: encoded files are fully decoded (so truncated files are caught
 here, not halfway through training), converted to ``L`` or ``RGB`` and resized. Files that cannot
@@ -19,14 +20,16 @@ import difflib
 import io
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image, ImageOps
 
+from augment import storage
 from augment.errors import DataError
+from augment.storage import Location
 
 BUILTIN_PREFIX = "sklearn:"
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"})
@@ -189,16 +192,27 @@ def _suggest(missing: str, available: list[str], what: str, origin: object, fix:
 # Sources.
 
 
-def _is_hidden(path: Path, root: Path) -> bool:
+def _parts(path: Location) -> tuple[str, ...]:
+    """Sort key: pathlib's own order (part by part), for local paths and URLs alike."""
+    return path.parts
+
+
+def _is_hidden(path: Location, root: Location) -> bool:
     return any(part.startswith(".") for part in path.relative_to(root).parts)
 
 
-def _folder_items(root: Path) -> Iterator[tuple[str, str, Path]]:
-    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+def _folder_items(root: Location) -> Iterator[tuple[str, str, Location]]:
+    entries = list(root.iterdir())
+    class_dirs = sorted(
+        (p for p in entries if p.is_dir() and not p.name.startswith(".")), key=_parts
+    )
     loose = sorted(
-        p
-        for p in root.iterdir()
-        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
+        (
+            p
+            for p in entries
+            if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
+        ),
+        key=_parts,
     )
     if loose:
         raise DataError(
@@ -211,9 +225,14 @@ def _folder_items(root: Path) -> Iterator[tuple[str, str, Path]]:
         )
     for class_dir in class_dirs:
         files = sorted(
-            p
-            for p in class_dir.rglob("*")
-            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not _is_hidden(p, class_dir)
+            (
+                p
+                for p in class_dir.rglob("*")
+                if p.is_file()
+                and p.suffix.lower() in IMAGE_SUFFIXES
+                and not _is_hidden(p, class_dir)
+            ),
+            key=_parts,
         )
         if not files:
             raise DataError(
@@ -224,7 +243,7 @@ def _folder_items(root: Path) -> Iterator[tuple[str, str, Path]]:
             yield str(file), class_dir.name, file
 
 
-def _load_folder(root: Path, size: int, channels: int, on_bad_file: str) -> ImageDataset:
+def _load_folder(root: Location, size: int, channels: int, on_bad_file: str) -> ImageDataset:
     return _collect(
         _folder_items(root),
         lambda file: _decode(file.read_bytes(), size, channels),
@@ -233,10 +252,13 @@ def _load_folder(root: Path, size: int, channels: int, on_bad_file: str) -> Imag
     )
 
 
-def _parquet_files(path: Path) -> list[Path]:
+def _parquet_files(path: Location) -> list[Location]:
     if path.is_file():
         return [path]
-    return sorted(p for p in path.rglob("*.parquet") if p.is_file() and not _is_hidden(p, path))
+    return sorted(
+        (p for p in path.rglob("*.parquet") if p.is_file() and not _is_hidden(p, path)),
+        key=_parts,
+    )
 
 
 def _bytes_of(cell: object) -> bytes | None:
@@ -251,13 +273,14 @@ def _bytes_of(cell: object) -> bytes | None:
 
 
 def _parquet_items(
-    files: list[Path], label: str, image_column: str
+    files: list[Location], label: str, image_column: str
 ) -> Iterator[tuple[str, object, object]]:
     for file in files:
         if file.stat().st_size == 0:
             raise DataError(f"Parquet file {file} is empty (0 bytes); remove or regenerate it")
         try:
-            names = pq.read_schema(file).names
+            where, filesystem = storage.arrow_path(file)
+            names = pq.read_schema(where, filesystem=filesystem).names
         except (pa.ArrowException, OSError) as error:
             raise DataError(
                 f"cannot read Parquet file {file}: {str(error).splitlines()[0]}; "
@@ -270,7 +293,7 @@ def _parquet_items(
         if label not in names:
             raise DataError(_suggest(label, names, "label column", file, "set data.label"))
         try:
-            table = pq.read_table(file, columns=[image_column, label])
+            table = pq.read_table(where, columns=[image_column, label], filesystem=filesystem)
         except (pa.ArrowException, OSError) as error:
             raise DataError(
                 f"cannot read Parquet file {file}: {str(error).splitlines()[0]}; "
@@ -283,7 +306,7 @@ def _parquet_items(
 
 
 def _load_parquet(
-    path: Path, size: int, channels: int, label: str, image_column: str, on_bad_file: str
+    path: Location, size: int, channels: int, label: str, image_column: str, on_bad_file: str
 ) -> ImageDataset:
     files = _parquet_files(path)
     if not files:
@@ -321,9 +344,9 @@ def _as_uint8(images: np.ndarray, origin: str) -> np.ndarray:
     return np.rint(values).astype(np.uint8)
 
 
-def _load_npz(path: Path, size: int, channels: int, on_bad_file: str) -> ImageDataset:
+def _load_npz(path: Location, size: int, channels: int, on_bad_file: str) -> ImageDataset:
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        with path.open("rb") as stream, np.load(stream, allow_pickle=False) as archive:
             names = list(archive.files)
             for key in ("images", "labels"):
                 if key not in names:
@@ -391,6 +414,7 @@ def load_images(
     label: str = "label",
     image_column: str = "image",
     on_bad_file: str = "error",
+    storage_options: dict[str, Any] | None = None,
 ) -> ImageDataset:
     """Load a labelled image set, every image decoded, converted and resized to one shape.
 
@@ -399,7 +423,7 @@ def load_images(
     ``root/<class>/<image>`` (files sorted, hidden files and other suffixes ignored).
 
     Args:
-        source: path or built-in name (see above).
+        source: path, fsspec URL or built-in name (see above).
         size: output height and width; images of other sizes or aspect ratios are resized.
         channels: 1 (grayscale, ``L``) or 3 (``RGB``); inputs of either kind are converted.
         label: label column of a Parquet source.
@@ -407,6 +431,7 @@ def load_images(
             struct with a ``bytes`` field as written by Hugging Face ``datasets``).
         on_bad_file: ``"error"`` stops at the first undecodable image; ``"skip"`` leaves it out
             and records it in ``skipped``.
+        storage_options: passed to fsspec when ``source`` is a URL (``s3://bucket/images/``).
 
     Returns:
         An :class:`ImageDataset` with ``images`` of shape ``(N, size, size, channels)``.
@@ -432,7 +457,7 @@ def load_images(
     if source.startswith(BUILTIN_PREFIX):
         return _load_builtin(source[len(BUILTIN_PREFIX) :], size, channels)
 
-    path = Path(source).expanduser()
+    path = storage.location(source, storage_options)
     if not path.exists():
         raise DataError(f"image source {path} does not exist; check data.source")
     suffix = path.suffix.lower()

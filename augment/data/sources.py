@@ -4,19 +4,25 @@ Every failure is a :class:`~augment.errors.DataError` that names the file or col
 
     frame = load_table("sklearn:wine", label="target")
     frame = load_table("data/events/", label="churned")          # a directory of Parquet files
+    frame = load_table("s3://bucket/events/", label="churned")   # the same on object storage
+
+A URL goes through fsspec (:mod:`augment.storage`); credentials come from the environment or from
+``storage_options``.
 """
 
 from __future__ import annotations
 
 import difflib
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as pads
 
+from augment import storage
 from augment.errors import DataError
+from augment.storage import Location
 
 BUILTIN_PREFIX = "sklearn:"
 
@@ -41,9 +47,14 @@ def _load_builtin(name: str) -> pd.DataFrame:
     return frame
 
 
-def _read_parquet(path: Path) -> pd.DataFrame:
+def _parquet_dataset(files: list[Location]) -> pads.Dataset:
+    paths = [storage.arrow_path(f)[0] for f in files]
+    return pads.dataset(paths, format="parquet", filesystem=storage.arrow_path(files[0])[1])
+
+
+def _read_parquet(path: Location) -> pd.DataFrame:
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*.parquet") if p.is_file())
+        files = sorted((p for p in path.rglob("*.parquet") if p.is_file()), key=lambda p: p.parts)
         if not files:
             raise DataError(f"directory {path} holds no *.parquet files; point data.source at them")
     else:
@@ -52,13 +63,12 @@ def _read_parquet(path: Path) -> pd.DataFrame:
         if file.stat().st_size == 0:
             raise DataError(f"Parquet file {file} is empty (0 bytes); remove or regenerate it")
     try:
-        dataset = pads.dataset([str(f) for f in files], format="parquet")
-        return dataset.to_table().to_pandas()
+        return _parquet_dataset(files).to_table().to_pandas()
     except (pa.ArrowInvalid, pa.ArrowException, OSError) as error:
         # Find the culprit so the message names one file, not the whole directory.
         for file in files:
             try:
-                pads.dataset(str(file), format="parquet").to_table()
+                _parquet_dataset([file]).to_table()
             except (pa.ArrowInvalid, pa.ArrowException, OSError) as inner:
                 raise DataError(
                     f"cannot read Parquet file {file}: {str(inner).splitlines()[0]}; "
@@ -70,13 +80,14 @@ def _read_parquet(path: Path) -> pd.DataFrame:
         ) from None
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
+def _read_csv(path: Location) -> pd.DataFrame:
     if path.stat().st_size == 0:
         raise DataError(
             f"CSV file {path} is empty (0 bytes); point data.source at a CSV with a header row"
         )
     try:
-        return pd.read_csv(path)
+        with path.open("rb") as stream:
+            return pd.read_csv(stream)
     except pd.errors.ParserError as error:
         raise DataError(
             f"cannot parse CSV file {path}: {str(error).strip()}; fix the ragged rows "
@@ -91,15 +102,18 @@ def load_table(
     label: str,
     fmt: str = "auto",
     drop_columns: list[str] | None = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> pd.DataFrame:
     """Load a labelled table with a fresh RangeIndex (the row ids used for the holdout record).
 
     Args:
-        source: a Parquet file or directory, a CSV file, or ``sklearn:breast_cancer`` /
-            ``sklearn:wine`` (label column ``target``).
+        source: a Parquet file or directory, a CSV file (each a local path or an fsspec URL
+            such as ``s3://bucket/key``), or ``sklearn:breast_cancer`` / ``sklearn:wine`` (label
+            column ``target``).
         label: the class label column; it must exist.
         fmt: ``auto`` (by suffix; directories are Parquet), ``parquet`` or ``csv``.
         drop_columns: columns to remove before anything else.
+        storage_options: passed to fsspec when ``source`` is a URL (endpoint, credentials).
 
     Raises:
         DataError: missing or unreadable file, empty table, missing label column.
@@ -108,7 +122,7 @@ def load_table(
         frame = _load_builtin(source[len(BUILTIN_PREFIX) :])
         origin = source
     else:
-        path = Path(source).expanduser()
+        path = storage.location(source, storage_options)
         if not path.exists():
             raise DataError(f"data source {path} does not exist; check data.source")
         if fmt == "auto":
