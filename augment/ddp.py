@@ -93,8 +93,8 @@ def wrap(module: nn.Module, find_unused_parameters: bool = False) -> nn.Module:
     return nn.parallel.DistributedDataParallel(
         module,
         device_ids=[device.index] if device.type == "cuda" else None,
-        # Rank 0's buffers (batch-norm statistics, spectral-norm vectors) before every forward.
-        broadcast_buffers=True,
+        # By default DDP also hands rank 0's buffers (batch-norm statistics, spectral-norm
+        # vectors) to every rank before each forward, so the replicas' buffers follow rank 0's.
         find_unused_parameters=find_unused_parameters,
     )
 
