@@ -26,6 +26,7 @@ import torch.distributed as dist
 from torch import nn
 
 from augment.device import resolve_device
+from augment.errors import DeviceError
 
 T = TypeVar("T")
 # Far apart, so that rank r's streams never meet another rank's nor a seed + 1 stream.
@@ -64,6 +65,12 @@ def init(device_name: str = "auto", timeout_minutes: float = 30) -> torch.device
     device = resolve_device(device_name)
     if device.type == "cuda":
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        if local_rank >= torch.cuda.device_count():
+            raise DeviceError(
+                f"process LOCAL_RANK={local_rank} has no GPU of its own "
+                f"({torch.cuda.device_count()} visible); start at most that many processes per "
+                "machine (--nproc / --nproc_per_node), or use train.device: cpu"
+            )
         torch.cuda.set_device(local_rank)
         device = torch.device("cuda", local_rank)
     if not is_distributed():

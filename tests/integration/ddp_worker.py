@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 
 
-def gradient_worker(rank: int, world: int, port: int) -> None:
+def gradient_worker(rank: int, world: int, port: int, scratch: str) -> None:
     os.environ.update(
         {
             "RANK": str(rank),
@@ -32,6 +32,20 @@ def gradient_worker(rank: int, world: int, port: int) -> None:
 
     ddp.init("cpu")
     try:
+        # an error on rank 0 (say, the output is in use) reaches every rank: none waits forever
+        from augment.errors import OutputError
+
+        def refuse() -> None:
+            raise OutputError("output x is in use by another augment job")
+
+        try:
+            ddp.from_main(refuse)
+        except OutputError as error:
+            assert "in use" in str(error)
+        else:
+            raise AssertionError(f"rank {rank} did not get rank 0's error")
+        assert ddp.from_main(lambda: f"from rank {ddp.rank()}") == "from rank 0"
+
         rng = np.random.default_rng(0)
         frame = pd.DataFrame(
             {
@@ -44,15 +58,20 @@ def gradient_worker(rank: int, world: int, port: int) -> None:
         schema = infer_schema(frame, "label")
         features = frame[schema.names]
         encoder = TabularEncoder(3, True, "gmm").fit(features, schema)
-        model = TabularCGAN(
-            encoder, ["p", "q"], GANSettings(generator_dims=(16,), discriminator_dims=(16,))
-        )
-        trainer = model.make_trainer(
-            features,
-            frame["label"].tolist(),
-            TrainSettings(batch_size=16, seed=3),
-            torch.device("cpu"),
-        )
+
+        def build():
+            model = TabularCGAN(
+                encoder, ["p", "q"], GANSettings(generator_dims=(16,), discriminator_dims=(16,))
+            )
+            trainer = model.make_trainer(
+                features,
+                frame["label"].tolist(),
+                TrainSettings(batch_size=16, seed=3),
+                torch.device("cpu"),
+            )
+            return model, trainer
+
+        model, trainer = build()
         assert isinstance(trainer.ddp_critic, torch.nn.parallel.DistributedDataParallel)
 
         reals, conds = trainer._real_batch()
@@ -89,14 +108,30 @@ def gradient_worker(rank: int, world: int, port: int) -> None:
         assert differs  # the ranks' own gradients did differ: the average is not trivial
         critic.zero_grad(set_to_none=True)
 
-        # a few full steps keep the replicas identical, parameters and optimizer state
-        for step in range(4):
-            trainer.train_step(step)
-        flat = torch.cat(
-            [p.detach().reshape(-1) for m in (model.generator, critic) for p in m.parameters()]
-        )
-        copies = [torch.empty_like(flat) for _ in range(world)]
-        dist.all_gather(copies, flat)
-        assert torch.equal(copies[0], copies[1])
+        # training keeps the replicas identical (parameters, and so the optimizer states)
+        def parameters(model, trainer) -> torch.Tensor:
+            modules = (model.generator, trainer.critic)
+            return torch.cat([p.detach().reshape(-1) for m in modules for p in m.parameters()])
+
+        def same_on_every_rank(flat: torch.Tensor) -> bool:
+            copies = [torch.empty_like(flat) for _ in range(world)]
+            dist.all_gather(copies, flat)
+            return all(torch.equal(copies[0], other) for other in copies[1:])
+
+        from augment.train import run_training
+
+        model, trainer = build()
+        run_training(trainer, 12)
+        uninterrupted = parameters(model, trainer)
+        assert same_on_every_rank(uninterrupted)
+
+        # resume: 6 steps, checkpoint (rank 0 writes, with every rank's random streams), then a
+        # fresh trainer on every rank continues from what rank 0 reads: the same model as above
+        checkpoint = os.path.join(scratch, "unit.pt")
+        run_training(build()[1], 6, checkpoint_path=checkpoint)
+        model, trainer = build()
+        result = run_training(trainer, 12, checkpoint_path=checkpoint)
+        assert result.resumed_from == 6 and result.steps == 12 and len(result.history) == 12
+        assert torch.equal(parameters(model, trainer), uninterrupted)
     finally:
         ddp.shutdown()

@@ -165,13 +165,14 @@ def test_augment_train_nproc_2_trains_the_image_gan_over_two_processes(tmp_path)
     assert manifest["training"]["world_size"] == 2
 
 
-def test_ddp_averages_critic_gradients_including_the_gradient_penalty():
+def test_ddp_averages_penalty_gradients_keeps_replicas_equal_and_resumes_exactly(tmp_path):
     import torch.multiprocessing as mp
 
     from tests.integration.ddp_worker import gradient_worker
 
-    # the gradient penalty's double backward is averaged over ranks like the rest of the loss
-    mp.spawn(gradient_worker, args=(2, free_port()), nprocs=2, join=True)
+    # the gradient penalty's double backward is averaged over ranks like the rest of the loss;
+    # a resumed DDP run equals an uninterrupted one; rank 0's errors reach every rank
+    mp.spawn(gradient_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
 
 
 def test_without_a_process_group_nothing_is_wrapped():
@@ -182,3 +183,14 @@ def test_without_a_process_group_nothing_is_wrapped():
     assert ddp.wrap(module) is module
     assert ddp.rank_seed(7) == 7
     assert ddp.from_main(lambda: 42) == 42
+
+
+def test_augment_train_refuses_a_bad_config_before_starting_any_process(tmp_path):
+    from typer.testing import CliRunner
+
+    from augment.cli import app
+
+    config = write_config(tmp_path, None, train={"stepz": 3})
+    result = CliRunner().invoke(app, ["train", str(config), "--nproc", "2"])
+    assert result.exit_code == 2
+    assert "train.stepz: unknown key" in result.output
