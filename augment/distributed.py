@@ -13,8 +13,8 @@ Every rank draws its own batches (seeded per rank) and DDP averages the gradient
 sees ``train.batch_size x world size`` rows (the effective batch; the learning rate is not
 scaled). Rank 0 alone logs to MLflow, writes checkpoints, shards, the manifest and ``_SUCCESS``,
 and validates. A rerun resumes every rank from rank 0's checkpoint, each rank with its own saved
-random streams. Same config, seed and world size: same shards; another world size trains another
-model (the manifest records the world size).
+random streams (on the CPU, a resumed run ends with the weights of an uninterrupted one). Another
+world size trains another model: the manifest and the MLflow params record it.
 """
 
 from __future__ import annotations
