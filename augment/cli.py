@@ -2,6 +2,7 @@
 
     augment run configs/breast_cancer.yaml [--set train.steps=300] [--output DIR] [--overwrite]
     augment run configs/breast_cancer.yaml --engine prefect     # the same job as a Prefect flow
+    augment train configs/breast_cancer.yaml --nproc 2          # each GAN trained over 2 processes
     augment profile data.parquet --label churned
     augment ui
 
@@ -11,9 +12,11 @@ Errors print one line and exit non-zero (no traceback unless ``--debug``).
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from enum import StrEnum
 from typing import Any
@@ -69,11 +72,7 @@ def run(
     engine: Engine = typer.Option(Engine.local, help="local (in-process) or prefect (a flow)."),
 ) -> None:
     """Run a one-off balancing job and print what it did."""
-    overrides = list(set_)
-    if output:
-        overrides.append(f"output.path={output}")
-    if overwrite:
-        overrides.append("output.overwrite=true")
+    overrides = _overrides(set_, output, overwrite)
 
     def go() -> Any:
         from augment.config import load_config
@@ -89,15 +88,96 @@ def run(
         return run_job(cfg), cfg
 
     result, cfg = _guard(go)
-    summary = result if isinstance(result, dict) else result.summary()
+    _report(result if isinstance(result, dict) else result.summary(), cfg.validate_.min_lift)
+
+
+def _overrides(set_: list[str], output: str | None, overwrite: bool) -> list[str]:
+    overrides = list(set_)
+    if output:
+        overrides.append(f"output.path={output}")
+    if overwrite:
+        overrides.append("output.overwrite=true")
+    return overrides
+
+
+def _report(summary: dict[str, Any], min_lift: float) -> None:
+    """Print a job summary; exit 10 when the do-no-harm gate failed."""
     print_summary(summary)
     if not summary["passed"]:
         lift = summary["metrics"].get("lift/balanced_accuracy", float("nan"))
         err_console.print(
             f"[red]validation failed[/red]: lift in balanced accuracy {lift:+.4f} is below "
-            f"validate.min_lift={cfg.validate_.min_lift}; the shards are kept in {summary['output']}"
+            f"validate.min_lift={min_lift}; the shards are kept in {summary['output']}"
         )
         raise typer.Exit(10)
+
+
+@app.command()
+def train(
+    config: str = typer.Argument(..., help="YAML job config."),
+    nproc: int = typer.Option(
+        1,
+        "--nproc",
+        min=1,
+        help="Processes that train each GAN together (torchrun DDP): one per GPU on CUDA "
+        "(nccl), CPU shares otherwise (gloo). The effective batch is train.batch_size x nproc.",
+    ),
+    set_: list[str] = typer.Option([], "--set", help="Override a key: --set train.steps=200"),
+    output: str | None = typer.Option(None, "--output", help="Output folder (output.path)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a finished run."),
+    master_port: int | None = typer.Option(
+        None, "--master-port", help="Rendezvous port on this host (default: a free one)."
+    ),
+) -> None:
+    """Run the job with each GAN trained data-parallel over --nproc processes (torchrun DDP).
+
+    Rank 0 alone writes checkpoints, shards, the manifest and the MLflow run, and validates; the
+    other ranks only train. --nproc 1 is `augment run`. On several machines, start
+    `torchrun ... -m augment.distributed CONFIG` on each instead (see the README).
+    """
+    overrides = _overrides(set_, output, overwrite)
+
+    def check() -> Any:
+        from augment.config import load_config
+
+        cfg = load_config(config, overrides)  # a bad config stops here, before any process starts
+        console.rule(f"[bold]augment[/bold] {cfg.name} ({nproc} training process(es))")
+        console.print(cfg.to_yaml(), highlight=False)
+        return cfg
+
+    cfg = _guard(check)
+    if nproc == 1:
+        from augment.job import run_job
+
+        _report(_guard(lambda: run_job(cfg)).summary(), cfg.validate_.min_lift)
+        return
+    with tempfile.TemporaryDirectory(prefix="augment-ddp-") as scratch:
+        summary_path = os.path.join(scratch, "summary.json")
+        command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc)]
+        if master_port is None:
+            command.append("--standalone")  # a rendezvous on a free local port
+        else:
+            command += ["--master_addr", "127.0.0.1", "--master_port", str(master_port)]
+        command += ["-m", "augment.distributed", config, "--summary-json", summary_path]
+        for item in overrides:
+            command += ["--set", item]
+        env = os.environ.copy()
+        # torchrun would set 1; share the cores between the processes instead.
+        env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+        code = subprocess.call(command, env=env)
+        summary = None
+        if os.path.exists(summary_path):
+            with open(summary_path) as handle:
+                summary = json.load(handle)
+    if summary is None:
+        err_console.print(
+            f"[red]error:[/red] distributed training failed (torchrun exit code {code}); "
+            "the lines above name the failing rank"
+        )
+        raise typer.Exit(code or 1)
+    if "error" in summary:  # rank 0 already printed it
+        raise typer.Exit(summary["exit_code"])
+    _report(summary, cfg.validate_.min_lift)
 
 
 def print_summary(summary: dict[str, Any]) -> None:

@@ -57,6 +57,7 @@ class JobContext:
     fingerprint: str  # of everything that changes the output rows (the manifest's config_hash)
     tracker: Any | None  # augment.tracking.JobTracker, or None when tracking is disabled
     lock: OutputLock | None = None
+    world_size: int = 1  # processes training each model (torchrun DDP; augment.distributed)
     started: float = field(default_factory=time.perf_counter)
     timings: dict[str, float] = field(default_factory=dict)
     training: list[dict[str, Any]] = field(default_factory=list)  # per unit, for the manifest
@@ -252,7 +253,7 @@ def fit_unit_step(ctx: JobContext, data: Any, classes: Sequence[Any]) -> tuple[A
             from augment.job_images import fit_images
 
             model, result = fit_images(ctx, data, classes, name, run_id, loop)
-            seen = (result.steps - result.resumed_from) * cfg.train.batch_size
+            seen = (result.steps - result.resumed_from) * cfg.train.batch_size * ctx.world_size
             extra["train/images_per_second"] = seen / max(result.seconds, 1e-9)
         else:
             model, result = fit_unit(
@@ -419,6 +420,11 @@ def finish_job(
         "mlflow": {"tracking_uri": tracking_uri, "run_id": run_id, "model_uri": model_uri},
         "model_file": MODEL_FILE,
     }
+    if ctx.world_size > 1:
+        manifest["training"] = {
+            "world_size": ctx.world_size,
+            "effective_batch_size": cfg.train.batch_size * ctx.world_size,
+        }
     if _is_image(ctx):
         manifest["image_shape"] = list(data.image_shape)
         manifest["columns"] = ["image", "label", "sample_id"]

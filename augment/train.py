@@ -4,6 +4,9 @@ The loop knows nothing about the model: a *trainer* object does one optimizer st
 state. Logging lives in callbacks (``callback(step, losses)``), so the loop has no I/O backend but
 the checkpoint file. Sections: resume -> loop (step, callbacks, checkpoint) -> final checkpoint.
 Training is counted in optimizer steps, never epochs.
+
+Under torchrun (:mod:`augment.ddp`) every rank runs this loop in step; rank 0 alone reads the
+checkpoint (and hands it to the others), writes checkpoints and shows progress.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+from augment import ddp
 from augment.errors import ModelFileError
 from augment.persist import load_payload, save_payload
 
@@ -72,20 +76,29 @@ def run_training(
 
     A checkpoint with the same ``fingerprint`` (the config hash) is resumed from; one with another
     fingerprint is ignored and overwritten, so a changed config never continues a stale model.
-    On Ctrl-C the current state is checkpointed before the interrupt propagates.
+    On Ctrl-C the current state is checkpointed before the interrupt propagates (in a single
+    process; under DDP the last periodic checkpoint stands, as the other ranks may be gone).
+
+    Under DDP all ranks resume from the checkpoint rank 0 reads, so they need no shared disk.
     """
     checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
     start, history = 0, []
+    writes = ddp.is_main()
 
     # -- resume ------------------------------------------------------------------------------
-    if resume and checkpoint_path is not None and checkpoint_path.is_file():
+    def read_checkpoint() -> dict[str, Any] | None:
+        if not (resume and checkpoint_path is not None and checkpoint_path.is_file()):
+            return None
         try:
-            state = load_payload(checkpoint_path, CHECKPOINT_FORMAT)
+            return load_payload(checkpoint_path, CHECKPOINT_FORMAT)
         except ModelFileError:  # checkpoints are written atomically, so this is outside damage
             raise ModelFileError(
                 f"checkpoint {checkpoint_path} is truncated, corrupt or not a checkpoint; delete "
                 "it to train from scratch, or rerun with --overwrite (output.overwrite: true)"
             ) from None
+
+    state = ddp.from_main(read_checkpoint)
+    if state is not None:
         if state["fingerprint"] == fingerprint and state["step"] <= steps:
             trainer.load_state_dict(state["trainer"])
             start, history = int(state["step"]), list(state["history"])
@@ -95,16 +108,18 @@ def run_training(
 
     def save(step: int) -> None:
         if checkpoint_path is not None:
-            save_payload(
-                checkpoint_path,
-                {
-                    "format": CHECKPOINT_FORMAT,
-                    "fingerprint": fingerprint,
-                    "step": step,
-                    "trainer": trainer.state_dict(),
-                    "history": history,
-                },
-            )
+            trainer_state = trainer.state_dict()  # under DDP a collective: every rank calls it
+            if writes:
+                save_payload(
+                    checkpoint_path,
+                    {
+                        "format": CHECKPOINT_FORMAT,
+                        "fingerprint": fingerprint,
+                        "step": step,
+                        "trainer": trainer_state,
+                        "history": history,
+                    },
+                )
 
     # -- loop --------------------------------------------------------------------------------
     began = time.perf_counter()
@@ -114,7 +129,7 @@ def run_training(
         BarColumn(),
         TextColumn("{task.completed}/{task.total} steps {task.fields[losses]}"),
         TimeRemainingColumn(),
-        disable=not progress,
+        disable=not (progress and writes),
         transient=True,
     )
     try:
@@ -132,6 +147,8 @@ def run_training(
                 if step % checkpoint_every == 0 and step < steps:
                     save(step)
     except KeyboardInterrupt:
+        if ddp.is_distributed():
+            raise
         save(step)
         log.warning("interrupted at step %d; checkpoint saved to %s", step, checkpoint_path)
         raise

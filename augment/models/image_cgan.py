@@ -14,7 +14,10 @@ Design, in short:
 - training-by-sampling: each batch draws classes (uniform by default) then images of them, so a
   class of 15 images is seen as often as one of 150;
 - every random draw comes from seeded ``torch.Generator`` objects, saved in checkpoints, so a
-  resumed run is bit-identical to an uninterrupted one on the same device.
+  resumed run is bit-identical to an uninterrupted one on the same device;
+- under torchrun the trainer is data-parallel (:mod:`augment.ddp`): each rank draws its own
+  batches, DDP averages the gradients and keeps rank 0's spectral-norm vectors and batch-norm
+  statistics on every rank; the EMA follows identical weights on every rank.
 
 Widths are small on purpose: measured on the 2-core CPU, throughput is bound by convolution FLOPs,
 and ``width`` (channels at full resolution, doubled per halving) is the knob that trades speed
@@ -35,6 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from augment import ddp
 from augment.device import autocast
 from augment.train import class_probabilities
 from augment.transforms.images import diff_augment, from_unit, parse_policy, to_unit
@@ -181,6 +185,7 @@ class ImageGANTrainer:
 
     Implements :class:`augment.train.Trainer`. The images stay on ``device`` as one float tensor,
     sorted by class, so a batch is one gather (on CUDA this keeps the data on the GPU).
+    Data-parallel when a ``torch.distributed`` process group is up (see :mod:`augment.ddp`).
     """
 
     def __init__(
@@ -207,8 +212,15 @@ class ImageGANTrainer:
         self.opt_d = torch.optim.Adam(
             self.discriminator.parameters(), lr=train.lr, betas=train.betas, fused=True
         )
-        self.rng = torch.Generator(device=device).manual_seed(train.seed)
-        self.sample_rng = torch.Generator(device="cpu").manual_seed(train.seed + 1)
+        # The modules whose backward is averaged over ranks (plain modules in a single process).
+        # Without the auxiliary loss the class head gets no gradient: DDP must be told.
+        self.ddp_generator = ddp.wrap(model.generator)
+        self.ddp_discriminator = ddp.wrap(
+            self.discriminator, find_unused_parameters=self._aux_weight() == 0
+        )
+        seed = ddp.rank_seed(train.seed)  # each rank its own batches; rank 0 a single process's
+        self.rng = torch.Generator(device=device).manual_seed(seed)
+        self.sample_rng = torch.Generator(device="cpu").manual_seed(seed + 1)
 
         order = np.argsort(class_index, kind="stable")
         self.data = to_unit(images[order], device)  # (N, C, H, W) in [-1, 1]
@@ -234,11 +246,14 @@ class ImageGANTrainer:
         z = torch.randn(
             labels.shape[0], self.model.settings.noise_dim, generator=self.rng, device=self.device
         )
-        return self.model.generator(z, labels)
+        return self.ddp_generator(z, labels)
+
+    def _aux_weight(self) -> float:
+        return self.model.settings.aux_weight if self.model.n_classes > 1 else 0.0
 
     def train_step(self, step: int) -> dict[str, float]:
         generator, disc = self.model.generator, self.discriminator
-        aux = self.model.settings.aux_weight if self.model.n_classes > 1 else 0.0
+        aux = self._aux_weight()
         generator.train()
         batch = self.train.batch_size
         disc.requires_grad_(True)
@@ -250,7 +265,7 @@ class ImageGANTrainer:
                 fake = self._fake(labels)
             with autocast(self.device):
                 # One pass over real and fake together (the discriminator has no batch norm).
-                scores, logits = disc(
+                scores, logits = self.ddp_discriminator(
                     self._augment(torch.cat([real, fake.to(real.dtype)])), labels.repeat(2)
                 )
             scores = scores.float()
@@ -262,7 +277,8 @@ class ImageGANTrainer:
             loss_d.backward()
             self.opt_d.step()
 
-        # Generator step; the discriminator's weights need no gradient here.
+        # Generator step; the discriminator's weights need no gradient here (and the plain module
+        # is called: DDP has nothing of it to reduce).
         disc.requires_grad_(False)
         labels = self._classes(batch).to(self.device)
         with autocast(self.device):
@@ -297,8 +313,7 @@ class ImageGANTrainer:
             "discriminator": self.discriminator.state_dict(),
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
-            "rng": self.rng.get_state(),
-            "sample_rng": self.sample_rng.get_state(),
+            **ddp.rng_states(self._generators()),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -307,8 +322,10 @@ class ImageGANTrainer:
         self.discriminator.load_state_dict(state["discriminator"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
-        self.rng.set_state(state["rng"])
-        self.sample_rng.set_state(state["sample_rng"])
+        ddp.restore_rng_states(self._generators(), state, self.train.seed)
+
+    def _generators(self) -> dict[str, torch.Generator]:
+        return {"rng": self.rng, "sample_rng": self.sample_rng}
 
 
 # -- fit / sample wrapper ---------------------------------------------------------------------

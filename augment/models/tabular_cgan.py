@@ -8,7 +8,12 @@ Design, in short:
 - WGAN-GP loss; training-by-sampling draws the class first (uniform by default), then a real row of
   that class, so rare classes are seen as often as common ones;
 - everything random comes from one seeded ``torch.Generator`` per model; sampling seeds a generator
-  per (seed, class), so a class's rows do not depend on what else is generated.
+  per (seed, class), so a class's rows do not depend on what else is generated;
+- under torchrun the trainer is data-parallel (:mod:`augment.ddp`): each rank draws its own
+  batches, DDP averages the gradients. The gradient penalty differentiates the critic with
+  ``create_graph`` through the plain critic, outside DDP: ``autograd.grad`` there asks only for
+  the input gradient, so no parameter is marked ready early, and the penalty's gradients join the
+  score's in the single ``backward`` that DDP reduces.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from augment import ddp
 from augment.device import autocast
 from augment.train import class_probabilities
 from augment.transforms.tabular import Span, TabularEncoder
@@ -159,7 +165,10 @@ class SpanActivation(nn.Module):
 
 # -- training ---------------------------------------------------------------------------------
 class TabularGANTrainer:
-    """One optimizer step at a time; implements :class:`augment.train.Trainer`."""
+    """One optimizer step at a time; implements :class:`augment.train.Trainer`.
+
+    Data-parallel when a ``torch.distributed`` process group is up (see :mod:`augment.ddp`).
+    """
 
     def __init__(
         self,
@@ -190,8 +199,14 @@ class TabularGANTrainer:
         self.opt_d = torch.optim.Adam(
             self.critic.parameters(), lr=train.lr, betas=train.betas, fused=True
         )
-        self.rng = torch.Generator(device=device).manual_seed(train.seed)
-        self.sample_rng = torch.Generator(device="cpu").manual_seed(train.seed + 1)
+        # The modules whose backward is averaged over ranks: DDP wrappers under torchrun, the plain
+        # modules otherwise. Every rank built the same weights from the same seed above.
+        self.ddp_generator = ddp.wrap(model.generator)
+        self.ddp_critic = ddp.wrap(self.critic)
+        # Each rank draws its own batches and noise; rank 0 draws what a single process would.
+        seed = ddp.rank_seed(train.seed)
+        self.rng = torch.Generator(device=device).manual_seed(seed)
+        self.sample_rng = torch.Generator(device="cpu").manual_seed(seed + 1)
 
         # Rows sorted by class, so "a random row of class c" is offset[c] + floor(u * count[c]).
         order = np.argsort(class_index, kind="stable")
@@ -214,7 +229,7 @@ class TabularGANTrainer:
     def _fake(self, cond: torch.Tensor) -> torch.Tensor:
         settings = self.model.settings
         z = torch.randn(cond.shape[0], settings.noise_dim, generator=self.rng, device=self.device)
-        raw = self.model.generator(torch.cat([z, cond], dim=1))
+        raw = self.ddp_generator(torch.cat([z, cond], dim=1))
         return self.model.activation(raw.float(), settings.gumbel_tau, False, self.rng)
 
     def _gradient_penalty(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
@@ -245,7 +260,7 @@ class TabularGANTrainer:
             real_in, fake_in = reals_in[part], fakes_in[part]
             with autocast(self.device):
                 # One critic pass over both halves; packs never straddle them (B % pac == 0).
-                scores = self.critic(torch.cat([real_in, fake_in])).float()
+                scores = self.ddp_critic(torch.cat([real_in, fake_in])).float()
             half = scores.shape[0] // 2  # scores are per pack of pac rows
             wasserstein = scores[:half].mean() - scores[half:].mean()
             loss_d = -wasserstein
@@ -262,6 +277,7 @@ class TabularGANTrainer:
         _, cond = self._real_batch()
         with autocast(self.device):
             fake = self._fake(cond)
+            # The plain critic: its gradients here are thrown away, so DDP need not reduce them.
             loss_g = -self.critic(torch.cat([fake, cond], dim=1)).mean().float()
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
@@ -279,8 +295,7 @@ class TabularGANTrainer:
             "critic": self.critic.state_dict(),
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
-            "rng": self.rng.get_state(),
-            "sample_rng": self.sample_rng.get_state(),
+            **ddp.rng_states(self._generators()),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -288,8 +303,10 @@ class TabularGANTrainer:
         self.critic.load_state_dict(state["critic"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
-        self.rng.set_state(state["rng"])
-        self.sample_rng.set_state(state["sample_rng"])
+        ddp.restore_rng_states(self._generators(), state, self.train.seed)
+
+    def _generators(self) -> dict[str, torch.Generator]:
+        return {"rng": self.rng, "sample_rng": self.sample_rng}
 
 
 # -- fit / sample wrapper ---------------------------------------------------------------------
