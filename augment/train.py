@@ -9,6 +9,8 @@ Training is counted in optimizer steps, never epochs.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -53,6 +55,9 @@ class TrainingResult:
     resumed_from: int = 0
     seconds: float = 0.0
     history: list[dict[str, float]] = field(default_factory=list)
+    # where the loop ran: a task runner may train units in other processes or on other hosts
+    host: str = field(default_factory=socket.gethostname)
+    pid: int = field(default_factory=os.getpid)
 
 
 def run_training(
