@@ -275,9 +275,7 @@ class OrchestrationConfig(_Strict):
                 "orchestration.task_runner: dask"
             )
         if self.threads and self.task_runner != "threads":
-            raise ValueError(
-                "threads applies only to task_runner: threads; remove it"
-            )
+            raise ValueError("threads applies only to task_runner: threads; remove it")
         return self
 
 
