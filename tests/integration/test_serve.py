@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -93,3 +94,28 @@ def test_serve_refuses_a_bad_schedule_before_serving(tmp_path, args, message):
     result = runner.invoke(app, ["serve", str(path), *args])
     assert result.exit_code == 2, result.output
     assert message in result.output
+
+
+def test_prefect_yaml_deploys_to_a_work_pool(prefect_api):
+    """The committed prefect.yaml registers its deployments (pool, schedule, parameters)."""
+    from prefect.client.orchestration import get_client
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**prefect_api.env, "PWD": str(root)}
+    prefect = [sys.executable, "-m", "prefect", "--no-prompt"]
+    for command in (["work-pool", "create", "augment", "--type", "process"], ["deploy", "--all"]):
+        done = subprocess.run(
+            [*prefect, *command], cwd=root, env=env, capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    with get_client(sync_client=True) as client:
+        wine = client.read_deployment_by_name("augment-balance/wine")
+        many = client.read_deployment_by_name("augment-balance-many/all-tables")
+    assert wine.work_pool_name == "augment" and many.work_pool_name == "augment"
+    assert [s.schedule.cron for s in wine.schedules] == ["0 3 * * *"]
+    assert wine.parameters["overrides"] == ["orchestration.task_runner=dask"]
+    assert wine.pull_steps == [
+        {"prefect.deployments.steps.set_working_directory": {"directory": str(root)}}
+    ]
+    for config_path in [wine.parameters["config_path"], *many.parameters["config_paths"]]:
+        assert (root / config_path).is_file()
