@@ -157,14 +157,12 @@ def balance_flow(
 
 
 @flow(name="augment-jobs", log_prints=True)
-def jobs_flow(
-    config_paths: list[str], overrides: list[str], force: bool, retries: list[int]
-) -> list[dict[str, Any]]:
+def jobs_flow(config_paths: list[str], overrides: list[str], force: bool) -> list[dict[str, Any]]:
     futures = [
-        whole_job.with_options(retries=n, retry_condition_fn=_transient).submit(
+        retrying(whole_job, load_config(path, overrides).orchestration).submit(
             path, overrides, force
         )
-        for path, n in zip(config_paths, retries, strict=True)
+        for path in config_paths
     ]
     return [future.result() for future in futures]
 
@@ -179,10 +177,7 @@ def balance_many_flow(
     configs = [load_config(path, overrides or []) for path in config_paths]  # fail fast
     runner = task_runner_for(configs[0].orchestration)
     return jobs_flow.with_options(task_runner=runner)(
-        list(config_paths),
-        list(overrides or []),
-        force,
-        [cfg.orchestration.retries for cfg in configs],
+        list(config_paths), list(overrides or []), force
     )
 
 
