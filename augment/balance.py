@@ -102,7 +102,8 @@ def split_holdout(
     if len(counts) < 2:
         only = next(iter(counts))
         raise DataError(
-            f"label column {label!r} has a single class ({only!r}); balancing needs at least two"
+            f"label column {label!r} has a single class ({only!r}); balancing needs at least two: "
+            "check that data.label names the class column and that the source holds every class"
         )
     too_small = {c: n for c, n in counts.items() if n < 2}
     if too_small:

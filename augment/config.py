@@ -53,6 +53,11 @@ class DataConfig(_Strict):
         1000, description="Refuse a categorical column with more distinct values than this."
     )
     missing: Literal["error", "drop", "impute"] = "error"
+    constant_columns: Literal["error", "keep"] = Field(
+        "error",
+        description="A column with one value in the train split: refuse it (error) or keep it; a "
+        "kept column is generated as that same value.",
+    )
     imbalance_ratio: Annotated[float, Field(ge=1.0)] | None = Field(
         None,
         description="Subsample the train split to this largest/smallest class ratio (demos, "
@@ -421,6 +426,7 @@ TABULAR_ONLY: dict[str, set[str]] = {
         "categorical_max_unique",
         "max_categories",
         "missing",
+        "constant_columns",
     },
     "model": {
         "generator_dims",
@@ -490,6 +496,8 @@ def format_validation_error(error: ValidationError, origin: str) -> str:
             message = "unknown key; remove it or check its spelling"
         elif problem["type"] == "missing":
             message = "required key is missing"
+        elif "input" in problem and not isinstance(problem["input"], dict | list):
+            message = f"{message} (got {problem['input']!r})"  # the value the user wrote
         lines.append(f"{path}: {message}")
     return f"invalid config {origin}: " + "; ".join(lines)
 

@@ -69,9 +69,9 @@ class JobContext:
     force: bool = False  # train even when the cache holds a generator for this data + settings
     started: float = field(default_factory=time.perf_counter)
     timings: dict[str, float] = field(default_factory=dict)
+    training: list[dict[str, Any]] = field(default_factory=list)  # per unit, for the manifest
     cache_key: str | None = None
     cache_hit: bool = False
-    training: list[dict[str, Any]] = field(default_factory=list)  # one entry per fitted unit
 
 
 @dataclass
@@ -195,6 +195,7 @@ def load_data(ctx: JobContext) -> Any:
         overrides=cfg.data.columns,
         categorical_max_unique=cfg.data.categorical_max_unique,
         max_categories=cfg.data.max_categories,
+        constant_columns=cfg.data.constant_columns,
     )
     counts = class_counts(train[cfg.data.label])
     plan = plan_samples(counts, cfg.balance.sampling_strategy)
@@ -333,6 +334,18 @@ def fit_unit_step(ctx: JobContext, data: Any, classes: Sequence[Any]) -> tuple[A
 def assemble(ctx: JobContext, data: Any, fitted: Sequence[tuple[Any, TrainingResult]]) -> Any:
     """Put the units together and save the synthesizer (a safe, CPU-loadable file)."""
     ctx.timings["fit"] = sum(result.seconds for _, result in fitted)
+    ctx.training = [
+        {
+            "classes": [to_python(c) for c in classes],
+            "steps": result.steps,
+            "resumed_from": result.resumed_from,
+            "seconds": round(result.seconds, 3),
+            # where the unit trained: a Dask task runner fits units in worker processes
+            "host": result.host,
+            "pid": result.pid,
+        }
+        for classes, (_, result) in zip(units_for(ctx, data), fitted, strict=True)
+    ]
     if _is_image(ctx):
         from augment.job_images import assemble_images
 
@@ -340,17 +353,6 @@ def assemble(ctx: JobContext, data: Any, fitted: Sequence[tuple[Any, TrainingRes
     else:
         synthesizer = Synthesizer([model for model, _ in fitted], data.schema, data.columns)
     synthesizer.save(ctx.output / MODEL_FILE)
-    ctx.training = [
-        {
-            "classes": [to_python(c) for c in model.classes],
-            "steps": result.steps,
-            "resumed_from": result.resumed_from,
-            "seconds": round(result.seconds, 3),
-            "host": result.host,
-            "pid": result.pid,
-        }
-        for model, result in fitted
-    ]
     cache = _cache(ctx)
     if cache is not None and fitted:
         # saved before generation and tracking: a retried later step, or a rerun, reuses it
@@ -468,6 +470,7 @@ def finish_job(
         "counts_generated": _plain_keys(generation.counts),
         "counts_after": _plain_keys(counts_after),
         "files": generation.files,
+        "training": {"units": ctx.training},
         "validation": {
             "passed": passed,
             "min_lift": cfg.validate_.min_lift,
@@ -481,7 +484,6 @@ def finish_job(
             "key": ctx.cache_key,
             "forced": ctx.force,
         },
-        "training": ctx.training,
     }
     if _is_image(ctx):
         manifest["image_shape"] = list(data.image_shape)

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import numpy as np
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+from augment.errors import ModelFileError
 from augment.persist import load_payload, save_payload
 
 CHECKPOINT_FORMAT = "augment.checkpoint/1"
@@ -83,7 +84,13 @@ def run_training(
 
     # -- resume ------------------------------------------------------------------------------
     if resume and checkpoint_path is not None and checkpoint_path.is_file():
-        state = load_payload(checkpoint_path, CHECKPOINT_FORMAT)
+        try:
+            state = load_payload(checkpoint_path, CHECKPOINT_FORMAT)
+        except ModelFileError:  # checkpoints are written atomically, so this is outside damage
+            raise ModelFileError(
+                f"checkpoint {checkpoint_path} is truncated, corrupt or not a checkpoint; delete "
+                "it to train from scratch, or rerun with --overwrite (output.overwrite: true)"
+            ) from None
         if state["fingerprint"] == fingerprint and state["step"] <= steps:
             trainer.load_state_dict(state["trainer"])
             start, history = int(state["step"]), list(state["history"])

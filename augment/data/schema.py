@@ -102,6 +102,7 @@ def infer_schema(
     overrides: dict[str, ColumnKind] | None = None,
     categorical_max_unique: int = 10,
     max_categories: int = 1000,
+    constant_columns: Literal["error", "keep"] = "keep",
 ) -> TableSchema:
     """Infer column kinds: strings, bools, categoricals and integers with few values are categorical.
 
@@ -112,10 +113,13 @@ def infer_schema(
         categorical_max_unique: integer columns with at most this many distinct values are
             categorical.
         max_categories: a categorical column with more distinct values is refused.
+        constant_columns: ``error`` refuses columns that hold a single value; ``keep`` models
+            them like any other column (the generator then reproduces that value).
 
     Raises:
         DataError: an override names a missing column, a text column is declared continuous, or a
-            categorical column has more than ``max_categories`` values.
+            categorical column has more than ``max_categories`` values, or a column is constant and
+            ``constant_columns`` is ``error``.
     """
     overrides = dict(overrides or {})
     unknown = sorted(set(overrides) - set(frame.columns))
@@ -128,6 +132,16 @@ def infer_schema(
         raise DataError(
             f"data.columns lists the label column {label!r}; the label is always a class, remove it"
         )
+    if constant_columns == "error":
+        constant = [
+            str(name) for name in frame.columns if name != label and frame[name].nunique() <= 1
+        ]
+        if constant:
+            raise DataError(
+                f"column(s) {constant} hold a single value in the train split, so there is nothing "
+                f"to learn from them; drop them (data.drop_columns: {constant}) or keep them as "
+                "constants (data.constant_columns: keep)"
+            )
     classes = sorted({to_python(v) for v in frame[label].unique()}, key=_sort_key)
     label_dtype = str(frame[label].dtype)
     columns: list[ColumnSpec] = []

@@ -12,6 +12,7 @@ when all of them are complete, so a crash never leaves a half file under the fin
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -46,8 +47,10 @@ class OutputLock:
         self.output = Path(output).expanduser()
         self.path = self.output / LOCK
         self.held = False
+        self.created = False  # this lock made the folder: release removes it if still empty
 
     def acquire(self) -> OutputLock:
+        self.created = not self.output.exists()
         try:
             self.output.mkdir(parents=True, exist_ok=True)
         except OSError as error:
@@ -85,6 +88,9 @@ class OutputLock:
         if self.held:
             self.path.unlink(missing_ok=True)
             self.held = False
+            if self.created:  # a job that failed before writing anything leaves no empty folder
+                with contextlib.suppress(OSError):
+                    self.output.rmdir()
 
     def _holder(self) -> dict[str, Any]:
         try:
@@ -153,9 +159,15 @@ def prepare_output(path: str | Path, overwrite: bool) -> Path:
             f"cannot write to output {out}: {error.strerror or error}; choose a writable "
             "output.path or fix its permissions"
         ) from None
-    for pattern in (f".{SHARD_DIR}.tmp-*", ".images.tmp-*"):  # staging folders of a crashed run
+    # What a killed run leaves behind: staging folders, and the temporary files of atomic writes
+    # (checkpoints, the model file, JSON files) that never got renamed.
+    for pattern in (f".{SHARD_DIR}.tmp-*", ".images.tmp-*"):
         for stale in out.glob(pattern):
             shutil.rmtree(stale, ignore_errors=True)
+    for pattern in (".*.tmp", ".*.tmp-*", "checkpoints/.*.tmp"):
+        for stale in out.glob(pattern):
+            if stale.is_file():
+                stale.unlink(missing_ok=True)
     return out
 
 

@@ -72,7 +72,9 @@ def _read_parquet(path: Path) -> pd.DataFrame:
 
 def _read_csv(path: Path) -> pd.DataFrame:
     if path.stat().st_size == 0:
-        raise DataError(f"CSV file {path} is empty (0 bytes)")
+        raise DataError(
+            f"CSV file {path} is empty (0 bytes); point data.source at a CSV with a header row"
+        )
     try:
         return pd.read_csv(path)
     except pd.errors.ParserError as error:

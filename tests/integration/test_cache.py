@@ -60,7 +60,7 @@ def test_rerun_reuses_the_generator_until_data_or_settings_change(
 
     first = run()
     assert len(training_calls) == 1 and first["cache"]["hit"] is False
-    assert [unit["steps"] for unit in first["training"]] == [30]
+    assert [unit["steps"] for unit in first["training"]["units"]] == [30]
 
     # same data, same settings, into the same output: nothing is trained, same shards
     again = runner.invoke(app, ["run", str(path), "--overwrite"])
@@ -69,7 +69,7 @@ def test_rerun_reuses_the_generator_until_data_or_settings_change(
     second = read_manifest(tmp_path / "out")
     assert len(training_calls) == 1
     assert second["cache"] == {**first["cache"], "hit": True}
-    assert second["training"] == []
+    assert second["training"]["units"] == []
     assert _train_runs(mlflow_uri, second["mlflow"]["run_id"]) == []
     assert _train_runs(mlflow_uri, first["mlflow"]["run_id"]) == ["train"]
     assert [f["sha256"] for f in second["files"]] == [f["sha256"] for f in first["files"]]

@@ -9,7 +9,6 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -18,26 +17,9 @@ from augment.config import load_config
 from augment.data.image_shards import decode_png, read_image_shards
 from augment.data.shards import read_manifest, sha256_file
 from augment.job import run_job
+from tests.conftest import image_config
 
 runner = CliRunner()
-
-
-def image_config(tmp_path, mlflow_uri, name="img", **sections):
-    """A fast image job: digits at 8x8, a tiny GAN, two CNN epochs, domain FID."""
-    config = {
-        "name": name,
-        "data": {"source": "sklearn:digits", "kind": "image", "size": 8, "imbalance_ratio": 5},
-        "model": {"width": 8, "noise_dim": 16},
-        "train": {"steps": 20, "batch_size": 32, "checkpoint_every": 10, "progress": False},
-        "output": {"path": str(tmp_path / "out"), "rows_per_shard": 200},
-        "validate": {"epochs": 2, "fid_extractor": "domain"},
-        "tracking": {"enabled": mlflow_uri is not None, "uri": mlflow_uri, "grid_every": 10},
-    }
-    for section, values in sections.items():
-        config.setdefault(section, {}).update(values)
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
 
 
 def test_digits_job_end_to_end(tmp_path, mlflow_uri, monkeypatch):

@@ -48,9 +48,18 @@ def test_stale_staging_from_a_killed_run_is_cleaned(tmp_path):
     stale.mkdir(parents=True)
     (stale / "part-00000.parquet").write_bytes(b"half")
     (out / "checkpoints").mkdir()
+    (out / "checkpoints" / "unit-all.pt").write_bytes(b"kept")
+    leftovers = [
+        out / "checkpoints" / ".unit-all.pt.k2j3h4.tmp",  # a checkpoint save cut short
+        out / ".synthesizer.pt.x8y9.tmp",  # the model file
+        out / ".manifest.json.tmp-0a1b2c3d",  # a JSON file
+    ]
+    for leftover in leftovers:
+        leftover.write_bytes(b"half")
     prepare_output(out, overwrite=False)
     assert not stale.exists()
-    assert (out / "checkpoints").exists()  # kept for resume
+    assert not any(leftover.exists() for leftover in leftovers)
+    assert (out / "checkpoints" / "unit-all.pt").read_bytes() == b"kept"  # kept for resume
 
 
 def test_finished_run_needs_overwrite(tmp_path):
