@@ -128,3 +128,25 @@ def test_a_run_that_crashed_after_training_reruns_without_training(
     assert runner.invoke(app, ["run", str(path)]).exit_code == 0
     assert len(training_calls) == 1
     assert read_manifest(tmp_path / "out")["cache"]["hit"] is True
+
+
+def test_image_rerun_reuses_the_generator(tmp_path, training_calls, monkeypatch):
+    import augment.image_synthesizer
+    from tests.conftest import image_config
+
+    real = augment.image_synthesizer.run_training
+
+    def counting(*args, **kwargs):
+        training_calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(augment.image_synthesizer, "run_training", counting)
+    path = image_config(tmp_path, None, validate={"enabled": False})
+    first = runner.invoke(app, ["run", str(path)])
+    assert first.exit_code == 0, first.output
+    manifest = read_manifest(tmp_path / "out")
+    again = runner.invoke(app, ["run", str(path), "--output", str(tmp_path / "again")])
+    assert again.exit_code == 0, again.output
+    rerun = read_manifest(tmp_path / "again")
+    assert len(training_calls) == 1 and rerun["cache"]["hit"] is True
+    assert [f["sha256"] for f in rerun["files"]] == [f["sha256"] for f in manifest["files"]]
