@@ -2,7 +2,10 @@
 
     augment run configs/breast_cancer.yaml [--set train.steps=300] [--output DIR] [--overwrite]
     augment run configs/breast_cancer.yaml --engine prefect     # the same job as a Prefect flow
+    augment run configs/wine.yaml configs/breast_cancer.yaml --engine prefect   # several jobs
+    augment run configs/breast_cancer.yaml --force              # train even on a cache hit
     augment train configs/breast_cancer.yaml --nproc 2          # each GAN trained over 2 processes
+    augment serve configs/breast_cancer.yaml --cron "0 3 * * *" # a scheduled Prefect deployment
     augment profile data.parquet --label churned
     augment ui
 
@@ -65,30 +68,45 @@ def _guard(action: Callable[[], Any]) -> Any:
 
 @app.command()
 def run(
-    config: str = typer.Argument(..., help="YAML job config."),
+    configs: list[str] = typer.Argument(..., help="YAML job config(s); several run side by side."),
     set_: list[str] = typer.Option([], "--set", help="Override a key: --set train.steps=200"),
     output: str | None = typer.Option(None, "--output", help="Output folder (output.path)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a finished run."),
+    force: bool = typer.Option(
+        False, "--force", help="Train even when the cache holds a generator for this data."
+    ),
     engine: Engine = typer.Option(Engine.local, help="local (in-process) or prefect (a flow)."),
 ) -> None:
-    """Run a one-off balancing job and print what it did."""
+    """Run one-off balancing jobs and print what they did.
+
+    With --engine prefect, one config runs as the augment-balance flow and several as one
+    augment-balance-many flow run (each job a task on the first config's task runner).
+    """
     overrides = _overrides(set_, output, overwrite)
 
     def go() -> Any:
         from augment.config import load_config
+        from augment.errors import ConfigError
 
-        cfg = load_config(config, overrides)
-        console.rule(f"[bold]augment[/bold] {cfg.name}")
-        console.print(cfg.to_yaml(), highlight=False)
+        if output and len(configs) > 1:
+            raise ConfigError("--output names one folder; with several configs set output.path")
+        loaded = [load_config(path, overrides) for path in configs]
+        for cfg in loaded:
+            console.rule(f"[bold]augment[/bold] {cfg.name}")
+            console.print(cfg.to_yaml(), highlight=False)
         if engine is Engine.prefect:
             flows = importlib.import_module("flows.balance")
-            return flows.balance_flow(config_path=config, overrides=overrides), cfg
+            if len(configs) == 1:
+                return [flows.balance_flow(configs[0], overrides, force)], loaded
+            return flows.balance_many_flow(list(configs), overrides, force), loaded
         from augment.job import run_job
 
-        return run_job(cfg), cfg
+        return [run_job(cfg, force=force).summary() for cfg in loaded], loaded
 
-    result, cfg = _guard(go)
-    _report(result if isinstance(result, dict) else result.summary(), cfg.validate_.min_lift)
+    summaries, loaded = _guard(go)
+    passed = [_report(summary, cfg) for summary, cfg in zip(summaries, loaded, strict=True)]
+    if not all(passed):
+        raise typer.Exit(10)
 
 
 def _overrides(set_: list[str], output: str | None, overwrite: bool) -> list[str]:
@@ -100,16 +118,18 @@ def _overrides(set_: list[str], output: str | None, overwrite: bool) -> list[str
     return overrides
 
 
-def _report(summary: dict[str, Any], min_lift: float) -> None:
-    """Print a job summary; exit 10 when the do-no-harm gate failed."""
+def _report(summary: dict[str, Any], cfg: Any) -> bool:
+    """Print a job summary, and why the do-no-harm gate failed if it did; True when it passed."""
     print_summary(summary)
-    if not summary["passed"]:
-        lift = summary["metrics"].get("lift/balanced_accuracy", float("nan"))
-        err_console.print(
-            f"[red]validation failed[/red]: lift in balanced accuracy {lift:+.4f} is below "
-            f"validate.min_lift={min_lift}; the shards are kept in {summary['output']}"
-        )
-        raise typer.Exit(10)
+    if summary["passed"]:
+        return True
+    lift = summary["metrics"].get("lift/balanced_accuracy", float("nan"))
+    err_console.print(
+        f"[red]validation failed[/red] ({cfg.name}): lift in balanced accuracy {lift:+.4f} is "
+        f"below validate.min_lift={cfg.validate_.min_lift}; the shards are kept in "
+        f"{summary['output']}"
+    )
+    return False
 
 
 @app.command()
@@ -149,7 +169,8 @@ def train(
     if nproc == 1:
         from augment.job import run_job
 
-        _report(_guard(lambda: run_job(cfg)).summary(), cfg.validate_.min_lift)
+        if not _report(_guard(lambda: run_job(cfg)).summary(), cfg):
+            raise typer.Exit(10)
         return
     with tempfile.TemporaryDirectory(prefix="augment-ddp-") as scratch:
         summary_path = os.path.join(scratch, "summary.json")
@@ -177,7 +198,36 @@ def train(
         raise typer.Exit(code or 1)
     if "error" in summary:  # rank 0 already printed it
         raise typer.Exit(summary["exit_code"])
-    _report(summary, cfg.validate_.min_lift)
+    if not _report(summary, cfg):
+        raise typer.Exit(10)
+
+
+@app.command()
+def serve(
+    configs: list[str] = typer.Argument(..., help="YAML job config(s): one deployment each."),
+    cron: str | None = typer.Option(
+        None, "--cron", help='Cron schedule, e.g. "0 3 * * *" (03:00 daily); none: on demand.'
+    ),
+    timezone: str = typer.Option("UTC", "--timezone", help="IANA time zone of the cron."),
+    set_: list[str] = typer.Option([], "--set", help="Override a key in every config."),
+    limit: int | None = typer.Option(None, "--limit", help="At most this many runs at once."),
+) -> None:
+    """Serve Prefect deployments of the balancing flow (one per config, named after the job)
+    and run their scheduled or triggered runs until stopped (Ctrl-C).
+
+    Needs a Prefect API (PREFECT_API_URL, e.g. `prefect server start`). Work pools instead of a
+    serving process: see prefect.yaml.
+    """
+
+    def go() -> None:
+        deployments = importlib.import_module("flows.deployments")
+        made = deployments.runner_deployments(list(configs), list(set_), cron, timezone)
+        for deployment in made:
+            when = f"cron {cron!r} ({timezone})" if cron else "on demand"
+            console.print(f"deployment augment-balance/{deployment.name}: {when}")
+        deployments.serve(made, limit=limit)
+
+    _guard(go)
 
 
 def print_summary(summary: dict[str, Any]) -> None:
@@ -225,6 +275,8 @@ def print_summary(summary: dict[str, Any]) -> None:
         k for k in metrics if k.count("/") == 1 and k.split("/")[0] in ("fid", "kid")
     ):
         console.print(f"{key.upper()} ({key.split('/')[1]} features): {metrics[key]:.4f}")
+    if summary.get("cache_hit"):
+        console.print("[cyan]cache hit[/cyan]: reused the trained generator (--force retrains)")
     for note in summary.get("notes", []):
         console.print(f"[yellow]note:[/yellow] {note}")
     console.print(f"shards: {summary['output']}/synthetic  (manifest.json, _SUCCESS)")

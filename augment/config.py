@@ -255,6 +255,69 @@ class TrackingConfig(_Strict):
     )
 
 
+class CacheConfig(_Strict):
+    """Reuse a trained generator when the same data meets the same training settings.
+
+    The key is a digest of the training data as loaded (table rows and schema, or pixels and
+    labels) plus the settings that shape the fitted model (``model``, ``train`` except progress,
+    resume, checkpoint_every and cpu_threads, ``output.clip_to_range``, the units of work); see
+    :mod:`augment.cache`. ``augment run --force`` (flow parameter ``force``) trains anyway.
+    """
+
+    enabled: bool = True
+    dir: str | None = Field(
+        None,
+        description="Cache folder; default: .augment-cache beside the output folder (for "
+        "runs/{name} that is runs/.augment-cache, shared by every job under runs/).",
+    )
+
+
+class OrchestrationConfig(_Strict):
+    """How the Prefect flow runs the job: task runner for the fit tasks, retries with backoff.
+
+    Ignored by ``augment run --engine local`` (one process, no retries).
+    """
+
+    task_runner: Literal["sequential", "threads", "dask"] = Field(
+        "threads",
+        description="sequential: one task at a time; threads: a thread pool in the flow "
+        "process; dask: prefect-dask's DaskTaskRunner (worker processes, or a cluster).",
+    )
+    threads: PositiveInt | None = Field(
+        None, description="threads: pool size (default: Prefect's, the number of CPUs)."
+    )
+    dask_address: str | None = Field(
+        None,
+        description="dask: scheduler address (tcp://host:8786) of a running cluster; null "
+        "starts a distributed.LocalCluster on this machine for the flow run.",
+    )
+    dask_workers: PositiveInt = Field(
+        2, description="dask without an address: worker processes of the local cluster."
+    )
+    retries: Annotated[int, Field(ge=0)] = Field(
+        3,
+        description="Retries of the tasks that touch storage or the tracking server (start, "
+        "load, assemble, generate, validate, finish). Fit tasks are not retried.",
+    )
+    retry_delay_seconds: Annotated[float, Field(ge=0)] = Field(
+        2.0, description="First retry delay; it doubles with every further retry."
+    )
+    retry_jitter_factor: Annotated[float, Field(ge=0)] | None = Field(
+        0.2, description="Random extra delay, as a fraction of the delay (null = none)."
+    )
+
+    @model_validator(mode="after")
+    def _address_needs_dask(self) -> OrchestrationConfig:
+        if self.dask_address and self.task_runner != "dask":
+            raise ValueError(
+                "dask_address applies only to task_runner: dask; remove it or set "
+                "orchestration.task_runner: dask"
+            )
+        if self.threads and self.task_runner != "threads":
+            raise ValueError("threads applies only to task_runner: threads; remove it")
+        return self
+
+
 class JobConfig(_Strict):
     """One balancing job."""
 
@@ -267,6 +330,8 @@ class JobConfig(_Strict):
     validate_: ValidateConfig = Field(default_factory=ValidateConfig, alias="validate")
     filter: FilterConfig = Field(default_factory=FilterConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    cache: CacheConfig = Field(default_factory=CacheConfig)
+    orchestration: OrchestrationConfig = Field(default_factory=OrchestrationConfig)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, validate_assignment=True)
 
@@ -334,17 +399,38 @@ class JobConfig(_Strict):
                 resolved.get(section, {}).pop(key, None)
         return resolved
 
+    def training_settings(self) -> dict[str, Any]:
+        """The settings that shape a fitted generator, apart from the data it is fitted on.
+
+        Half of the cache key of :mod:`augment.cache` (the other half digests the training data
+        as loaded, so the data section, the holdout fraction and the seed's effect on the split
+        are covered by content). Left out: what only changes speed or bookkeeping (progress bars,
+        resume, checkpoint interval, CPU threads).
+        """
+        resolved = self.to_dict()
+        train = {
+            k: v
+            for k, v in resolved["train"].items()
+            if k not in ("progress", "resume", "checkpoint_every", "cpu_threads")
+        }
+        settings = {"kind": self.data.kind, "model": resolved["model"], "train": train}
+        if self.data.kind == "tabular":
+            settings["clip_to_range"] = self.output.clip_to_range  # held by the fitted encoder
+        return settings
+
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     def fingerprint(self, for_checkpoint: bool = False) -> str:
-        """A hash of everything that changes the generated rows (not tracking or progress bars).
+        """A hash of everything that changes the generated rows (not tracking, caching, how the
+        flow is orchestrated, or progress bars).
 
         ``for_checkpoint`` also leaves out the step budget, so a rerun with more steps continues
         from a checkpoint of the same model instead of starting over.
         """
         relevant = self.to_dict()
-        relevant.pop("tracking", None)
+        for section in ("tracking", "cache", "orchestration"):
+            relevant.pop(section, None)
         # where files live and how to reach them never changes a generated row
         relevant["data"].pop("storage_options", None)
         for key in ("storage_options", "work_dir"):
@@ -451,9 +537,11 @@ def format_validation_error(error: ValidationError, origin: str) -> str:
     for problem in error.errors():
         path = ".".join(str(part) for part in problem["loc"]) or "<root>"
         message = problem["msg"]
-        if problem["type"] == "value_error" and not problem["loc"]:
-            lines.append(message.removeprefix("Value error, "))  # already names its key
-            continue
+        if problem["type"] == "value_error":
+            message = message.removeprefix("Value error, ")
+            if not problem["loc"]:
+                lines.append(message)  # a whole-config check: the message names its key
+                continue
         if problem["type"] == "extra_forbidden":
             message = "unknown key; remove it or check its spelling"
         elif problem["type"] == "missing":

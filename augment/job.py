@@ -1,9 +1,11 @@
 """The balancing job as a sequence of library calls, each a step that a Prefect task can wrap.
 
-    ctx   = start_job(config)                       output folder ready, MLflow parent run open
+    ctx   = start_job(config, force)                output folder ready, MLflow parent run open
     data  = load_data(ctx)                          load, clean, split holdout, plan
-    units = training_units(...); fit_unit_step(ctx, data, classes) per unit
-    synth = assemble(ctx, data, fitted)             one Synthesizer, saved to <output>/model/
+    synth = reuse_synthesizer(ctx, data)            a cached generator for the same data + settings
+    if synth is None:                               (cache miss, or force)
+        units = units_for(ctx, data); fit_unit_step(ctx, data, classes) per unit
+        synth = assemble(ctx, data, fitted)         saved to <output>/model/, then to the cache
     gen   = generate_step(ctx, data, synth)         exact per-class counts into Parquet shards
     check = validate_step(ctx, data)                lift vs real and vs SMOTE, fidelity, gate
     res   = finish_job(ctx, data, synth, gen, check)  model logged, manifest, _SUCCESS, summary
@@ -14,8 +16,10 @@ This is the edge where the validated config is turned into plain arguments for t
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,6 +30,13 @@ import pandas as pd
 
 from augment import __version__, storage
 from augment.balance import class_counts, plan_samples, split_holdout, subsample_to_ratio
+from augment.cache import (
+    SynthesizerCache,
+    cache_key,
+    default_cache_dir,
+    frame_digest,
+    images_digest,
+)
 from augment.config import JobConfig
 from augment.data.schema import TableSchema, infer_schema, to_python
 from augment.data.shards import (
@@ -38,11 +49,11 @@ from augment.data.shards import (
 )
 from augment.data.sources import handle_missing, load_table
 from augment.device import cpu_threads, resolve_device
-from augment.errors import ValidationFailed
+from augment.errors import ModelFileError, ValidationFailed
 from augment.generate import GenerationResult, generate_shards
 from augment.models.tabular_cgan import GANSettings, TrainSettings
 from augment.storage import Location
-from augment.synthesizer import Synthesizer, fit_unit, training_units
+from augment.synthesizer import Synthesizer, fit_unit, load_synthesizer, training_units
 from augment.train import TrainingResult
 from augment.validate import ValidationReport, validate_downstream
 
@@ -58,9 +69,12 @@ class JobContext:
     tracker: Any | None  # augment.tracking.JobTracker, or None when tracking is disabled
     lock: OutputLock | None = None
     world_size: int = 1  # processes training each model (torchrun DDP; augment.distributed)
+    force: bool = False  # train even when the cache holds a generator for this data + settings
     started: float = field(default_factory=time.perf_counter)
     timings: dict[str, float] = field(default_factory=dict)
     training: list[dict[str, Any]] = field(default_factory=list)  # per unit, for the manifest
+    cache_key: str | None = None
+    cache_hit: bool = False
     # Local folder for the training checkpoints and the model file (torch writes them with plain
     # file I/O, checkpoints every few steps). The output folder itself when it is local; for a URL
     # output a folder on this machine keyed by the URL (output.work_dir), from which the model
@@ -108,6 +122,8 @@ class JobResult:
     model_uri: str | None
     seconds: float
     notes: list[str] = field(default_factory=list)
+    cache_hit: bool = False
+    training: list[dict[str, Any]] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         """Plain, JSON-able data: what the CLI prints and what the Prefect flow returns."""
@@ -123,11 +139,16 @@ class JobResult:
             "model_uri": self.model_uri,
             "seconds": self.seconds,
             "notes": self.notes,
+            "cache_hit": self.cache_hit,
+            "training": self.training,
         }
 
 
-def start_job(config: JobConfig) -> JobContext:
-    """Check the device, make the output folder ready and open the MLflow parent run."""
+def start_job(config: JobConfig, force: bool = False) -> JobContext:
+    """Check the device, make the output folder ready and open the MLflow parent run.
+
+    ``force`` trains even when the cache holds a generator for the same data and settings.
+    """
     resolve_device(config.train.device)  # fail early on device: cuda without a GPU
     output = storage.location(config.output_path, config.output.storage_options)
     work = config.work_dir  # None for a local output: everything lives in the output folder
@@ -147,6 +168,7 @@ def start_job(config: JobConfig) -> JobContext:
         tracker=tracker,
         lock=lock,
         work=work,
+        force=force,
     )
 
 
@@ -223,6 +245,64 @@ def load_data(ctx: JobContext) -> Any:
     return data
 
 
+def data_digest(data: Any) -> str:
+    """Content digest of the training data as loaded (see :mod:`augment.cache`)."""
+    if isinstance(data, JobData):
+        schema = json.dumps(data.schema.to_dict(), sort_keys=True, default=str)
+        return frame_digest(data.train) + ":" + hashlib.sha256(schema.encode()).hexdigest()
+    return images_digest(data.train_images, data.train_labels)
+
+
+def _cache(ctx: JobContext) -> SynthesizerCache | None:
+    cfg = ctx.config.cache
+    if not cfg.enabled:
+        return None
+    # beside the local folder: the output itself, or for a URL output the work dir on this machine
+    return SynthesizerCache(cfg.dir or default_cache_dir(ctx.local))
+
+
+def _cache_key(ctx: JobContext, data: Any) -> str:
+    if ctx.cache_key is None:
+        ctx.cache_key = cache_key(
+            data_digest(data), ctx.config.training_settings(), units_for(ctx, data)
+        )
+    return ctx.cache_key
+
+
+def reuse_synthesizer(ctx: JobContext, data: Any) -> Any | None:
+    """The cached generator for this data and these training settings, or None (train it).
+
+    On a hit the cached file is copied to ``<output>/model/synthesizer.pt`` (what the manifest
+    and MLflow point at; for a URL output via the local work dir) and loaded; nothing is trained and no train run is logged. A rerun that
+    misses still resumes from its checkpoints as before. ``ctx.force`` skips the lookup.
+    """
+    cache = _cache(ctx)
+    if cache is None or not units_for(ctx, data):
+        return None
+    key = _cache_key(ctx, data)
+    cached = None if ctx.force else cache.get(key)
+    if cached is None:
+        return None
+    target = ctx.local / MODEL_FILE
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(cached, target)
+    try:
+        synthesizer = load_synthesizer(target, device=ctx.config.train.device)
+    except ModelFileError as error:
+        log.warning("ignoring a corrupt cache entry %s: %s", cached, error)
+        cache.drop(key)
+        target.unlink(missing_ok=True)
+        return None
+    if storage.is_remote(ctx.output):
+        storage.write_bytes(ctx.output / MODEL_FILE, target.read_bytes())
+    log.info("cache hit %s: reusing the generator in %s, no training", key, cached)
+    ctx.cache_hit = True
+    ctx.timings["fit"] = 0.0
+    if ctx.tracker:
+        ctx.tracker.set_tags({"augment.cache_hit": "true", "augment.cache_key": key})
+    return synthesizer
+
+
 def units_for(ctx: JobContext, data: JobData) -> list[list[Any]]:
     """The units of work to fit: one (conditional) or one per class that needs rows."""
     return training_units(data.classes, data.plan, ctx.config.model.mode)
@@ -289,6 +369,9 @@ def assemble(ctx: JobContext, data: Any, fitted: Sequence[tuple[Any, TrainingRes
             "steps": result.steps,
             "resumed_from": result.resumed_from,
             "seconds": round(result.seconds, 3),
+            # where the unit trained: a Dask task runner fits units in worker processes
+            "host": result.host,
+            "pid": result.pid,
         }
         for classes, (_, result) in zip(units_for(ctx, data), fitted, strict=True)
     ]
@@ -301,6 +384,13 @@ def assemble(ctx: JobContext, data: Any, fitted: Sequence[tuple[Any, TrainingRes
     synthesizer.save(ctx.local / MODEL_FILE)
     if storage.is_remote(ctx.output):
         storage.write_bytes(ctx.output / MODEL_FILE, (ctx.local / MODEL_FILE).read_bytes())
+    cache = _cache(ctx)
+    if cache is not None and fitted:
+        # saved before generation and tracking: a retried later step, or a rerun, reuses it
+        key = _cache_key(ctx, data)
+        cache.put(key, ctx.local / MODEL_FILE, {"job": ctx.config.name, "output": str(ctx.output)})
+        if ctx.tracker:
+            ctx.tracker.set_tags({"augment.cache_hit": "false", "augment.cache_key": key})
     return synthesizer
 
 
@@ -419,12 +509,17 @@ def finish_job(
         },
         "mlflow": {"tracking_uri": tracking_uri, "run_id": run_id, "model_uri": model_uri},
         "model_file": MODEL_FILE,
+        "cache": {
+            "enabled": cfg.cache.enabled,
+            "hit": ctx.cache_hit,
+            "key": ctx.cache_key,
+            "forced": ctx.force,
+        },
     }
     if ctx.world_size > 1:
-        manifest["training"] = {
-            "world_size": ctx.world_size,
-            "effective_batch_size": cfg.train.batch_size * ctx.world_size,
-        }
+        manifest["training"].update(
+            world_size=ctx.world_size, effective_batch_size=cfg.train.batch_size * ctx.world_size
+        )
     if _is_image(ctx):
         manifest["image_shape"] = list(data.image_shape)
         manifest["columns"] = ["image", "label", "sample_id"]
@@ -450,6 +545,8 @@ def finish_job(
         model_uri=model_uri,
         seconds=time.perf_counter() - ctx.started,
         notes=list(report.notes) if report else [],
+        cache_hit=ctx.cache_hit,
+        training=ctx.training,
     )
 
 
@@ -468,17 +565,21 @@ def fail_job(ctx: JobContext) -> None:
             ctx.lock.release()
 
 
-def run_job(config: JobConfig, raise_on_gate: bool = False) -> JobResult:
+def run_job(config: JobConfig, raise_on_gate: bool = False, force: bool = False) -> JobResult:
     """Run the whole job in this process. See ``flows/`` for the same steps under Prefect.
+
+    ``force`` trains even when the cache holds a generator for the same data and settings.
 
     Raises:
         ValidationFailed: only when ``raise_on_gate`` and the do-no-harm gate failed.
     """
-    ctx = start_job(config)
+    ctx = start_job(config, force=force)
     try:
         data = load_data(ctx)
-        fitted = [fit_unit_step(ctx, data, classes) for classes in units_for(ctx, data)]
-        synthesizer = assemble(ctx, data, fitted)
+        synthesizer = reuse_synthesizer(ctx, data)
+        if synthesizer is None:
+            fitted = [fit_unit_step(ctx, data, classes) for classes in units_for(ctx, data)]
+            synthesizer = assemble(ctx, data, fitted)
         generation = generate_step(ctx, data, synthesizer)
         report, fidelity = validate_step(ctx, data) if config.validate_.enabled else (None, {})
         result = finish_job(ctx, data, generation, report, fidelity)

@@ -352,6 +352,18 @@ class JobTracker:
             if target in self._open_children:
                 self._open_children.remove(target)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (a Dask task runner ships the job context to worker processes) without its
+        lock and client; :meth:`__setstate__` makes new ones for the same store and runs."""
+        state = self.__dict__.copy()
+        del state["_lock"], state["client"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+        self.client = mlflow.MlflowClient(tracking_uri=self.tracking_uri)
+
     def __enter__(self) -> JobTracker:
         return self
 

@@ -12,6 +12,8 @@ checkpoint (and hands it to the others), writes checkpoints and shows progress.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -58,6 +60,9 @@ class TrainingResult:
     resumed_from: int = 0
     seconds: float = 0.0
     history: list[dict[str, float]] = field(default_factory=list)
+    # where the loop ran: a task runner may train units in other processes or on other hosts
+    host: str = field(default_factory=socket.gethostname)
+    pid: int = field(default_factory=os.getpid)
 
 
 def run_training(

@@ -113,7 +113,9 @@ def test_two_ranks_train_one_tabular_gan_and_resume_after_a_crash(tmp_path, mlfl
     assert manifest["counts_generated"] == {"benign": 0, "malignant": 225}
     assert shards["target"].value_counts().to_dict() == {"malignant": 225}
     assert sum(f["rows"] for f in manifest["files"]) == 225
-    assert manifest["training"] == {"world_size": 2, "effective_batch_size": 64}
+    training = manifest["training"]
+    assert (training["world_size"], training["effective_batch_size"]) == (2, 64)
+    assert [unit["resumed_from"] for unit in training["units"]] == [10]
 
     # one MLflow parent run, opened by rank 0 only, with the world size and effective batch
     client = mlflow.MlflowClient(tracking_uri=mlflow_uri)

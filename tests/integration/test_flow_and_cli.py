@@ -178,3 +178,23 @@ def test_cli_ui_serves_the_store(tmp_path, monkeypatch):
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+
+
+def test_cli_runs_several_configs(tmp_path):
+    paths = []
+    for name in ("first", "second"):
+        folder = tmp_path / name
+        folder.mkdir()
+        paths.append(
+            str(
+                write_config(
+                    folder, None, name=name, train={"steps": 5}, validate={"enabled": False}
+                )
+            )
+        )
+    result = runner.invoke(app, ["run", *paths])
+    assert result.exit_code == 0, result.output
+    for name in ("first", "second"):
+        assert (tmp_path / name / "out" / "_SUCCESS").exists()
+    refused = runner.invoke(app, ["run", *paths, "--output", str(tmp_path / "x")])
+    assert refused.exit_code == 2 and "with several configs" in refused.output

@@ -99,3 +99,36 @@ def test_fingerprint_ignores_tracking_but_not_model():
 
 def test_output_path_uses_job_name():
     assert parse_config(_raw()).output_path == "runs/x"
+
+
+def test_orchestration_section():
+    config = parse_config(_raw(orchestration={"task_runner": "dask", "dask_workers": 3}))
+    assert config.orchestration.dask_address is None and config.orchestration.dask_workers == 3
+    assert parse_config(_raw()).orchestration.task_runner == "threads"
+    with pytest.raises(ConfigError, match=r"orchestration\.task_runner: Input should be"):
+        parse_config(_raw(orchestration={"task_runner": "ray"}))
+    with pytest.raises(ConfigError, match=r"orchestration\.retries: Input should be greater"):
+        parse_config(_raw(orchestration={"retries": -1}))
+    with pytest.raises(ConfigError, match=r"orchestration: dask_address applies only to"):
+        parse_config(_raw(orchestration={"dask_address": "tcp://scheduler:8786"}))
+    with pytest.raises(ConfigError, match=r"orchestration\.workers: unknown key"):
+        parse_config(_raw(orchestration={"workers": 2}))
+
+
+def test_cache_and_orchestration_do_not_change_the_output_fingerprint():
+    base = parse_config(_raw())
+    other = parse_config(
+        _raw(cache={"enabled": False}, orchestration={"task_runner": "sequential", "retries": 0})
+    )
+    assert other.fingerprint() == base.fingerprint()
+
+
+def test_training_settings_cover_what_shapes_the_model():
+    base = parse_config(_raw()).training_settings()
+    assert (
+        parse_config(_raw(train={"progress": False, "cpu_threads": 2})).training_settings() == base
+    )
+    assert parse_config(_raw(output={"rows_per_shard": 5})).training_settings() == base
+    assert parse_config(_raw(train={"steps": 7})).training_settings() != base
+    assert parse_config(_raw(model={"noise_dim": 8})).training_settings() != base
+    assert parse_config(_raw(output={"clip_to_range": False})).training_settings() != base

@@ -215,7 +215,7 @@ def test_storage_options_are_redacted_and_do_not_change_the_fingerprint(tmp_path
     assert config.work_dir is not None and config.work_dir.name.startswith("x-")
     local = parse_config({**raw, "output": {"path": str(tmp_path)}})
     assert local.work_dir is None  # a local output keeps everything in itself
-    with pytest.raises(ConfigError, match="output.work_dir: Value error, must be a local folder"):
+    with pytest.raises(ConfigError, match="output.work_dir: must be a local folder"):
         parse_config({**raw, "output": {"path": "s3://b/x", "work_dir": "s3://b/work"}})
 
 

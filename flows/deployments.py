@@ -1,0 +1,75 @@
+"""Deployments of the balancing flow: one per job config, named after the job, on a cron.
+
+Served by a long-running process (what ``augment serve`` does)::
+
+    augment serve configs/breast_cancer.yaml configs/wine.yaml --cron "0 3 * * *" --timezone UTC
+
+which registers ``augment-balance/<job name>`` with the Prefect API (``PREFECT_API_URL``) and runs
+its scheduled and triggered runs in subprocesses of this process. For work pools and workers
+instead (runs on other machines, infrastructure per run) see ``prefect.yaml`` at the repo root.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import prefect
+from prefect.schedules import Cron
+from prefect.types.entrypoint import EntrypointType
+
+from augment.config import load_config
+from augment.errors import ConfigError
+from flows.balance import balance_flow
+
+
+def runner_deployments(
+    config_paths: Sequence[str],
+    overrides: Sequence[str] = (),
+    cron: str | None = None,
+    timezone: str = "UTC",
+) -> list[Any]:
+    """One ``RunnerDeployment`` of ``balance_flow`` per config; each config is validated first.
+
+    The entrypoint is the module path ``flows.balance.balance_flow``, so a run's subprocess
+    imports the installed package wherever it runs; the config path is stored absolute.
+    """
+    try:
+        ZoneInfo(timezone)
+        schedules = [Cron(cron, timezone=timezone)] if cron else None
+    except (ValueError, ZoneInfoNotFoundError) as error:
+        raise ConfigError(
+            f"--cron {cron!r} --timezone {timezone!r}: {error}; give five cron fields like "
+            "'0 3 * * *' and an IANA zone like Europe/Berlin"
+        ) from None
+    deployments, names = [], {}
+    for path in config_paths:
+        config = load_config(path, list(overrides))  # a bad config fails here, not at 03:00
+        if config.name in names:
+            raise ConfigError(
+                f"{path} and {names[config.name]} both name the job {config.name!r}; deployments "
+                "are named after the job, so give each config its own name"
+            )
+        names[config.name] = path
+        deployments.append(
+            balance_flow.to_deployment(
+                name=config.name,
+                schedules=schedules,
+                parameters={
+                    "config_path": str(Path(path).resolve()),
+                    "overrides": list(overrides),
+                    "force": False,
+                },
+                description=f"Balance {config.data.source} ({config.data.kind}) with augment.",
+                tags=["augment", config.name],
+                entrypoint_type=EntrypointType.MODULE_PATH,
+            )
+        )
+    return deployments
+
+
+def serve(deployments: Sequence[Any], limit: int | None = None) -> None:
+    """Register the deployments and run their flow runs until interrupted."""
+    prefect.serve(*deployments, limit=limit)
