@@ -14,9 +14,10 @@ counts are exact or the job fails; it never writes fewer images than planned.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -24,8 +25,11 @@ import pandas as pd
 from augment.data.image_shards import ImageFileWriter, encode_png, path_part
 from augment.data.shards import ShardWriter
 from augment.errors import DataError
+from augment.models.image_cgan import SAMPLE_BATCH
 from augment.storage import Location
 from augment.synthesizer import Synthesizer
+
+T = TypeVar("T")
 
 # judge(images, cls) -> probability of class ``cls`` for each image, shape (n,)
 Judge = Callable[[np.ndarray, Any], np.ndarray]
@@ -82,7 +86,7 @@ def generate_image_shards(
     threshold: float = 0.9,
     max_factor: float = 8.0,
     on_shortfall: str = "fill",
-    batch_size: int = 1024,
+    batch_size: int = SAMPLE_BATCH,
 ) -> GenerationResult:
     """Stream ``plan[c]`` images of every class into Parquet parts of PNG bytes.
 
@@ -97,37 +101,23 @@ def generate_image_shards(
     counts = {cls: 0 for cls in plan}
     report: dict[str, Any] = {}
     files_writer = ImageFileWriter(output) if image_files else None
+    batches = _class_batches(
+        synthesizer, plan, seed, judge, threshold, max_factor, on_shortfall, batch_size, report
+    )
     try:
         with ShardWriter(output, rows_per_shard) as writer:
-            for cls, n_images in plan.items():
-                if n_images <= 0:
-                    continue
-                batches = (
-                    _filtered(
-                        synthesizer,
-                        cls,
-                        n_images,
-                        seed,
-                        judge,
-                        threshold,
-                        max_factor,
-                        on_shortfall,
-                        batch_size,
-                        report,
-                    )
-                    if judge is not None
-                    else (b for _, b in synthesizer.iter_batches({cls: n_images}, seed, batch_size))
+            # The next batch is generated (torch, which releases the GIL) while this one is
+            # encoded to PNG and written; the order, and so the output bytes, stay the same.
+            for cls, images in prefetched(batches):
+                start = counts[cls]
+                ids = [f"{path_part(cls)}-{start + i:07d}" for i in range(len(images))]
+                pngs = encode_png(images)
+                writer.write(
+                    pd.DataFrame({"image": pngs, "label": [cls] * len(pngs), "sample_id": ids})
                 )
-                for images in batches:
-                    start = counts[cls]
-                    ids = [f"{path_part(cls)}-{start + i:07d}" for i in range(len(images))]
-                    pngs = encode_png(images)
-                    writer.write(
-                        pd.DataFrame({"image": pngs, "label": [cls] * len(pngs), "sample_id": ids})
-                    )
-                    if files_writer:
-                        files_writer.write(cls, ids, pngs)
-                    counts[cls] += len(images)
+                if files_writer:
+                    files_writer.write(cls, ids, pngs)
+                counts[cls] += len(images)
             files = writer.commit()
         if files_writer:
             files_writer.commit()
@@ -140,6 +130,54 @@ def generate_image_shards(
     return GenerationResult(
         counts=counts, files=files, seconds=time.perf_counter() - began, filter=report
     )
+
+
+def _class_batches(
+    synthesizer: Any,
+    plan: Mapping[Any, int],
+    seed: int,
+    judge: Judge | None,
+    threshold: float,
+    max_factor: float,
+    on_shortfall: str,
+    batch_size: int,
+    report: dict[str, Any],
+) -> Iterator[tuple[Any, np.ndarray]]:
+    """``(class, images)`` batches of every class in the plan, filtered when there is a judge."""
+    for cls, n_images in plan.items():
+        if n_images <= 0:
+            continue
+        if judge is None:
+            yield from synthesizer.iter_batches({cls: n_images}, seed, batch_size)
+            continue
+        for images in _filtered(
+            synthesizer,
+            cls,
+            n_images,
+            seed,
+            judge,
+            threshold,
+            max_factor,
+            on_shortfall,
+            batch_size,
+            report,
+        ):
+            yield cls, images
+
+
+_END = object()
+
+
+def prefetched(items: Iterator[T]) -> Iterator[T]:
+    """Yield the items of ``items`` while a background thread computes the next one.
+
+    Only one ``next`` runs at a time, so any iterator works; its exceptions reach the caller.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="augment-prefetch") as pool:
+        pending = pool.submit(next, items, _END)
+        while (item := pending.result()) is not _END:
+            pending = pool.submit(next, items, _END)
+            yield item
 
 
 def _filtered(

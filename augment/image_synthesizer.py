@@ -19,7 +19,12 @@ import torch
 
 from augment import __version__
 from augment.device import resolve_device
-from augment.models.image_cgan import ImageCGAN, ImageGANSettings, ImageTrainSettings
+from augment.models.image_cgan import (
+    SAMPLE_BATCH,
+    ImageCGAN,
+    ImageGANSettings,
+    ImageTrainSettings,
+)
 from augment.persist import save_payload
 from augment.train import LossCallback, TrainingResult, run_training
 
@@ -95,7 +100,7 @@ class ImageSynthesizer:
         return (s.size, s.size, s.channels)
 
     def iter_batches(
-        self, counts: Mapping[Any, int], seed: int = 0, batch_size: int = 1024
+        self, counts: Mapping[Any, int], seed: int = 0, batch_size: int = SAMPLE_BATCH
     ) -> Iterator[tuple[Any, np.ndarray]]:
         """Yield ``(class, uint8 images)`` batches; exactly ``counts[c]`` images of class c.
 

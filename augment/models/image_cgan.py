@@ -45,6 +45,9 @@ from augment.transforms.images import diff_augment, from_unit, parse_policy, to_
 
 _INIT_LOCK = threading.Lock()
 MIN_SIZE, MAX_SIZE = 8, 64
+# Images per generator call when sampling. On the CPU, 256-512 was fastest at 28x28: larger batches
+# make activations of tens of MB, whose allocation (fresh pages every call) outweighs the gain.
+SAMPLE_BATCH = 512
 
 
 @dataclass
@@ -122,7 +125,17 @@ class ConditionalBatchNorm(nn.Module):
 
     def forward(self, x: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
         gain, bias = self.affine(embedding).unsqueeze(-1).unsqueeze(-1).chunk(2, dim=1)
-        return self.norm(x) * (1 + gain) + bias
+        if self.training or torch.is_grad_enabled():
+            return self.norm(x) * (1 + gain) + bias
+        # Sampling (eval mode, no autograd): the running statistics and the class gain and bias fold into one scale and
+        # shift per (image, channel), applied in place. Batch norm followed by two broadcast ops
+        # made three passes and three full-size temporaries, which cost a third of a CPU forward
+        # pass (measured at 28x28). In place is safe here: no autograd, and the caller passes the
+        # fresh output of a layer.
+        inv_std = torch.rsqrt(self.norm.running_var + self.norm.eps)[None, :, None, None]
+        scale = (1 + gain) * inv_std
+        shift = bias - self.norm.running_mean[None, :, None, None] * scale
+        return x.mul_(scale).add_(shift)  # x is the fresh output of the layer before
 
 
 class ImageGenerator(nn.Module):
@@ -146,10 +159,37 @@ class ImageGenerator(nn.Module):
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         e = self.embed(labels)
         x = self.project(torch.cat([z, e], dim=1)).view(-1, self.w0, self.s0, self.s0)
-        x = F.relu(self.norm0(x, e))
+        # Sampling (eval mode, no autograd) takes faster paths with the same values: in-place
+        # activations (fewer large temporaries) and a sub-pixel form of the last layer.
+        sampling = not self.training and not torch.is_grad_enabled()
+        x = F.relu(self.norm0(x, e), inplace=sampling)
         for up, norm in zip(self.ups, self.norms, strict=True):
-            x = F.relu(norm(up(x), e))
-        return torch.tanh(self.to_pixels(x))
+            x = F.relu(norm(up(x), e), inplace=sampling)
+        if not sampling:
+            return torch.tanh(self.to_pixels(x))
+        return torch.tanh(F.pixel_shuffle(F.conv2d(x, *self._subpixel_weights(), padding=1), 2))
+
+    def _subpixel_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``to_pixels`` as a 3x3 convolution to 4 phases per channel, then a pixel shuffle.
+
+        A stride-2, 4x4 transposed convolution gives output pixel ``(2i+a, 2j+b)`` from input rows
+        ``i-1, i`` (a = 0: kernel rows 3, 1) or ``i, i+1`` (a = 1: rows 2, 0), and likewise for
+        columns; a 3x3 convolution with those taps, one output channel per phase ``(a, b)``,
+        computes the same sums. With only 1 or 3 output channels the transposed convolution runs
+        far below the CPU's speed; this form took 5 ms instead of 12 ms per 512 images at 28x28.
+        Same values up to float rounding; used when sampling only.
+        """
+        weight = self.to_pixels.weight  # (in, out, 4, 4)
+        taps = {0: {-1: 3, 0: 1}, 1: {0: 2, 1: 0}}  # phase -> input offset -> kernel index
+        c_in, c_out = weight.shape[:2]
+        kernel = weight.new_zeros(c_out, 2, 2, c_in, 3, 3)
+        for a, rows in taps.items():
+            for b, cols in taps.items():
+                for d, ki in rows.items():
+                    for e, kj in cols.items():
+                        kernel[:, a, b, :, d + 1, e + 1] = weight[:, :, ki, kj].T
+        bias = self.to_pixels.bias.repeat_interleave(4)
+        return kernel.reshape(c_out * 4, c_in, 3, 3), bias
 
 
 class ImageDiscriminator(nn.Module):
@@ -369,7 +409,9 @@ class ImageCGAN:
         return ImageGANTrainer(self, images, class_index, train, device)
 
     @torch.no_grad()
-    def sample(self, label: Any, n_images: int, seed: int, batch_size: int = 1024) -> np.ndarray:
+    def sample(
+        self, label: Any, n_images: int, seed: int, batch_size: int = SAMPLE_BATCH
+    ) -> np.ndarray:
         """Exactly ``n_images`` uint8 ``(n, H, W, C)`` images of class ``label`` from the EMA.
 
         Seeded by ``seed`` and the class, so a class's images do not depend on what else is asked.
