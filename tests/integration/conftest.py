@@ -4,24 +4,16 @@
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import free_port, stop_process_group, wait_until_healthy
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @dataclass
@@ -69,19 +61,7 @@ def prefect_server(tmp_path_factory) -> PrefectServer:
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                with urllib.request.urlopen(f"{api_url}/health", timeout=2) as reply:
-                    if reply.status == 200:
-                        break
-            except OSError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"Prefect server did not start: {(home / 'server.log').read_text()[-3000:]}"
-                )
-            time.sleep(0.5)
+        wait_until_healthy(f"{api_url}/health", server, home / "server.log", 180)
         client_env = {
             **base,
             "PREFECT_HOME": str(home / "client"),
@@ -90,12 +70,7 @@ def prefect_server(tmp_path_factory) -> PrefectServer:
         }
         yield PrefectServer(api_url=api_url, env=client_env)
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=30)
+        stop_process_group(server)
         log.close()
 
 
@@ -106,3 +81,19 @@ def prefect_api(prefect_server):
 
     with temporary_settings(updates={PREFECT_API_URL: prefect_server.api_url}):
         yield prefect_server
+
+
+@pytest.fixture
+def training_calls(monkeypatch) -> list[int]:
+    """Counts entries into the training loop (one per fitted unit)."""
+    import augment.synthesizer
+
+    calls: list[int] = []
+    real = augment.synthesizer.run_training
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(augment.synthesizer, "run_training", counting)
+    return calls

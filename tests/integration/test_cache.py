@@ -4,29 +4,13 @@ from __future__ import annotations
 
 import mlflow
 import pandas as pd
-import pytest
 from typer.testing import CliRunner
 
-import augment.synthesizer
 from augment.cli import app
 from augment.data.shards import read_manifest
 from tests.conftest import write_config
 
 runner = CliRunner()
-
-
-@pytest.fixture
-def training_calls(monkeypatch) -> list[int]:
-    """Counts entries into the training loop (one per fitted unit)."""
-    calls: list[int] = []
-    real = augment.synthesizer.run_training
-
-    def counting(*args, **kwargs):
-        calls.append(1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(augment.synthesizer, "run_training", counting)
-    return calls
 
 
 def _train_runs(tracking_uri: str, parent_run_id: str) -> list[str]:

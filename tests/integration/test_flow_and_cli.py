@@ -3,7 +3,6 @@
 import ast
 import json
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +13,7 @@ from typer.testing import CliRunner
 
 from augment.cli import app
 from augment.data.shards import read_manifest
-from tests.conftest import write_config
+from tests.conftest import free_port, stop_process_group, wait_until_healthy, write_config
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
@@ -149,35 +148,21 @@ def test_flow_runs_as_a_module(tmp_path):
 
 def test_cli_ui_serves_the_store(tmp_path, monkeypatch):
     """`augment ui` starts a real MLflow UI on the job store; it answers on loopback."""
-    import socket
-    import time
-    import urllib.request
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "augment.cli", "ui", "--port", str(port)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        deadline, status = time.monotonic() + 120, None
-        while time.monotonic() < deadline and status is None:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as reply:
-                    status = reply.status
-            except OSError:
-                assert server.poll() is None, "the UI process exited"
-                time.sleep(1)
-        assert status == 200
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+    with open(tmp_path / "ui.log", "wb") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "augment.cli", "ui", "--port", str(port)],
+            cwd=tmp_path,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            wait_until_healthy(f"http://127.0.0.1:{port}/health", server, tmp_path / "ui.log", 120)
+        finally:
+            stop_process_group(server)
 
 
 def test_cli_runs_several_configs(tmp_path):

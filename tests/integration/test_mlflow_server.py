@@ -6,12 +6,9 @@ create its tables and start."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
-import urllib.request
 
 import mlflow
 import pandas as pd
@@ -24,7 +21,7 @@ from augment.data.shards import read_manifest
 from augment.errors import ConfigError
 from augment.job import run_job
 from augment.tracking import JobTracker
-from tests.conftest import free_port, write_config
+from tests.conftest import free_port, stop_process_group, wait_until_healthy, write_config
 
 START_TIMEOUT_SECONDS = 300
 
@@ -59,27 +56,10 @@ def mlflow_server(tmp_path_factory):
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as reply:
-                    if reply.status == 200:
-                        break
-            except OSError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                tail = (root / "server.log").read_text(errors="replace")[-2000:]
-                pytest.fail(f"mlflow server did not come up on {url}:\n{tail}")
-            time.sleep(0.5)
+        wait_until_healthy(f"{url}/health", server, root / "server.log", START_TIMEOUT_SECONDS)
         yield url, root
     finally:
-        if server.poll() is None:
-            os.killpg(server.pid, signal.SIGTERM)
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
-                server.wait()
+        stop_process_group(server)
         log.close()
 
 

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
-
 import augment.job
-import augment.synthesizer
 import augment.tracking
 from augment.data.shards import read_manifest
 from augment.errors import DataError
@@ -24,19 +21,6 @@ def _fail_once(monkeypatch, owner, name: str, error: BaseException) -> list[int]
         return real(*args, **kwargs)
 
     monkeypatch.setattr(owner, name, flaky)
-    return calls
-
-
-@pytest.fixture
-def training_calls(monkeypatch) -> list[int]:
-    calls: list[int] = []
-    real = augment.synthesizer.run_training
-
-    def counting(*args, **kwargs):
-        calls.append(1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(augment.synthesizer, "run_training", counting)
     return calls
 
 

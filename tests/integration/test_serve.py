@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -14,7 +12,7 @@ from typer.testing import CliRunner
 
 from augment.cli import app
 from augment.data.shards import read_manifest
-from tests.conftest import write_config
+from tests.conftest import stop_process_group, write_config
 
 runner = CliRunner()
 
@@ -71,12 +69,7 @@ def test_serve_registers_a_cron_deployment_and_runs_it(tmp_path, prefect_api):
         flow_run = run_deployment("augment-balance/served", timeout=600)
         assert flow_run.state.is_completed(), flow_run.state
     finally:
-        os.killpg(serving.pid, signal.SIGTERM)
-        try:
-            serving.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(serving.pid, signal.SIGKILL)
-            serving.wait(timeout=30)
+        stop_process_group(serving, grace=60)
     manifest = read_manifest(tmp_path / "out")
     assert manifest["counts_generated"] == {"benign": 0, "malignant": 225}
     assert manifest["counts_after"]["malignant"] == manifest["counts_after"]["benign"]
