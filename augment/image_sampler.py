@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from numbers import Integral, Real
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,12 +33,11 @@ from augment.image_synthesizer import (
     image_synthesizer_from_payload,
 )
 from augment.models.image_cgan import ImageGANSettings, ImageTrainSettings, base_grid
-from augment.persist import load_payload
-from augment.sampler import _jsonable, _plain
+from augment.sampler import SavedSamplerMixin, _plain
 from augment.synthesizer import training_units
 
 
-class ImageGANOverSampler(BaseOverSampler):
+class ImageGANOverSampler(SavedSamplerMixin, BaseOverSampler):
     """Oversample image classes with a conditional GAN: exactly the planned images per class.
 
     Args:
@@ -72,6 +70,10 @@ class ImageGANOverSampler(BaseOverSampler):
         "progress": ["boolean"],
         "cpu_threads": [Interval(Integral, 1, None, closed="left"), None],
     }
+
+    _FORMAT = IMAGE_SYNTHESIZER_FORMAT
+    _SAVED = {"input_ndim": 4}
+    _synthesizer_from_payload = staticmethod(image_synthesizer_from_payload)
 
     def __init__(
         self,
@@ -200,33 +202,3 @@ class ImageGANOverSampler(BaseOverSampler):
         if getattr(self, "input_ndim_", 4) == 3:
             images = images[..., 0]
         return images, labels
-
-    def save(self, path: str | Path) -> None:
-        """Save the fitted sampler as a safe file (loads with torch weights_only, on any device)."""
-        self._require_fitted()
-        self.synthesizer_.save(
-            path,
-            extra={
-                "sampler": "ImageGANOverSampler",
-                "params": {k: _jsonable(v) for k, v in self.get_params().items()},
-                "seed": self.seed_,
-                "input_ndim": self.input_ndim_,
-                "sampling_strategy_": {str(k): int(v) for k, v in self.sampling_strategy_.items()},
-            },
-        )
-
-    @classmethod
-    def load(cls, path: str | Path, device: str = "cpu") -> ImageGANOverSampler:
-        """Load a sampler saved with :meth:`save`; no pickled code is executed."""
-        payload = load_payload(path, IMAGE_SYNTHESIZER_FORMAT)
-        extra = payload.get("extra", {})
-        params = extra.get("params", {})
-        sampler = cls(**{k: v for k, v in params.items() if k in cls._get_param_names()})
-        sampler.synthesizer_ = image_synthesizer_from_payload(payload, device)
-        sampler.seed_ = int(extra.get("seed", 0))
-        sampler.input_ndim_ = int(extra.get("input_ndim", 4))
-        return sampler
-
-    def _require_fitted(self) -> None:
-        if not hasattr(self, "synthesizer_"):
-            raise DataError("this ImageGANOverSampler is not fitted; call fit_resample(X, y) first")

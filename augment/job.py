@@ -613,9 +613,10 @@ def gan_settings(cfg: JobConfig) -> GANSettings:
     )
 
 
-def train_settings(cfg: JobConfig) -> TrainSettings:
+def train_settings(cfg: JobConfig, settings: type = TrainSettings) -> Any:
+    """The config's optimisation knobs as ``settings`` (TrainSettings, or ImageTrainSettings)."""
     t = cfg.train
-    return TrainSettings(
+    return settings(
         steps=t.steps,
         batch_size=t.batch_size,
         lr=t.lr,

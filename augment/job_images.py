@@ -34,6 +34,7 @@ from augment.data.shards import write_json_atomic
 from augment.device import cpu_threads, resolve_device
 from augment.generate import GenerationResult, generate_image_shards
 from augment.image_synthesizer import ImageSynthesizer, fit_image_unit
+from augment.job import train_settings
 from augment.models.image_cgan import ImageCGAN, ImageGANSettings, ImageTrainSettings
 from augment.train import TrainingResult
 
@@ -145,19 +146,6 @@ def gan_settings(cfg: Any) -> ImageGANSettings:
     )
 
 
-def train_settings(cfg: Any) -> ImageTrainSettings:
-    t = cfg.train
-    return ImageTrainSettings(
-        steps=t.steps,
-        batch_size=t.batch_size,
-        lr=t.lr,
-        betas=tuple(t.betas),
-        critic_steps=t.critic_steps,
-        seed=t.seed,
-        class_sampling=t.class_sampling,
-    )
-
-
 def fit_images(
     ctx: Any,
     data: ImageJobData,
@@ -185,7 +173,7 @@ def fit_images(
         data.train_labels.tolist(),
         classes,
         gan=gan_settings(cfg),
-        train=train_settings(cfg),
+        train=train_settings(cfg, ImageTrainSettings),
         snapshot=snapshot,
         **loop,
     )

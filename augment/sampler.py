@@ -49,7 +49,52 @@ def _label_name(y: Any, columns: list[str]) -> str:
     return _FALLBACK_LABEL
 
 
-class GANOverSampler(BaseOverSampler):
+class SavedSamplerMixin:
+    """``save`` / ``load`` shared by the samplers: the synthesizer's safe file, plus the sampler's
+    params, seed and the fitted attributes named in ``_SAVED`` (attribute stem -> default)."""
+
+    _FORMAT: str  # the synthesizer file format that load accepts
+    _SAVED: dict[str, Any]  # e.g. {"input_kind": "dataframe"} saves and restores input_kind_
+
+    @staticmethod
+    def _synthesizer_from_payload(payload: dict[str, Any], device: str) -> Any:
+        raise NotImplementedError
+
+    def save(self, path: str | Path) -> None:
+        """Save the fitted sampler as a safe file (loads with torch weights_only, on any device)."""
+        self._require_fitted()
+        self.synthesizer_.save(
+            path,
+            extra={
+                "sampler": type(self).__name__,
+                "params": {k: _jsonable(v) for k, v in self.get_params().items()},
+                "seed": self.seed_,
+                **{name: getattr(self, f"{name}_") for name in self._SAVED},
+                "sampling_strategy_": {str(k): int(v) for k, v in self.sampling_strategy_.items()},
+            },
+        )
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "cpu"):
+        """Load a sampler saved with :meth:`save`; no pickled code is executed."""
+        payload = load_payload(path, cls._FORMAT)
+        extra = payload.get("extra", {})
+        params = extra.get("params", {})
+        sampler = cls(**{k: v for k, v in params.items() if k in cls._get_param_names()})
+        sampler.synthesizer_ = cls._synthesizer_from_payload(payload, device)
+        sampler.seed_ = int(extra.get("seed", 0))
+        for name, default in cls._SAVED.items():
+            setattr(sampler, f"{name}_", type(default)(extra.get(name, default)))
+        return sampler
+
+    def _require_fitted(self) -> None:
+        if not hasattr(self, "synthesizer_"):
+            raise DataError(
+                f"this {type(self).__name__} is not fitted; call fit_resample(X, y) first"
+            )
+
+
+class GANOverSampler(SavedSamplerMixin, BaseOverSampler):
     """Oversample with a conditional tabular GAN (mode-specific normalisation, WGAN-GP, PacGAN).
 
     Args:
@@ -87,6 +132,10 @@ class GANOverSampler(BaseOverSampler):
         "progress": ["boolean"],
         "cpu_threads": [Interval(Integral, 1, None, closed="left"), None],
     }
+
+    _FORMAT = SYNTHESIZER_FORMAT
+    _SAVED = {"input_kind": "dataframe"}
+    _synthesizer_from_payload = staticmethod(synthesizer_from_payload)
 
     def __init__(
         self,
@@ -244,36 +293,6 @@ class GANOverSampler(BaseOverSampler):
         self.input_kind_ = "dataframe" if isinstance(X, pd.DataFrame) else "array"
         self._y_original = y  # imbalanced-learn hands _fit_resample a plain array
         return super().fit_resample(X, y, **params)
-
-    def save(self, path: str | Path) -> None:
-        """Save the fitted sampler as a safe file (loads with torch weights_only, on any device)."""
-        self._require_fitted()
-        self.synthesizer_.save(
-            path,
-            extra={
-                "sampler": "GANOverSampler",
-                "params": {k: _jsonable(v) for k, v in self.get_params().items()},
-                "seed": self.seed_,
-                "input_kind": self.input_kind_,
-                "sampling_strategy_": {str(k): int(v) for k, v in self.sampling_strategy_.items()},
-            },
-        )
-
-    @classmethod
-    def load(cls, path: str | Path, device: str = "cpu") -> GANOverSampler:
-        """Load a sampler saved with :meth:`save`; no pickled code is executed."""
-        payload = load_payload(path, SYNTHESIZER_FORMAT)
-        extra = payload.get("extra", {})
-        params = extra.get("params", {})
-        sampler = cls(**{k: v for k, v in params.items() if k in cls._get_param_names()})
-        sampler.synthesizer_ = synthesizer_from_payload(payload, device)
-        sampler.seed_ = int(extra.get("seed", 0))
-        sampler.input_kind_ = extra.get("input_kind", "dataframe")
-        return sampler
-
-    def _require_fitted(self) -> None:
-        if not hasattr(self, "synthesizer_"):
-            raise DataError("this GANOverSampler is not fitted; call fit_resample(X, y) first")
 
 
 def _plain(value: Any) -> Any:
