@@ -610,6 +610,7 @@ def gan_settings(cfg: JobConfig) -> GANSettings:
         gp_weight=m.gp_weight,
         gp_every=m.gp_every,
         truncation=m.truncation,
+        ema_decay=m.ema_decay,
     )
 
 

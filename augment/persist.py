@@ -78,5 +78,11 @@ def load_payload(path: str | Path, expected_format: str | tuple[str, ...]) -> di
     if not isinstance(payload, dict) or payload.get("format") not in formats:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
         wanted = " or ".join(formats)
+        kinds = {f.rsplit("/", 1)[0] for f in formats}
+        if isinstance(found, str) and found.rsplit("/", 1)[0] in kinds:
+            raise ModelFileError(
+                f"model file {path} was saved by an earlier version of augment ({found}; this "
+                f"version reads {wanted}); retrain the model (a cached one is retrained on rerun)"
+            )
         raise ModelFileError(f"model file {path} is not a {wanted} file (found {found!r})")
     return payload

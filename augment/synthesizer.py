@@ -26,7 +26,7 @@ from augment.persist import load_payload, save_payload
 from augment.train import LossCallback, TrainingResult, run_training
 from augment.transforms.tabular import TabularEncoder
 
-SYNTHESIZER_FORMAT = "augment.tabular_synthesizer/1"
+SYNTHESIZER_FORMAT = "augment.tabular_synthesizer/2"
 
 
 def training_units(classes: Sequence[Any], plan: Mapping[Any, int], mode: str) -> list[list[Any]]:
@@ -74,13 +74,14 @@ def fit_unit(
         train.steps,
         checkpoint_path=checkpoint_path,
         checkpoint_every=checkpoint_every,
-        fingerprint=f"{fingerprint}:{'|'.join(map(str, classes))}",
+        # the format names the networks' layout: a checkpoint of an earlier one is not resumed
+        fingerprint=f"{SYNTHESIZER_FORMAT}:{fingerprint}:{'|'.join(map(str, classes))}",
         resume=resume,
         callbacks=callbacks,
         progress=progress,
         description=f"GAN ({label})",
     )
-    model.generator.eval()
+    model.ema.eval()
     return model, result
 
 

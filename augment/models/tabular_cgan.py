@@ -18,6 +18,7 @@ Design, in short:
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -47,6 +48,8 @@ class GANSettings:
     gumbel_tau: float = 0.2
     gp_weight: float = 10.0
     gp_every: int = 2  # lazy regularisation: penalise every k-th critic step with weight k * gp
+    # The generator that samples is an exponential moving average of the trained one (0: none).
+    ema_decay: float = 0.95
     # Sampling only: z ~ N(0, truncation^2); below 1 trades variety for fidelity.
     truncation: float = 1.0
 
@@ -109,58 +112,69 @@ class Critic(nn.Module):
 
 
 class SpanActivation(nn.Module):
-    """Applies identity / tanh / Gumbel-softmax per span with a constant number of tensor ops.
+    """Turns the generator's raw output into the encoder's vector with a constant number of ops.
 
-    All softmax spans are gathered into one padded (B, W, S) tensor (W = widest span, S = number
-    of spans), so a table with 60 spans costs the same handful of kernels as one with 2. The
-    softmax runs over dim 1, not the last dim: torch's CPU softmax is ~7x slower along a short
-    last dimension (measured: 680 us vs 100 us for (192, 6, 30)).
+    The generator writes its output in a *model layout* built for cheap activations:
+    ``[tanh block | linear block | softmax block]``, where the softmax block is a (W, S) grid
+    flattened row-major (S softmax spans, W = the widest span; a narrower span's unused cells
+    get a constant -inf bias, so their probability is exactly 0). Every activation then works on a
+    slice or a reshape (no gathers), and one ``index_select`` puts the columns in the encoder's
+    order. A table with 60 spans costs the same handful of kernels as one with 2. Measured on
+    wine (91 encoded columns): 270 us instead of 575 us for 192 rows, 380 us instead of 730 us
+    with the backward pass (the earlier version gathered and scattered per activation kind).
+
+    The softmax runs over dim 1 of (B, W, S), not the last dim: torch's CPU softmax is ~7x
+    slower along a short last dimension (measured: 680 us vs 100 us for (192, 6, 30)).
     """
 
     def __init__(self, spans: Sequence[Span]) -> None:
         super().__init__()
-        tanh_index, linear_index, soft_rows, offset = [], [], [], 0
+        kinds: dict[str, list[int]] = {"tanh": [], "linear": [], "softmax": []}
+        softmax_spans, offset = [], 0
         for span in spans:
-            if span.activation == "tanh":
-                tanh_index.extend(range(offset, offset + span.dim))
-            elif span.activation == "linear":
-                linear_index.extend(range(offset, offset + span.dim))
+            columns = list(range(offset, offset + span.dim))
+            if span.activation == "softmax":
+                softmax_spans.append(columns)
             else:
-                soft_rows.append(list(range(offset, offset + span.dim)))
+                kinds[span.activation].extend(columns)
             offset += span.dim
-        width = max((len(r) for r in soft_rows), default=1)
-        gather = torch.zeros(width, len(soft_rows), dtype=torch.long)  # (W, S)
-        mask = torch.zeros(width, len(soft_rows), dtype=torch.bool)
-        for i, row in enumerate(soft_rows):
-            gather[: len(row), i] = torch.tensor(row)
-            mask[: len(row), i] = True
-        self.register_buffer("tanh_index", torch.tensor(tanh_index, dtype=torch.long))
-        self.register_buffer("linear_index", torch.tensor(linear_index, dtype=torch.long))
-        self.register_buffer("gather", gather)
-        self.register_buffer("mask", mask)
-        self.register_buffer("flat_index", gather[mask])
-        self.dim = offset
+        n_tanh, n_linear = len(kinds["tanh"]), len(kinds["linear"])
+        width = max((len(columns) for columns in softmax_spans), default=0)
+        n_soft = len(softmax_spans)
+        # where each encoder column sits in the model layout
+        position = torch.empty(offset, dtype=torch.long)
+        position[kinds["tanh"]] = torch.arange(n_tanh, dtype=torch.long)
+        position[kinds["linear"]] = n_tanh + torch.arange(n_linear, dtype=torch.long)
+        bias = torch.full((width, n_soft), float("-inf"))
+        for s, columns in enumerate(softmax_spans):
+            for w, column in enumerate(columns):
+                position[column] = n_tanh + n_linear + w * n_soft + s
+            bias[: len(columns), s] = 0.0
+        self.register_buffer("position", position)
+        self.register_buffer("bias", bias)
+        self.n_tanh, self.n_linear, self.width, self.n_soft = n_tanh, n_linear, width, n_soft
+        self.dim = offset  # the encoder's width
+        self.raw_dim = n_tanh + n_linear + width * n_soft  # the generator's output width
 
     def forward(
         self, raw: torch.Tensor, tau: float, hard: bool, generator: torch.Generator | None
     ) -> torch.Tensor:
-        out = torch.empty_like(raw)
-        out[:, self.tanh_index] = torch.tanh(raw[:, self.tanh_index])
-        out[:, self.linear_index] = raw[:, self.linear_index]
-        if self.flat_index.numel():
-            logits = raw[:, self.gather].masked_fill(~self.mask, float("-inf"))  # (B, W, S)
+        """(B, raw_dim) in the model layout -> (B, dim) in the encoder's column order."""
+        n_plain = self.n_tanh + self.n_linear
+        parts = [torch.tanh(raw[:, : self.n_tanh]), raw[:, self.n_tanh : n_plain]]
+        if self.n_soft:
+            logits = raw[:, n_plain:].reshape(-1, self.width, self.n_soft) + self.bias
             uniform = torch.rand(
                 logits.shape, generator=generator, device=raw.device, dtype=raw.dtype
-            ).clamp(1e-10, 1 - 1e-7)
-            gumbel = -torch.log(-torch.log(uniform))  # Gumbel(0, 1) noise
-            noisy = logits + gumbel
+            ).clamp_(1e-10, 1 - 1e-7)
+            noisy = logits - uniform.log_().neg_().log_()  # + Gumbel(0, 1) noise
             if hard:
-                winner = torch.nn.functional.one_hot(noisy.argmax(1), noisy.shape[1])  # (B, S, W)
-                probs = winner.permute(0, 2, 1).to(raw.dtype)
+                winner = torch.nn.functional.one_hot(noisy.argmax(1), self.width)  # (B, S, W)
+                probs = winner.transpose(1, 2).to(raw.dtype)
             else:
                 probs = torch.softmax(noisy / tau, dim=1)
-            out[:, self.flat_index] = probs[:, self.mask]
-        return out
+            parts.append(probs.reshape(raw.shape[0], -1))
+        return torch.cat(parts, dim=1).index_select(1, self.position)
 
 
 # -- training ---------------------------------------------------------------------------------
@@ -193,8 +207,9 @@ class TabularGANTrainer:
             ).to(device)
         # The fused Adam kernel updates every parameter in one call (CPU and CUDA); measured, it
         # made a step a third faster than the per-tensor loop on these small networks.
+        self.generator_params = list(model.generator.parameters())
         self.opt_g = torch.optim.Adam(
-            model.generator.parameters(), lr=train.lr, betas=train.betas, fused=True
+            self.generator_params, lr=train.lr, betas=train.betas, fused=True
         )
         self.opt_d = torch.optim.Adam(
             self.critic.parameters(), lr=train.lr, betas=train.betas, fused=True
@@ -280,8 +295,11 @@ class TabularGANTrainer:
             # The plain critic: its gradients here are thrown away, so DDP need not reduce them.
             loss_g = -self.critic(torch.cat([fake, cond], dim=1)).mean().float()
         self.opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
+        # Gradients for the generator only: the critic's weight gradients would be thrown away,
+        # and skipping them saves a third of this backward pass.
+        loss_g.backward(inputs=self.generator_params)
         self.opt_g.step()
+        self._update_ema(step)
         return {
             "loss_d": float(loss_d.detach()),
             "loss_g": float(loss_g.detach()),
@@ -289,9 +307,19 @@ class TabularGANTrainer:
             "gp": self.last_penalty,
         }
 
+    @torch.no_grad()
+    def _update_ema(self, step: int) -> None:
+        # Warm-up: early on the average follows the weights closely (decay (1+t)/(10+t)).
+        decay = min(self.model.settings.ema_decay, (1 + step) / (10 + step))
+        ema, live = self.model.ema, self.model.generator
+        torch._foreach_lerp_(list(ema.parameters()), list(live.parameters()), 1 - decay)
+        for b_ema, b_live in zip(ema.buffers(), live.buffers(), strict=True):
+            b_ema.copy_(b_live)
+
     def state_dict(self) -> dict[str, Any]:
         return {
             "generator": self.model.generator.state_dict(),
+            "ema": self.model.ema.state_dict(),
             "critic": self.critic.state_dict(),
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
@@ -300,6 +328,7 @@ class TabularGANTrainer:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.model.generator.load_state_dict(state["generator"])
+        self.model.ema.load_state_dict(state["ema"])
         self.critic.load_state_dict(state["critic"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
@@ -319,7 +348,8 @@ class TabularCGAN:
         self.encoder = encoder
         self.classes = list(classes)
         self.settings = settings
-        self.generator: Generator | None = None
+        self.generator: Generator | None = None  # trained (None once loaded: only the EMA is saved)
+        self.ema: Generator | None = None  # samples
         self.device = torch.device("cpu")
 
     @property
@@ -331,8 +361,9 @@ class TabularCGAN:
         self.device = device
         self.activation = SpanActivation(self.encoder.spans).to(device)
         self.generator = Generator(
-            settings.noise_dim + self.n_classes, settings.generator_dims, self.encoder.output_dim
+            settings.noise_dim + self.n_classes, settings.generator_dims, self.activation.raw_dim
         ).to(device)
+        self.ema = copy.deepcopy(self.generator).eval().requires_grad_(False)
 
     def make_trainer(
         self, frame: pd.DataFrame, labels: Sequence[Any], train: TrainSettings, device: torch.device
@@ -346,8 +377,8 @@ class TabularCGAN:
     @torch.no_grad()
     def sample(self, label: Any, n_rows: int, seed: int, batch_size: int = 4096) -> pd.DataFrame:
         """Exactly ``n_rows`` feature rows of class ``label`` (seeded by ``seed`` and the class)."""
-        assert self.generator is not None, "fit or load the model before sampling"
-        self.generator.eval()
+        assert self.ema is not None, "fit or load the model before sampling"
+        self.ema.eval()
         cls = self.classes.index(label)
         rng = torch.Generator(device=self.device).manual_seed(seed * 100_003 + cls)
         cond_row = torch.zeros(1, self.n_classes, device=self.device)
@@ -358,21 +389,22 @@ class TabularCGAN:
             z = torch.randn(size, self.settings.noise_dim, generator=rng, device=self.device)
             z = z * self.settings.truncation
             with autocast(self.device):
-                raw = self.generator(torch.cat([z, cond_row.expand(size, -1)], dim=1))
+                raw = self.ema(torch.cat([z, cond_row.expand(size, -1)], dim=1))
             vec = self.activation(raw.float(), self.settings.gumbel_tau, True, rng)
             parts.append(vec.cpu().numpy())
         encoded = np.concatenate(parts) if parts else np.zeros((0, self.encoder.output_dim))
         return self.encoder.inverse_transform(encoded)
 
     def state_dict(self) -> dict[str, Any]:
-        assert self.generator is not None
+        assert self.ema is not None
         return {
             "classes": list(self.classes),
             "settings": {
                 k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.settings).items()
             },
             "encoder": self.encoder.state_dict(),
-            "generator": {k: v.detach().cpu() for k, v in self.generator.state_dict().items()},
+            # the EMA generator, the one that samples
+            "generator": {k: v.detach().cpu() for k, v in self.ema.state_dict().items()},
         }
 
     @classmethod
@@ -380,6 +412,6 @@ class TabularCGAN:
         settings = GANSettings(**state["settings"])
         model = cls(TabularEncoder.from_state_dict(state["encoder"]), state["classes"], settings)
         model.build(device)
-        model.generator.load_state_dict(state["generator"])
-        model.generator.eval()
+        model.ema.load_state_dict(state["generator"])
+        model.generator = None  # only the EMA generator is saved; it is what samples
         return model

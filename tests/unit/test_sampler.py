@@ -10,6 +10,7 @@ from sklearn.model_selection import cross_val_score
 from sklearn.preprocessing import StandardScaler
 
 from augment import GANOverSampler, ModelFileError
+from augment.synthesizer import SYNTHESIZER_FORMAT
 
 FAST = {"steps": 20, "batch_size": 32, "generator_dims": (32,), "discriminator_dims": (32,)}
 
@@ -106,13 +107,18 @@ def test_tampered_and_truncated_files_are_refused(tmp_path, mixed_frame):
             return (print, ("this must never run",))
 
     evil = tmp_path / "evil.pt"
-    torch.save({"format": "augment.tabular_synthesizer/1", "x": Evil()}, evil)
+    torch.save({"format": SYNTHESIZER_FORMAT, "x": Evil()}, evil)
     with pytest.raises(ModelFileError, match="evil.pt"):
         GANOverSampler.load(evil)
     other = tmp_path / "other.pt"
     torch.save({"format": "something-else"}, other)
-    with pytest.raises(ModelFileError, match="not a augment.tabular_synthesizer/1 file"):
+    with pytest.raises(ModelFileError, match=f"not a {SYNTHESIZER_FORMAT} file"):
         GANOverSampler.load(other)
+    # a model saved by an earlier augment, whose networks no longer match: refused, with the fix
+    older = tmp_path / "older.pt"
+    torch.save({"format": "augment.tabular_synthesizer/1"}, older)
+    with pytest.raises(ModelFileError, match="earlier version of augment.*retrain"):
+        GANOverSampler.load(older)
 
 
 def test_unfitted_sampler_says_so():
