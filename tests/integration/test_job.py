@@ -141,9 +141,10 @@ def test_a_crashed_run_resumes_from_its_last_checkpoint(tmp_path, monkeypatch):
     ctx = start_job(load_config(clean))
     data = load_data(ctx)
     reference, _ = fit_unit_step(ctx, data, data.schema.classes)
-    expected = reference.generator.state_dict()
-    for name, tensor in resumed.generator.state_dict().items():
-        assert torch.equal(tensor, expected[name]), name
+    for part in ("generator", "ema"):  # the trained weights and their average, which samples
+        expected = getattr(reference, part).state_dict()
+        for name, tensor in getattr(resumed, part).state_dict().items():
+            assert torch.equal(tensor, expected[name]), f"{part}.{name}"
 
 
 def test_more_steps_continue_and_overwrite_starts_afresh(tmp_path):

@@ -4,6 +4,7 @@ import pytest
 
 from augment.config import load_config, parse_config
 from augment.errors import ConfigError
+from augment.job import gan_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,6 +50,10 @@ def test_image_jobs_get_their_own_defaults_and_refuse_tabular_keys():
     table = parse_config({"name": "t", "data": {"source": "sklearn:wine", "label": "target"}})
     assert (image.train.steps, image.train.batch_size, image.model.noise_dim) == (1000, 128, 64)
     assert (table.train.steps, table.train.batch_size, table.model.noise_dim) == (250, 64, 32)
+    # a shared key with a default per kind, settable for both
+    assert (image.model.ema_decay, table.model.ema_decay) == (0.99, 0.95)
+    tuned = _raw(model={"ema_decay": 0.9})
+    assert gan_settings(parse_config(tuned)).ema_decay == 0.9
     written = parse_config(
         {"name": "d", "data": {"source": "x", "kind": "image"}, "train": {"steps": 7}}
     )

@@ -1,0 +1,117 @@
+"""The tabular GAN's pieces: the activation layout and the EMA generator that samples."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from augment.data.schema import infer_schema
+from augment.models.tabular_cgan import GANSettings, SpanActivation, TabularCGAN, TrainSettings
+from augment.transforms.tabular import Span, TabularEncoder
+
+SPANS = [
+    Span(1, "tanh"),
+    Span(3, "softmax"),
+    Span(2, "linear"),
+    Span(1, "tanh"),
+    Span(5, "softmax"),
+    Span(1, "softmax"),
+    Span(1, "linear"),
+    Span(2, "softmax"),
+]
+
+
+def _blocks(spans):
+    offset = 0
+    for span in spans:
+        yield span, slice(offset, offset + span.dim)
+        offset += span.dim
+
+
+def test_activation_puts_every_column_where_the_encoder_expects_it():
+    act = SpanActivation(SPANS)
+    assert act.dim == sum(span.dim for span in SPANS)
+    # 2 tanh + 3 linear + 4 softmax spans padded to the widest (5)
+    assert act.raw_dim == 2 + 3 + 5 * 4
+    raw = torch.randn(64, act.raw_dim)
+    soft = act(raw, tau=0.5, hard=False, generator=torch.Generator().manual_seed(0))
+    hard = act(raw, tau=0.5, hard=True, generator=torch.Generator().manual_seed(0))
+    assert soft.shape == hard.shape == (64, act.dim)
+
+    # tanh and linear columns are the raw values at their model-layout positions
+    position = act.position
+    for span, cols in _blocks(SPANS):
+        source = raw[:, position[cols]]
+        if span.activation == "tanh":
+            torch.testing.assert_close(soft[:, cols], torch.tanh(source))
+        elif span.activation == "linear":
+            torch.testing.assert_close(soft[:, cols], source)
+        else:
+            # a distribution over the span's own columns only: padding never takes mass
+            torch.testing.assert_close(soft[:, cols].sum(1), torch.ones(64))
+            assert torch.all(soft[:, cols] > 0)
+            assert torch.equal(hard[:, cols].sum(1), torch.ones(64))
+            assert set(hard[:, cols].unique().tolist()) <= {0.0, 1.0}
+    # the positions are a permutation into the unpadded part of the model layout
+    assert len(set(position.tolist())) == act.dim
+
+
+def test_hard_sampling_follows_the_logits():
+    act = SpanActivation([Span(4, "softmax")])
+    raw = torch.full((200, act.raw_dim), -30.0)
+    raw[:, 2] = 30.0  # column 2 of the span dominates any Gumbel noise
+    hard = act(raw, tau=0.2, hard=True, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(hard.argmax(1), torch.full((200,), 2))
+
+
+@pytest.fixture
+def small_model():
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {
+            "x": rng.normal(size=120),
+            "kind": rng.choice(["a", "b", "c"], size=120),
+            "label": np.repeat(["p", "q"], [90, 30]),
+        }
+    )
+    schema = infer_schema(frame, "label")
+    encoder = TabularEncoder(3).fit(frame[schema.names], schema)
+
+    def fit(ema_decay: float) -> TabularCGAN:
+        model = TabularCGAN(encoder, ["p", "q"], GANSettings(ema_decay=ema_decay))
+        trainer = model.make_trainer(
+            frame[schema.names],
+            frame["label"].tolist(),
+            TrainSettings(steps=8, batch_size=32),
+            torch.device("cpu"),
+        )
+        for step in range(8):
+            trainer.train_step(step)
+        return model
+
+    return fit
+
+
+def test_the_ema_generator_samples(small_model):
+    averaged = small_model(0.95)
+    live, ema = averaged.generator.state_dict(), averaged.ema.state_dict()
+    assert not all(torch.equal(live[k], ema[k]) for k in live)  # an average lags the weights
+    rows = averaged.sample("q", 50, seed=3)
+    with torch.no_grad():  # scrambling the trained weights leaves the samples alone
+        for parameter in averaged.generator.parameters():
+            parameter.normal_()
+    pd.testing.assert_frame_equal(averaged.sample("q", 50, seed=3), rows)
+
+    # what is saved is the EMA: a reloaded model samples the same rows
+    reloaded = TabularCGAN.from_state_dict(averaged.state_dict(), torch.device("cpu"))
+    assert reloaded.generator is None
+    pd.testing.assert_frame_equal(reloaded.sample("q", 50, seed=3), rows)
+
+
+def test_ema_decay_zero_samples_the_trained_weights(small_model):
+    plain = small_model(0.0)
+    live, ema = plain.generator.state_dict(), plain.ema.state_dict()
+    for key in live:
+        torch.testing.assert_close(ema[key], live[key], rtol=0, atol=0)
