@@ -129,6 +129,11 @@ class ModelConfig(_Strict):
     )
     max_width: PositiveInt = 256
     embed_dim: PositiveInt = Field(32, description="Class embedding size (conditional norms).")
+    mode_seeking: Annotated[float, Field(ge=0)] = Field(
+        0.3,
+        description="Mode-seeking loss weight (MSGAN): rewards same-class images that differ as "
+        "much as their noise; counters a generator that ignores its noise. 0 turns it off.",
+    )
     aux_weight: Annotated[float, Field(ge=0)] = Field(
         1.0, description="Auxiliary class loss weight (AC-GAN style); 0 turns it off."
     )
@@ -500,6 +505,7 @@ IMAGE_ONLY: dict[str, set[str]] = {
         "max_width",
         "embed_dim",
         "aux_weight",
+        "mode_seeking",
         "diff_augment",
         "channels_last",
     },

@@ -140,6 +140,7 @@ def gan_settings(cfg: Any) -> ImageGANSettings:
         embed_dim=m.embed_dim,
         ema_decay=m.ema_decay,
         aux_weight=m.aux_weight,
+        mode_seeking=m.mode_seeking,
         diff_augment=m.diff_augment,
         truncation=m.truncation,
         channels_last=m.channels_last,

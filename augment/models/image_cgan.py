@@ -67,6 +67,13 @@ class ImageGANSettings:
     # Auxiliary classifier (AC-GAN) loss weight: the discriminator also predicts the class, and
     # the generator is pushed to make images of the conditioned class recognisable. 0 = off.
     aux_weight: float = 1.0
+    # Mode-seeking regularisation (MSGAN, Mao et al. 2019) weight: the generator step pairs images
+    # of the same class and is rewarded for making them differ as much as their noise does, which
+    # counters a conditional generator that ignores its noise. 0 = off. On imbalanced digits
+    # (3 seeds) the generated within-class pixel std was 6 at 0 (real: 32), 31 at 0.1, 43 at 0.3,
+    # 60 at 1.0 (noisy strokes); 0.3 gave the best domain FID (3.8 vs 4.5 at 0) and balanced
+    # accuracy (0.952 vs 0.947).
+    mode_seeking: float = 0.3
     truncation: float = 1.0  # sampling only: z ~ N(0, truncation^2)
     channels_last: bool = True  # CUDA only; ignored on the CPU
 
@@ -284,11 +291,29 @@ class ImageGANTrainer:
     def _augment(self, x: torch.Tensor) -> torch.Tensor:
         return diff_augment(x, self.policy, self.rng) if self.policy else x
 
-    def _fake(self, labels: torch.Tensor) -> torch.Tensor:
-        z = torch.randn(
-            labels.shape[0], self.model.settings.noise_dim, generator=self.rng, device=self.device
-        )
-        return self.ddp_generator(z, labels)
+    def _noise(self, n: int) -> torch.Tensor:
+        return torch.randn(n, self.model.settings.noise_dim, generator=self.rng, device=self.device)
+
+    def _fake(self, labels: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+        return self.ddp_generator(self._noise(labels.shape[0]) if z is None else z, labels)
+
+    def _generator_classes(self, batch: int) -> torch.Tensor:
+        """Classes for the generator's batch; with mode seeking, the last ``batch // 2`` repeat
+        the first ones, so row ``i`` and row ``batch - batch // 2 + i`` share a class."""
+        if not self.model.settings.mode_seeking:
+            return self._classes(batch)
+        pairs = batch // 2
+        first = self._classes(batch - pairs)
+        return torch.cat([first, first[:pairs]])
+
+    @staticmethod
+    def _mode_seeking_loss(fake: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """MSGAN's term: 1 / (mean |G(z1) - G(z2)| / mean |z1 - z2|) over same-class pairs."""
+        pairs = fake.shape[0] // 2
+        start = fake.shape[0] - pairs
+        images = (fake[:pairs].float() - fake[start:].float()).abs().mean()
+        noise = (z[:pairs] - z[start:]).abs().mean()
+        return 1.0 / (images / noise + 1e-5)
 
     def _aux_weight(self) -> float:
         return self.model.settings.aux_weight if self.model.n_classes > 1 else 0.0
@@ -302,10 +327,11 @@ class ImageGANTrainer:
         # One generator pass serves both updates (as in the DCGAN recipe): the discriminator step
         # sees these fakes detached, then the generator step backpropagates through them into the
         # generator. Dropping the second generator pass made a CPU step about 10% faster.
-        g_cls = self._classes(batch)
+        g_cls = self._generator_classes(batch)
         g_labels = g_cls.to(self.device)
+        g_z = self._noise(batch)
         with autocast(self.device):
-            g_fake = self._fake(g_labels)
+            g_fake = self._fake(g_labels, g_z)
         for inner in range(self.train.critic_steps):
             if inner == 0:
                 labels, fake, real = g_labels, g_fake.detach(), self._real(g_cls)
@@ -337,6 +363,10 @@ class ImageGANTrainer:
         loss_g = -score.float().mean()
         if aux:
             loss_g = loss_g + aux * F.cross_entropy(logits.float(), g_labels)
+        if self.model.settings.mode_seeking and batch > 1:
+            loss_g = loss_g + self.model.settings.mode_seeking * self._mode_seeking_loss(
+                g_fake, g_z
+            )
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()
