@@ -16,6 +16,7 @@ Backends: ``nccl`` on CUDA (one GPU per process, ``LOCAL_RANK``), ``gloo`` on th
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Callable, Mapping
 from datetime import timedelta
@@ -81,8 +82,23 @@ def init(device_name: str = "auto", timeout_minutes: float = 30) -> torch.device
     return device
 
 
-def shutdown() -> None:
+def barrier() -> None:
+    """Wait until every rank gets here (no-op without a process group)."""
     if is_distributed():
+        dist.barrier()
+
+
+def shutdown() -> None:
+    """Leave the process group.
+
+    ``destroy_process_group`` only drops the group from torch's registry: DDP wrappers left in
+    reference cycles still hold it, and the gloo backend is then torn down with the interpreter,
+    which can abort the process ("terminate called without an active exception", seen once in CI
+    on a worker rank that exited right after training). So the unreachable wrappers are collected
+    first, while the group is still alive.
+    """
+    if is_distributed():
+        gc.collect()
         dist.destroy_process_group()
 
 

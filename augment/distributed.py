@@ -73,6 +73,9 @@ def run_distributed_job(config: JobConfig, raise_on_gate: bool = False) -> JobRe
             data = ddp.from_main(prepare)
             ctx = main_ctx[0] if main_ctx else _worker_context(config, world)
             fitted = [fit_unit_step(ctx, data, classes) for classes in units_for(ctx, data)]
+            # Every rank is past its last collective before any leaves the group. Only on
+            # success: after a crash the other ranks may be inside a collective that never ends.
+            ddp.barrier()
         finally:
             # Training is the only collective part: leave the group now, so no rank waits for
             # rank 0 to generate and validate.
