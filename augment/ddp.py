@@ -94,8 +94,9 @@ def shutdown() -> None:
     ``destroy_process_group`` only drops the group from torch's registry: DDP wrappers left in
     reference cycles still hold it, and the gloo backend is then torn down with the interpreter,
     which can abort the process ("terminate called without an active exception", seen once in CI
-    on a worker rank that exited right after training). So the unreachable wrappers are collected
-    first, while the group is still alive.
+    on a worker rank that exited right after training). A DDP wrapper does sit in a cycle: with
+    a one-rank gloo group it outlives ``del`` until ``gc.collect()``. So the unreachable wrappers
+    are collected first, while the group is still alive.
     """
     if is_distributed():
         gc.collect()
