@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import gc
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -121,6 +121,23 @@ def wrap(module: nn.Module, find_unused_parameters: bool = False) -> nn.Module:
         # vectors) to every rank before each forward, so the replicas' buffers follow rank 0's.
         find_unused_parameters=find_unused_parameters,
     )
+
+
+def average_gradients(params: Sequence[torch.Tensor]) -> None:
+    """Average ``.grad`` of ``params`` over ranks (no-op without a process group).
+
+    For gradients computed outside autograd, which a DDP wrapper never sees: one all-reduce of
+    all of them flattened together.
+    """
+    if not is_distributed():
+        return
+    flat = torch.cat([param.grad.reshape(-1) for param in params])
+    dist.all_reduce(flat)
+    flat /= world_size()
+    offset = 0
+    for param in params:
+        param.grad.copy_(flat[offset : offset + param.numel()].view_as(param.grad))
+        offset += param.numel()
 
 
 def from_main(produce: Callable[[], T]) -> T:

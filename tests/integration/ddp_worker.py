@@ -27,7 +27,12 @@ def gradient_worker(rank: int, world: int, port: int, scratch: str) -> None:
 
     from augment import ddp
     from augment.data.schema import infer_schema
-    from augment.models.tabular_cgan import GANSettings, TabularCGAN, TrainSettings
+    from augment.models.tabular_cgan import (
+        GANSettings,
+        TabularCGAN,
+        TrainSettings,
+        critic_gradients,
+    )
     from augment.transforms.tabular import TabularEncoder
 
     ddp.init("cpu")
@@ -72,7 +77,7 @@ def gradient_worker(rank: int, world: int, port: int, scratch: str) -> None:
             return model, trainer
 
         model, trainer = build()
-        assert isinstance(trainer.ddp_critic, torch.nn.parallel.DistributedDataParallel)
+        assert isinstance(trainer.ddp_generator, torch.nn.parallel.DistributedDataParallel)
 
         reals, conds = trainer._real_batch()
         with torch.no_grad():
@@ -82,23 +87,18 @@ def gradient_worker(rank: int, world: int, port: int, scratch: str) -> None:
         dist.all_gather(gathered, real_in)
         assert not torch.equal(gathered[0], gathered[1])  # each rank drew its own batch
 
-        def critic_loss(scored_by: torch.nn.Module) -> torch.Tensor:
-            scores = scored_by(torch.cat([real_in, fake_in]))
-            half = scores.shape[0] // 2
-            return (
-                scores[half:].mean()
-                - scores[:half].mean()
-                + 10 * trainer._gradient_penalty(real_in, fake_in)
-            )
-
+        # the critic's hand-made gradients (penalty included) are averaged over the ranks
         critic = trainer.critic
         mixing = trainer.rng.get_state()  # the penalty draws its mixing weights from it
-        critic.zero_grad(set_to_none=True)
-        critic_loss(trainer.ddp_critic).backward()  # DDP reduces, penalty included
+        trainer.critic_gradients(real_in, fake_in, penalty=True)
         reduced = [p.grad.clone() for p in critic.parameters()]
-        critic.zero_grad(set_to_none=True)
         trainer.rng.set_state(mixing)
-        critic_loss(critic).backward()  # this rank alone
+        pac = trainer.model.settings.pac
+        mix = torch.rand(real_in.shape[0] // pac, 1, 1, generator=trainer.rng)
+        mix = mix.expand(-1, pac, real_in.shape[1]).reshape(real_in.shape)
+        blend = torch.lerp(fake_in, real_in, mix)
+        weight = trainer.model.settings.gp_weight * trainer.model.settings.gp_every
+        critic_gradients(critic, real_in, fake_in, blend, weight)  # this rank alone
         differs = False
         for local, averaged in zip(critic.parameters(), reduced, strict=True):
             expected = local.grad.clone()

@@ -172,7 +172,7 @@ def test_ddp_averages_penalty_gradients_keeps_replicas_equal_and_resumes_exactly
 
     from tests.integration.ddp_worker import gradient_worker
 
-    # the gradient penalty's double backward is averaged over ranks like the rest of the loss;
+    # the critic's hand-made gradients (penalty included) are averaged over ranks;
     # a resumed DDP run equals an uninterrupted one; rank 0's errors reach every rank
     mp.spawn(gradient_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
 
