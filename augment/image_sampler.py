@@ -48,6 +48,8 @@ class ImageGANOverSampler(SavedSamplerMixin, BaseOverSampler):
         width: generator/discriminator channels at half resolution (speed vs capacity).
         noise_dim, ema_decay, diff_augment: see ``augment.models.image_cgan.ImageGANSettings``.
         device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
+        precision: ``auto`` (bf16 autocast on CUDA and on CPUs with AMX bf16 units, where training
+            ran 1.3-1.5x faster), ``fp32`` or ``bf16``. Sampling is float32 on a CPU either way.
         random_state: seed; the same seed and data give the same images (on the same device).
         cpu_threads: torch threads during fit (``None`` = all cores); restored afterwards.
 
@@ -66,6 +68,7 @@ class ImageGANOverSampler(SavedSamplerMixin, BaseOverSampler):
         "ema_decay": [Interval(Real, 0, 1, closed="left")],
         "diff_augment": [str],
         "device": [StrOptions({"auto", "cpu", "cuda"})],
+        "precision": [StrOptions({"auto", "fp32", "bf16"})],
         "random_state": ["random_state"],
         "progress": ["boolean"],
         "cpu_threads": [Interval(Integral, 1, None, closed="left"), None],
@@ -89,6 +92,7 @@ class ImageGANOverSampler(SavedSamplerMixin, BaseOverSampler):
         ema_decay: float = 0.99,
         diff_augment: str = "color,translation,cutout",
         device: str = "auto",
+        precision: str = "auto",
         random_state: Any = None,
         progress: bool = False,
         cpu_threads: int | None = None,
@@ -104,6 +108,7 @@ class ImageGANOverSampler(SavedSamplerMixin, BaseOverSampler):
         self.ema_decay = ema_decay
         self.diff_augment = diff_augment
         self.device = device
+        self.precision = precision
         self.random_state = random_state
         self.progress = progress
         self.cpu_threads = cpu_threads
@@ -161,6 +166,7 @@ class ImageGANOverSampler(SavedSamplerMixin, BaseOverSampler):
             lr=self.lr,
             critic_steps=self.critic_steps,
             seed=seed,
+            precision=self.precision,
         )
         plain_labels = [_plain(v) for v in labels]
         models = [

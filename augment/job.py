@@ -369,6 +369,7 @@ def assemble(ctx: JobContext, data: Any, fitted: Sequence[tuple[Any, TrainingRes
             "steps": result.steps,
             "resumed_from": result.resumed_from,
             "seconds": round(result.seconds, 3),
+            "precision": result.precision,
             # where the unit trained: a Dask task runner fits units in worker processes
             "host": result.host,
             "pid": result.pid,
@@ -625,6 +626,7 @@ def train_settings(cfg: JobConfig, settings: type = TrainSettings) -> Any:
         critic_steps=t.critic_steps,
         seed=t.seed,
         class_sampling=t.class_sampling,
+        precision=t.precision,
     )
 
 

@@ -105,6 +105,7 @@ class GANOverSampler(SavedSamplerMixin, BaseOverSampler):
         ema_decay: the rows come from an exponential moving average of the generator's weights
             (0 turns it off); on the benchmarks it raised balanced accuracy by about 0.02.
         device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
+        precision: ``auto`` (bf16 autocast on CUDA, float32 on a CPU), ``fp32`` or ``bf16``.
         random_state: seed; the same seed and data give the same rows.
         categorical_columns: column names (DataFrame) or indices (array) to treat as categorical,
             on top of the inferred ones (strings, bools, categoricals, integers with few values).
@@ -130,6 +131,7 @@ class GANOverSampler(SavedSamplerMixin, BaseOverSampler):
         "max_modes": [Interval(Integral, 1, None, closed="left")],
         "continuous": [StrOptions({"quantile", "gmm"})],
         "device": [StrOptions({"auto", "cpu", "cuda"})],
+        "precision": [StrOptions({"auto", "fp32", "bf16"})],
         "random_state": ["random_state"],
         "categorical_columns": ["array-like", None],
         "progress": ["boolean"],
@@ -157,6 +159,7 @@ class GANOverSampler(SavedSamplerMixin, BaseOverSampler):
         max_modes: int = 6,
         continuous: str = "gmm",
         device: str = "auto",
+        precision: str = "auto",
         random_state: Any = None,
         categorical_columns: Sequence[Any] | None = None,
         progress: bool = False,
@@ -176,6 +179,7 @@ class GANOverSampler(SavedSamplerMixin, BaseOverSampler):
         self.max_modes = max_modes
         self.continuous = continuous
         self.device = device
+        self.precision = precision
         self.random_state = random_state
         self.categorical_columns = categorical_columns
         self.progress = progress
@@ -233,6 +237,7 @@ class GANOverSampler(SavedSamplerMixin, BaseOverSampler):
             lr=self.lr,
             critic_steps=self.critic_steps,
             seed=seed,
+            precision=self.precision,
         )
         units = training_units(schema.classes, plan, self.mode)
         models = [

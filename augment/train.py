@@ -60,6 +60,8 @@ class TrainingResult:
     resumed_from: int = 0
     seconds: float = 0.0
     history: list[dict[str, float]] = field(default_factory=list)
+    # the arithmetic of the training passes: "bf16" (autocast) or "fp32"
+    precision: str = "fp32"
     # where the loop ran: a task runner may train units in other processes or on other hosts
     host: str = field(default_factory=socket.gethostname)
     pid: int = field(default_factory=os.getpid)
@@ -163,4 +165,5 @@ def run_training(
         resumed_from=start,
         seconds=time.perf_counter() - began,
         history=history,
+        precision="bf16" if getattr(trainer, "amp_dtype", None) is not None else "fp32",
     )

@@ -41,7 +41,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from augment import ddp
-from augment.device import autocast
+from augment.device import autocast, autocast_dtype, autocast_to
 from augment.train import class_probabilities
 from augment.transforms.images import diff_augment, from_unit, parse_policy, to_unit
 
@@ -89,6 +89,7 @@ class ImageTrainSettings:
     critic_steps: int = 1
     seed: int = 0
     class_sampling: str = "uniform"
+    precision: str = "auto"  # auto | fp32 | bf16 (augment.device.autocast_dtype)
 
 
 def base_grid(size: int) -> tuple[int, int]:
@@ -246,6 +247,8 @@ class ImageGANTrainer:
         device: torch.device,
     ) -> None:
         self.model, self.train, self.device = model, train, device
+        # bf16 on CUDA, and on CPUs with AMX bf16 units, under "auto"
+        self.amp_dtype = autocast_dtype(device, train.precision, cpu_bf16_pays=True)
         settings = model.settings
         self.policy = parse_policy(settings.diff_augment)
         with _INIT_LOCK, torch.random.fork_rng(devices=[]):
@@ -330,7 +333,7 @@ class ImageGANTrainer:
         g_cls = self._generator_classes(batch)
         g_labels = g_cls.to(self.device)
         g_z = self._noise(batch)
-        with autocast(self.device):
+        with autocast_to(self.device, self.amp_dtype):
             g_fake = self._fake(g_labels, g_z)
         for inner in range(self.train.critic_steps):
             if inner == 0:
@@ -339,9 +342,9 @@ class ImageGANTrainer:
                 cls = self._classes(batch)
                 labels = cls.to(self.device)
                 real = self._real(cls)
-                with torch.no_grad(), autocast(self.device):
+                with torch.no_grad(), autocast_to(self.device, self.amp_dtype):
                     fake = self._fake(labels)
-            with autocast(self.device):
+            with autocast_to(self.device, self.amp_dtype):
                 # One pass over real and fake together (the discriminator has no batch norm).
                 scores, logits = self.ddp_discriminator(
                     self._augment(torch.cat([real, fake.to(real.dtype)])), labels.repeat(2)
@@ -358,7 +361,7 @@ class ImageGANTrainer:
         # Generator step; the discriminator's weights need no gradient here (and the plain module
         # is called: DDP has nothing of it to reduce).
         disc.requires_grad_(False)
-        with autocast(self.device):
+        with autocast_to(self.device, self.amp_dtype):
             score, logits = disc(self._augment(g_fake), g_labels)
         loss_g = -score.float().mean()
         if aux:

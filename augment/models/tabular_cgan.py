@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from augment import ddp
-from augment.device import autocast
+from augment.device import autocast, autocast_dtype, autocast_to
 from augment.optim import LeanAdam
 from augment.train import class_probabilities
 from augment.transforms.tabular import Span, TabularEncoder
@@ -69,6 +69,7 @@ class TrainSettings:
     critic_steps: int = 3
     seed: int = 0
     class_sampling: str = "uniform"
+    precision: str = "auto"  # auto | fp32 | bf16 (augment.device.autocast_dtype)
 
 
 # -- networks ---------------------------------------------------------------------------------
@@ -347,6 +348,8 @@ class TabularGANTrainer:
         device: torch.device,
     ) -> None:
         self.model, self.train, self.device = model, train, device
+        # bf16 on CUDA under "auto"; never on a CPU unless asked (tiny matrices: no gain)
+        self.amp_dtype = autocast_dtype(device, train.precision, cpu_bf16_pays=False)
         settings = model.settings
         self.batch = max(settings.pac, train.batch_size // settings.pac * settings.pac)
         # Weight initialisation draws from torch's global RNG. Seed it inside a fork (the caller's
@@ -429,7 +432,7 @@ class TabularGANTrainer:
         # pass instead of critic_steps of them.
         n_critic, batch = self.train.critic_steps, self.batch
         reals, conds = self._real_batch(n_critic)
-        with torch.no_grad(), autocast(self.device):
+        with torch.no_grad(), autocast_to(self.device, self.amp_dtype):
             fakes = self._fake(conds)
         reals_in = torch.cat([reals, conds], dim=1)  # (n_critic * B, D + classes)
         fakes_in = torch.cat([fakes.float(), conds], dim=1)
@@ -443,7 +446,7 @@ class TabularGANTrainer:
             self.opt_d.lean_step()
 
         _, cond = self._real_batch()
-        with autocast(self.device):
+        with autocast_to(self.device, self.amp_dtype):
             fake = self._fake(cond).float()
         # The critic's gradient with respect to the fake rows, by hand; autograd carries it back
         # through the generator only (DDP averages the generator's gradients).
