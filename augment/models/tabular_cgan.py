@@ -121,14 +121,11 @@ class Critic(nn.Module):
         self._loss_weights: dict[tuple[int, torch.device], torch.Tensor] = {}
         # Plain lists for the hand-made passes: walking the module tree each time cost 0.4 ms
         # a training step. ``.to()`` and ``load_state_dict`` keep these Parameter objects.
-        self._linears = [layer for layer in self.body if isinstance(layer, nn.Linear)]
+        self.linears = [layer for layer in self.body if isinstance(layer, nn.Linear)]
         self.param_list = list(self.parameters())
 
     def forward(self, rows: torch.Tensor) -> torch.Tensor:
         return self.body(rows.reshape(rows.shape[0] // self.pac, -1))
-
-    def linears(self) -> list[nn.Linear]:
-        return self._linears
 
     def loss_weights(self, packs: int, device: torch.device) -> torch.Tensor:
         """(2 * packs, 1): d loss / d score, -1/packs for the real packs, +1/packs for the fake."""
@@ -160,7 +157,7 @@ class Critic(nn.Module):
 def _forward(critic: Critic, packed: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Hidden pre-activations a_1..a_L and the layer inputs h_0 (= packed)..h_L."""
     pre, inputs = [], [packed]
-    for layer in critic.linears()[:-1]:
+    for layer in critic.linears[:-1]:
         pre.append(torch.addmm(layer.bias, inputs[-1], layer.weight.t()))
         inputs.append(torch.nn.functional.leaky_relu(pre[-1], critic.slope))
     return pre, inputs
@@ -175,7 +172,7 @@ def _input_gradient(
     critic: Critic, pre: list[torch.Tensor]
 ) -> tuple[list[torch.Tensor], torch.Tensor]:
     """g_1..g_L and d score / d input, for the packs whose pre-activations are ``pre``."""
-    linears = critic.linears()
+    linears = critic.linears
     g = [_times_slope(critic, linears[-1].weight.expand_as(pre[-1]), pre[-1])]
     for layer, a in zip(reversed(linears[1:-1]), reversed(pre[:-1]), strict=True):
         g.insert(0, _times_slope(critic, g[0] @ layer.weight, a))
@@ -186,7 +183,7 @@ def _backward_scores(
     critic: Critic, pre: list[torch.Tensor], inputs: list[torch.Tensor], d_scores: torch.Tensor
 ) -> list[torch.Tensor]:
     """Weight and bias gradients of sum(d_scores * score), in parameter order (W_1, b_1, ...)."""
-    linears = critic.linears()
+    linears = critic.linears
     rows = slice(0, d_scores.shape[0])  # the scored packs come first
     grads = [d_scores.t() @ inputs[-1][rows], d_scores.sum(0)]
     delta = d_scores @ linears[-1].weight
@@ -206,7 +203,7 @@ def _backward_penalty(
     grads: list[torch.Tensor],
 ) -> None:
     """Add to ``grads`` the weight gradients of sum(d_input * d score / d input)."""
-    linears = critic.linears()
+    linears = critic.linears
     grads[0] += g[0].t() @ d_input
     d_g = d_input @ linears[0].weight.t()  # d / d (S_1 * u_1)
     for i in range(1, len(linears) - 1):
@@ -235,7 +232,7 @@ def critic_gradients(
     parts = [real_in, fake_in] + ([blend_in] if blend_in is not None else [])
     packed = torch.cat(parts).reshape(-1, real_in.shape[1] * pac)
     pre, inputs = _forward(critic, packed)
-    last = critic.linears()[-1]
+    last = critic.linears[-1]
     scores = torch.addmm(last.bias, inputs[-1][: 2 * packs], last.weight.t())
     d_scores = critic.loss_weights(packs, scores.device)  # -1/P for the real, +1/P for the fake
     wasserstein = -(d_scores.t() @ scores).squeeze()
@@ -261,7 +258,7 @@ def critic_score_gradient(critic: Critic, rows: torch.Tensor) -> tuple[torch.Ten
     """(mean score over the packs of ``rows``, its gradient with respect to ``rows``)."""
     packed = rows.reshape(rows.shape[0] // critic.pac, -1)
     pre, inputs = _forward(critic, packed)
-    last = critic.linears()[-1]
+    last = critic.linears[-1]
     mean_score = torch.addmm(last.bias, inputs[-1], last.weight.t()).mean()
     _, d_packed = _input_gradient(critic, pre)
     return mean_score, (d_packed / packed.shape[0]).reshape(rows.shape)
@@ -367,9 +364,8 @@ class TabularGANTrainer:
         # than torch's per-tensor loop on these small networks); LeanAdam also skips most of the
         # Python bookkeeping around that call (see augment.optim).
         self.generator_params = list(model.generator.parameters())
-        self.critic_params = list(self.critic.parameters())
         self.opt_g = LeanAdam(self.generator_params, lr=train.lr, betas=train.betas)
-        self.opt_d = LeanAdam(self.critic_params, lr=train.lr, betas=train.betas)
+        self.opt_d = LeanAdam(self.critic.param_list, lr=train.lr, betas=train.betas)
         # Under torchrun the generator's backward is averaged by its DDP wrapper; the critic's
         # hand-made gradients are averaged explicitly. Every rank built the same weights from the
         # same seed above.
@@ -404,26 +400,30 @@ class TabularGANTrainer:
         raw = self.ddp_generator(torch.cat([z, cond], dim=1))
         return self.model.activation(raw.float(), settings.gumbel_tau, False, self.rng)
 
+    def penalty_blend(self, real_in: torch.Tensor, fake_in: torch.Tensor) -> torch.Tensor:
+        """Random blends of the real and fake packs: one mixing weight per pack of pac rows."""
+        pac = self.model.settings.pac
+        mix = torch.rand(real_in.shape[0] // pac, 1, 1, generator=self.rng, device=self.device)
+        return torch.lerp(
+            fake_in, real_in, mix.expand(-1, pac, real_in.shape[1]).reshape(real_in.shape)
+        )
+
+    @property
+    def penalty_weight(self) -> float:
+        """WGAN-GP's weight, scaled by gp_every for the lazy penalty."""
+        return self.model.settings.gp_weight * self.model.settings.gp_every
+
     def critic_gradients(
         self, real_in: torch.Tensor, fake_in: torch.Tensor, penalty: bool
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Set the critic's gradients for one batch (averaged over ranks under torchrun).
 
-        With ``penalty``, WGAN-GP's gradient penalty at random blends of the real and fake packs,
-        weighted ``gp_weight * gp_every`` (lazy regularisation). Returns (Wasserstein estimate,
-        unweighted penalty or None).
+        With ``penalty``, WGAN-GP's gradient penalty at :meth:`penalty_blend` points, weighted
+        :attr:`penalty_weight`. Returns (Wasserstein estimate, unweighted penalty or None).
         """
-        settings = self.model.settings
-        blend = None
-        if penalty:
-            # One mixing weight per pack, broadcast over its pac rows and features.
-            pac = settings.pac
-            mix = torch.rand(real_in.shape[0] // pac, 1, 1, generator=self.rng, device=self.device)
-            mix = mix.expand(-1, pac, real_in.shape[1]).reshape(real_in.shape)
-            blend = torch.lerp(fake_in, real_in, mix)
-        weight = settings.gp_weight * settings.gp_every
-        result = critic_gradients(self.critic, real_in, fake_in, blend, weight)
-        ddp.average_gradients(self.critic_params)
+        blend = self.penalty_blend(real_in, fake_in) if penalty else None
+        result = critic_gradients(self.critic, real_in, fake_in, blend, self.penalty_weight)
+        ddp.average_gradients(self.critic.param_list)
         return result
 
     def train_step(self, step: int) -> dict[str, float]:
@@ -458,7 +458,7 @@ class TabularGANTrainer:
         self._update_ema(step)
         loss_d = float(-wasserstein)
         if penalty is not None:  # the last critic step's loss, as it was optimised
-            loss_d += settings.gp_weight * settings.gp_every * float(penalty)
+            loss_d += self.penalty_weight * float(penalty)
         return {
             "loss_d": loss_d,
             "loss_g": float(-mean_score),

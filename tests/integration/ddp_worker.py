@@ -93,12 +93,8 @@ def gradient_worker(rank: int, world: int, port: int, scratch: str) -> None:
         trainer.critic_gradients(real_in, fake_in, penalty=True)
         reduced = [p.grad.clone() for p in critic.parameters()]
         trainer.rng.set_state(mixing)
-        pac = trainer.model.settings.pac
-        mix = torch.rand(real_in.shape[0] // pac, 1, 1, generator=trainer.rng)
-        mix = mix.expand(-1, pac, real_in.shape[1]).reshape(real_in.shape)
-        blend = torch.lerp(fake_in, real_in, mix)
-        weight = trainer.model.settings.gp_weight * trainer.model.settings.gp_every
-        critic_gradients(critic, real_in, fake_in, blend, weight)  # this rank alone
+        blend = trainer.penalty_blend(real_in, fake_in)  # the same blends
+        critic_gradients(critic, real_in, fake_in, blend, trainer.penalty_weight)  # this rank alone
         differs = False
         for local, averaged in zip(critic.parameters(), reduced, strict=True):
             expected = local.grad.clone()
