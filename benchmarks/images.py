@@ -76,18 +76,39 @@ def targets_for(labels: np.ndarray) -> dict[int, int]:
     return {int(c): counts[c] + plan[c] for c in counts}
 
 
-def resample_augment(x, y, seed, steps):
+def fit_gan(x, y, seed, steps) -> tuple[ImageCGAN, dict[int, int]]:
+    """The default conditional GAN trained on ``(x, y)``, and the plan (images to add per class)."""
     counts = class_counts(y)
-    plan = plan_samples(counts, "not majority")
-    classes = sorted(int(c) for c in counts)
-    model = ImageCGAN(classes, ImageGANSettings(size=SIZE))
+    plan = {int(c): int(n) for c, n in plan_samples(counts, "not majority").items()}
+    model = ImageCGAN(sorted(int(c) for c in counts), ImageGANSettings(size=SIZE))
     trainer = model.make_trainer(x, y.tolist(), ImageTrainSettings(steps=steps, seed=seed), _cpu())
     for step in range(steps):
         trainer.train_step(step)
-    new_x, new_y = ImageSynthesizer([model], classes).sample(
-        {int(c): n for c, n in plan.items()}, seed=seed
-    )
+    return model, plan
+
+
+def resample_augment(x, y, seed, steps):
+    model, plan = fit_gan(x, y, seed, steps)
+    new_x, new_y = ImageSynthesizer([model], model.classes).sample(plan, seed=seed)
     return np.concatenate([x, new_x]), np.concatenate([y, new_y.astype(np.int64)])
+
+
+def score(rx, ry, n_real, data, extractor, holdout_features, epochs, seed) -> dict[str, float]:
+    """Train the downstream CNN on ``(rx, ry)`` (real images first, then ``rx[n_real:]`` added)
+    and score it on the holdout; the domain FID is the added images' against the holdout's."""
+    minority = min(class_counts(ry[:n_real]), key=class_counts(ry[:n_real]).get)
+    model = train_classifier(rx, ry, 10, epochs=epochs, seed=seed)
+    predicted = model.predict(data["holdout_x"])
+    added = rx[n_real:]
+    return {
+        "balanced_accuracy": float(balanced_accuracy_score(data["holdout_y"], predicted)),
+        "minority_recall": float(
+            recall_score(data["holdout_y"], predicted, labels=[minority], average="macro")
+        ),
+        "fid_domain": float(frechet_distance(holdout_features, extractor.features(added)))
+        if len(added) > 1
+        else float("nan"),
+    }
 
 
 def run_seed(seed: int, steps: int, epochs: int) -> dict[str, dict[str, float]]:
@@ -97,7 +118,6 @@ def run_seed(seed: int, steps: int, epochs: int) -> dict[str, dict[str, float]]:
     judge = train_classifier(x, y, 10, epochs=epochs, seed=seed)
     extractor = DomainExtractor(judge)
     holdout_features = extractor.features(data["holdout_x"])
-    minority = min(class_counts(y), key=class_counts(y).get)
     results = {}
     for method in METHODS:
         began = time.perf_counter()
@@ -110,19 +130,8 @@ def run_seed(seed: int, steps: int, epochs: int) -> dict[str, dict[str, float]]:
         else:
             rx, ry = resample_augment(x, y, seed, steps)
         seconds = time.perf_counter() - began
-        model = train_classifier(rx, ry, 10, epochs=epochs, seed=seed)
-        predicted = model.predict(data["holdout_x"])
-        added = rx[len(x) :]
-        results[method] = {
-            "balanced_accuracy": float(balanced_accuracy_score(data["holdout_y"], predicted)),
-            "minority_recall": float(
-                recall_score(data["holdout_y"], predicted, labels=[minority], average="macro")
-            ),
-            "fid_domain": float(frechet_distance(holdout_features, extractor.features(added)))
-            if len(added) > 1
-            else float("nan"),
-            "seconds": seconds,
-        }
+        results[method] = score(rx, ry, len(x), data, extractor, holdout_features, epochs, seed)
+        results[method]["seconds"] = seconds
         print(f"  seed {seed} {method:20s} " + json.dumps(results[method]), flush=True)
     return results
 

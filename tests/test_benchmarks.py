@@ -1,4 +1,4 @@
-"""The tabular benchmark script runs end to end in its quick mode (needs the ``bench`` extra)."""
+"""The benchmark scripts run end to end in their quick modes (the tabular one needs the ``bench`` extra)."""
 
 from __future__ import annotations
 
@@ -14,13 +14,9 @@ METHODS = {"none", "random_oversampling", "smote", "ctgan", "augment", "augment_
 DATASETS = ("breast_cancer", "wine")
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(1800)
-def test_quick_benchmark_prints_tables_and_writes_json(tmp_path: Path) -> None:
-    pytest.importorskip("ctgan", reason="install the bench extra: pip install -e '.[bench]'")
-    output = tmp_path / "tabular.json"
+def _run_quick(module: str, output: Path) -> subprocess.CompletedProcess[str]:
     completed = subprocess.run(
-        [sys.executable, "-m", "benchmarks.tabular", "--quick", "--output", str(output)],
+        [sys.executable, "-m", module, "--quick", "--output", str(output)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -28,8 +24,16 @@ def test_quick_benchmark_prints_tables_and_writes_json(tmp_path: Path) -> None:
         check=False,
     )
     assert completed.returncode == 0, completed.stderr[-4000:]
-
     assert "QUICK smoke test" in completed.stdout
+    return completed
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_quick_benchmark_prints_tables_and_writes_json(tmp_path: Path) -> None:
+    pytest.importorskip("ctgan", reason="install the bench extra: pip install -e '.[bench]'")
+    output = tmp_path / "tabular.json"
+    completed = _run_quick("benchmarks.tabular", output)
     header = (
         "| method | balanced acc | macro-F1 | minority recall | fit+sample s | speed vs CTGAN |"
     )
@@ -48,3 +52,35 @@ def test_quick_benchmark_prints_tables_and_writes_json(tmp_path: Path) -> None:
             summary = methods[method]["summary"]
             assert 0 <= summary["balanced_accuracy"]["mean"] <= 1
             assert summary["seconds"]["mean"] >= 0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_quick_image_benchmark_prints_table_and_writes_json(tmp_path: Path) -> None:
+    output = tmp_path / "images.json"
+    completed = _run_quick("benchmarks.images", output)
+    assert "| method | balanced acc | minority recall |" in completed.stdout
+    assert "## Targets" in completed.stdout
+    results = json.loads(output.read_text())
+    methods = {"none", "random_oversampling", "albumentations", "augment"}
+    assert set(results["summary"]) == methods
+    for method in methods:
+        assert 0 <= results["summary"][method]["balanced_accuracy"]["mean"] <= 1
+    assert results["generation_images_per_second"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_quick_image_ablations_print_table_and_write_json(tmp_path: Path) -> None:
+    output = tmp_path / "image_ablations.json"
+    completed = _run_quick("benchmarks.image_ablations", output)
+    variants = ("albumentations", "gan", "gan + classic warps", "gan, latent-anchored")
+    for variant in variants:
+        assert f"| {variant} |" in completed.stdout
+    results = json.loads(output.read_text())
+    assert set(results["summary"]) == set(variants)
+    (run,) = results["per_seed"]
+    assert set(run["inversion_mse"])  # every class that was topped up was inverted
+    for variant in variants:
+        assert 0 <= run[variant]["balanced_accuracy"] <= 1
+        assert run[variant]["fid_domain"] >= 0
