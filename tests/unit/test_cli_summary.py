@@ -1,0 +1,46 @@
+"""The run summary says in words when the classic baseline beat the synthetic data."""
+
+from __future__ import annotations
+
+import pytest
+
+from augment import cli
+
+
+def _summary(metrics: dict[str, float]) -> dict:
+    return {
+        "counts_before": {"a": 50, "b": 5},
+        "plan": {"b": 45},
+        "counts_after": {"a": 50, "b": 50},
+        "metrics": metrics,
+        "output": "/tmp/out",
+        "passed": True,
+        "seconds": 1.0,
+    }
+
+
+def _arms(classic: str, lift_vs: float) -> dict[str, float]:
+    metrics = {}
+    for name in ("accuracy", "balanced_accuracy", "macro_f1"):
+        metrics |= {
+            f"baseline/{name}": 0.80,
+            f"augmented/{name}": 0.90,
+            f"{classic}/{name}": 0.90 - lift_vs,
+            f"lift/{name}": 0.10,
+            f"lift_vs_{classic}/{name}": lift_vs,
+        }
+    return metrics
+
+
+@pytest.mark.parametrize(
+    ("classic", "name"), [("smote", "SMOTE"), ("albumentations", "albumentations oversampling")]
+)
+def test_a_baseline_that_wins_is_named(classic, name, capsys):
+    cli.print_summary(_summary(_arms(classic, -0.0225)))
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"{name} beat the synthetic data by 0.0225 balanced accuracy" in out
+
+
+def test_no_note_when_the_synthetic_data_wins(capsys):
+    cli.print_summary(_summary(_arms("smote", 0.01)))
+    assert "beat the synthetic data" not in capsys.readouterr().out
