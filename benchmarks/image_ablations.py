@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    python -m benchmarks.image_ablations            # seeds 0 1 2 (about 10 minutes on 2 cores)
+    python -m benchmarks.image_ablations            # seeds 0 1 2 (10-15 minutes on 2 cores)
     python -m benchmarks.image_ablations --quick    # smoke test: 1 seed, few steps and epochs
 
 Same data, split, downstream CNN and domain FID as ``benchmarks.images``. For each seed the default
