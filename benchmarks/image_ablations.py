@@ -43,7 +43,17 @@ from augment.models.image_cgan import ImageCGAN  # noqa: E402
 from augment.models.image_classifier import train_classifier  # noqa: E402
 from augment.transforms.images import from_unit, to_unit  # noqa: E402
 from augment.validate_images import classic_augmentation, classic_oversample  # noqa: E402
-from benchmarks.images import RESULTS_DIR, SIZE, fit_gan, score, split, targets_for  # noqa: E402
+from benchmarks.images import (  # noqa: E402
+    QUALITY,
+    RESULTS_DIR,
+    SIZE,
+    cell,
+    fit_gan,
+    score,
+    split,
+    summarize,
+    targets_for,
+)
 
 VARIANTS = ("albumentations", "gan", "gan + classic warps", "gan, latent-anchored")
 
@@ -141,25 +151,15 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(os.cpu_count() or 1)
 
     per_seed = [run_seed(s, args.steps, args.epochs, args.inversion_steps) for s in args.seeds]
-    summary = {
-        variant: {
-            metric: {
-                "mean": float(np.mean([run[variant][metric] for run in per_seed])),
-                "std": float(np.std([run[variant][metric] for run in per_seed])),
-            }
-            for metric in ("balanced_accuracy", "minority_recall", "fid_domain")
-        }
-        for variant in VARIANTS
-    }
+    summary = summarize(per_seed, VARIANTS, QUALITY)
     print(f"\n## digits 28x28, imbalance 10:1, {len(args.seeds)} seed(s)\n")
     print("| variant | balanced acc | minority recall | domain FID (added vs holdout) |")
     print("|---|---|---|---|")
     for variant, row in summary.items():
-        cells = [
-            f"{row[m]['mean']:.{d}f} ± {row[m]['std']:.{d}f}"
-            for m, d in (("balanced_accuracy", 3), ("minority_recall", 3), ("fid_domain", 1))
-        ]
-        print(f"| {variant} | " + " | ".join(cells) + " |")
+        print(
+            f"| {variant} | {cell(row, 'balanced_accuracy')} | {cell(row, 'minority_recall')} | "
+            f"{cell(row, 'fid_domain', 1)} |"
+        )
     if args.quick:
         print("\n(QUICK smoke test: too few steps and epochs for the numbers to mean anything)")
 

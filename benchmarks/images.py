@@ -96,7 +96,8 @@ def resample_augment(x, y, seed, steps):
 def score(rx, ry, n_real, data, extractor, holdout_features, epochs, seed) -> dict[str, float]:
     """Train the downstream CNN on ``(rx, ry)`` (real images first, then ``rx[n_real:]`` added)
     and score it on the holdout; the domain FID is the added images' against the holdout's."""
-    minority = min(class_counts(ry[:n_real]), key=class_counts(ry[:n_real]).get)
+    real_counts = class_counts(ry[:n_real])
+    minority = min(real_counts, key=real_counts.get)
     model = train_classifier(rx, ry, 10, epochs=epochs, seed=seed)
     predicted = model.predict(data["holdout_x"])
     added = rx[n_real:]
@@ -168,14 +169,28 @@ def generation_throughput(n_images: int = 50_000) -> float:
     return sum(result.counts.values()) / result.seconds
 
 
-def summarize(per_seed: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, Any]]:
+QUALITY = ("balanced_accuracy", "minority_recall", "fid_domain")
+
+
+def summarize(
+    per_seed: list[dict[str, dict[str, float]]],
+    names: tuple[str, ...] = METHODS,
+    metrics: tuple[str, ...] = (*QUALITY, "seconds"),
+) -> dict[str, dict[str, Any]]:
+    """Mean and std over seeds of each metric, per method (or variant) name."""
     out = {}
-    for method in METHODS:
-        out[method] = {}
-        for metric in ("balanced_accuracy", "minority_recall", "fid_domain", "seconds"):
-            values = [run[method][metric] for run in per_seed]
-            out[method][metric] = {"mean": float(np.mean(values)), "std": float(np.std(values))}
+    for name in names:
+        out[name] = {}
+        for metric in metrics:
+            values = [run[name][metric] for run in per_seed]
+            out[name][metric] = {"mean": float(np.mean(values)), "std": float(np.std(values))}
     return out
+
+
+def cell(row: dict[str, Any], metric: str, digits: int = 3) -> str:
+    """``mean ± std`` of one summarised metric, ``-`` when undefined."""
+    m = row[metric]
+    return "-" if np.isnan(m["mean"]) else f"{m['mean']:.{digits}f} ± {m['std']:.{digits}f}"
 
 
 def markdown(summary: dict[str, dict[str, Any]]) -> str:
@@ -183,11 +198,6 @@ def markdown(summary: dict[str, dict[str, Any]]) -> str:
         "| method | balanced acc | minority recall | domain FID (added vs holdout) | resample s |",
         "|---|---|---|---|---|",
     ]
-
-    def cell(row, metric, digits=3):
-        m = row[metric]
-        return "-" if np.isnan(m["mean"]) else f"{m['mean']:.{digits}f} ± {m['std']:.{digits}f}"
-
     for method, row in summary.items():
         lines.append(
             f"| {method} | {cell(row, 'balanced_accuracy')} | {cell(row, 'minority_recall')} | "
