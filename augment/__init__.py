@@ -7,8 +7,8 @@ Public API::
 
 __version__ = "0.1.0"
 
-from augment.config import JobConfig, load_config  # noqa: E402
-from augment.errors import (  # noqa: E402
+from augment.core.config import JobConfig, load_config  # noqa: E402
+from augment.core.errors import (  # noqa: E402
     AugmentError,
     ConfigError,
     DataError,
@@ -17,14 +17,14 @@ from augment.errors import (  # noqa: E402
     OutputError,
     ValidationFailed,
 )
-from augment.image_sampler import ImageGANOverSampler  # noqa: E402
-from augment.sampler import GANOverSampler  # noqa: E402
-from augment.synthesizer import load_synthesizer  # noqa: E402
+from augment.image.sampler import ImageGANOverSampler  # noqa: E402
+from augment.tabular.sampler import GANOverSampler  # noqa: E402
+from augment.tabular.synthesizer import load_synthesizer  # noqa: E402
 
 
 def run_job(config, raise_on_gate: bool = False):
-    """Run a balancing job in-process; see :func:`augment.job.run_job`."""
-    from augment.job import run_job as _run_job
+    """Run a balancing job in-process; see :func:`augment.pipeline.job.run_job`."""
+    from augment.pipeline.job import run_job as _run_job
 
     return _run_job(config, raise_on_gate=raise_on_gate)
 

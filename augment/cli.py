@@ -28,7 +28,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from augment.errors import AugmentError
+from augment.core.errors import AugmentError
 
 app = typer.Typer(
     add_completion=False,
@@ -85,8 +85,8 @@ def run(
     overrides = _overrides(set_, output, overwrite)
 
     def go() -> Any:
-        from augment.config import load_config
-        from augment.errors import ConfigError
+        from augment.core.config import load_config
+        from augment.core.errors import ConfigError
 
         if output and len(configs) > 1:
             raise ConfigError("--output names one folder; with several configs set output.path")
@@ -99,7 +99,7 @@ def run(
             if len(configs) == 1:
                 return [flows.balance_flow(configs[0], overrides, force)], loaded
             return flows.balance_many_flow(list(configs), overrides, force), loaded
-        from augment.job import run_job
+        from augment.pipeline.job import run_job
 
         return [run_job(cfg, force=force).summary() for cfg in loaded], loaded
 
@@ -153,12 +153,12 @@ def train(
 
     Rank 0 alone writes checkpoints, shards, the manifest and the MLflow run, and validates; the
     other ranks only train. --nproc 1 is `augment run`. On several machines, start
-    `torchrun ... -m augment.distributed CONFIG` on each instead (see the README).
+    `torchrun ... -m augment.pipeline.distributed CONFIG` on each instead (see the README).
     """
     overrides = _overrides(set_, output, overwrite)
 
     def check() -> Any:
-        from augment.config import load_config
+        from augment.core.config import load_config
 
         cfg = load_config(config, overrides)  # a bad config stops here, before any process starts
         console.rule(f"[bold]augment[/bold] {cfg.name} ({nproc} training process(es))")
@@ -167,7 +167,7 @@ def train(
 
     cfg = _guard(check)
     if nproc == 1:
-        from augment.job import run_job
+        from augment.pipeline.job import run_job
 
         if not _report(_guard(lambda: run_job(cfg)).summary(), cfg):
             raise typer.Exit(10)
@@ -179,7 +179,7 @@ def train(
             command.append("--standalone")  # a rendezvous on a free local port
         else:
             command += ["--master_addr", "127.0.0.1", "--master_port", str(master_port)]
-        command += ["-m", "augment.distributed", config, "--summary-json", summary_path]
+        command += ["-m", "augment.pipeline.distributed", config, "--summary-json", summary_path]
         for item in overrides:
             command += ["--set", item]
         env = os.environ.copy()
@@ -309,8 +309,8 @@ def profile(
     """Print class counts and the imbalance ratio of a labelled table."""
 
     def go() -> None:
-        from augment.balance import class_counts
-        from augment.data.sources import load_table
+        from augment.core.balance import class_counts
+        from augment.tabular.sources import load_table
 
         frame = load_table(source, label, fmt)
         counts = class_counts(frame[label].dropna())

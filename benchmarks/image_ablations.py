@@ -37,12 +37,12 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from augment.image_synthesizer import ImageSynthesizer  # noqa: E402
-from augment.metrics.fid import DomainExtractor  # noqa: E402
-from augment.models.image_cgan import ImageCGAN  # noqa: E402
-from augment.models.image_classifier import train_classifier  # noqa: E402
-from augment.transforms.images import from_unit, to_unit  # noqa: E402
-from augment.validate_images import classic_augmentation, classic_oversample  # noqa: E402
+from augment.image.cgan import ImageCGAN  # noqa: E402
+from augment.image.classifier import train_classifier  # noqa: E402
+from augment.image.fid import DomainExtractor  # noqa: E402
+from augment.image.synthesizer import ImageSynthesizer  # noqa: E402
+from augment.image.transforms import from_unit, to_unit  # noqa: E402
+from augment.image.validate import classic_augmentation, classic_oversample  # noqa: E402
 from benchmarks.images import (  # noqa: E402
     QUALITY,
     RESULTS_DIR,

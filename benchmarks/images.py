@@ -7,9 +7,9 @@ Run from the repository root::
 
 For every seed: scikit-learn's digits are upscaled to 28x28, split 70/30 (stratified, seeded), and
 the training split is subsampled so class sizes fall geometrically from the largest to the smallest
-at a 10:1 ratio (``augment.balance.subsample_to_ratio``, as ``configs/digits.yaml`` does). Each
+at a 10:1 ratio (``augment.core.balance.subsample_to_ratio``, as ``configs/digits.yaml`` does). Each
 method oversamples the training split to equal class counts; the same small CNN
-(``augment.models.image_classifier``, same epochs and seed) is trained on each method's images and
+(``augment.image.classifier``, same epochs and seed) is trained on each method's images and
 scored on the untouched holdout. The domain FID compares each method's added images with the
 holdout, in the feature space of a CNN trained on the real (imbalanced) training split.
 
@@ -39,15 +39,15 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 from sklearn.metrics import balanced_accuracy_score, recall_score  # noqa: E402
 
-from augment.balance import class_counts, plan_samples, split_holdout, subsample_to_ratio  # noqa: E402
-from augment.data.images import load_images  # noqa: E402
-from augment.device import autocast_dtype  # noqa: E402
-from augment.generate import generate_image_shards  # noqa: E402
-from augment.image_synthesizer import ImageSynthesizer  # noqa: E402
-from augment.metrics.fid import DomainExtractor, frechet_distance  # noqa: E402
-from augment.models.image_cgan import ImageCGAN, ImageGANSettings, ImageTrainSettings  # noqa: E402
-from augment.models.image_classifier import train_classifier  # noqa: E402
-from augment.validate_images import classic_oversample, random_oversample  # noqa: E402
+from augment.core.balance import class_counts, plan_samples, split_holdout, subsample_to_ratio  # noqa: E402
+from augment.core.device import autocast_dtype  # noqa: E402
+from augment.core.generate import generate_image_shards  # noqa: E402
+from augment.image.cgan import ImageCGAN, ImageGANSettings, ImageTrainSettings  # noqa: E402
+from augment.image.classifier import train_classifier  # noqa: E402
+from augment.image.fid import DomainExtractor, frechet_distance  # noqa: E402
+from augment.image.sources import load_images  # noqa: E402
+from augment.image.synthesizer import ImageSynthesizer  # noqa: E402
+from augment.image.validate import classic_oversample, random_oversample  # noqa: E402
 
 SIZE = 28
 RATIO = 10

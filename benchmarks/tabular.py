@@ -47,8 +47,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from augment import GANOverSampler
-from augment.balance import class_counts, plan_samples, split_holdout, subsample_to_ratio
-from augment.data.sources import load_table
+from augment.core.balance import class_counts, plan_samples, split_holdout, subsample_to_ratio
+from augment.tabular.sources import load_table
 
 LABEL = "target"
 DATASETS = ("breast_cancer", "wine")

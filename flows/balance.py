@@ -1,4 +1,4 @@
-"""The balancing job as Prefect flows: each task is one library call from ``augment.job``.
+"""The balancing job as Prefect flows: each task is one library call from ``augment.pipeline.job``.
 
 Run it as a module (no Prefect server needed; Prefect starts a temporary local one)::
 
@@ -31,9 +31,9 @@ from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from prefect.tasks import exponential_backoff
 
-from augment import job
-from augment.config import JobConfig, OrchestrationConfig, load_config
-from augment.errors import AugmentError
+from augment.core.config import JobConfig, OrchestrationConfig, load_config
+from augment.core.errors import AugmentError
+from augment.pipeline import job
 
 # Job state (DataFrames, models, an MLflow client) passes between tasks in memory; Prefect caches
 # and persists nothing here. Reruns are cached by the library (augment/cache.py) instead.

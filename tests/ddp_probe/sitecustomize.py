@@ -64,11 +64,11 @@ if os.environ.get("AUGMENT_PROBE_DIR") and "RANK" in os.environ:
                 digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
         return digest.hexdigest()
 
-    import augment.image_synthesizer
-    import augment.synthesizer
-    import augment.train
+    import augment.core.train
+    import augment.image.synthesizer
+    import augment.tabular.synthesizer
 
-    _real_run_training = augment.train.run_training
+    _real_run_training = augment.core.train.run_training
     _crash_at = os.environ.get("AUGMENT_PROBE_CRASH_AT")
 
     def _probed_run_training(trainer, steps, **kwargs):
@@ -91,8 +91,8 @@ if os.environ.get("AUGMENT_PROBE_DIR") and "RANK" in os.environ:
         )
         return result
 
-    augment.synthesizer.run_training = _probed_run_training
-    augment.image_synthesizer.run_training = _probed_run_training
+    augment.tabular.synthesizer.run_training = _probed_run_training
+    augment.image.synthesizer.run_training = _probed_run_training
 
     @atexit.register
     def _dump() -> None:

@@ -86,14 +86,14 @@ def prefect_api(prefect_server):
 @pytest.fixture
 def training_calls(monkeypatch) -> list[int]:
     """Counts entries into the training loop (one per fitted unit)."""
-    import augment.synthesizer
+    import augment.tabular.synthesizer
 
     calls: list[int] = []
-    real = augment.synthesizer.run_training
+    real = augment.tabular.synthesizer.run_training
 
     def counting(*args, **kwargs):
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(augment.synthesizer, "run_training", counting)
+    monkeypatch.setattr(augment.tabular.synthesizer, "run_training", counting)
     return calls

@@ -25,20 +25,20 @@ def gradient_worker(rank: int, world: int, port: int, scratch: str) -> None:
     torch.set_num_threads(1)
     import torch.distributed as dist
 
-    from augment import ddp
-    from augment.data.schema import infer_schema
-    from augment.models.tabular_cgan import (
+    from augment.core import ddp
+    from augment.tabular.cgan import (
         GANSettings,
         TabularCGAN,
         TrainSettings,
         critic_gradients,
     )
-    from augment.transforms.tabular import TabularEncoder
+    from augment.tabular.schema import infer_schema
+    from augment.tabular.transform import TabularEncoder
 
     ddp.init("cpu")
     try:
         # an error on rank 0 (say, the output is in use) reaches every rank: none waits forever
-        from augment.errors import OutputError
+        from augment.core.errors import OutputError
 
         def refuse() -> None:
             raise OutputError("output x is in use by another augment job")
@@ -114,7 +114,7 @@ def gradient_worker(rank: int, world: int, port: int, scratch: str) -> None:
             dist.all_gather(copies, flat)
             return all(torch.equal(copies[0], other) for other in copies[1:])
 
-        from augment.train import run_training
+        from augment.core.train import run_training
 
         model, trainer = build()
         run_training(trainer, 12)

@@ -1,6 +1,6 @@
 """Every bad-input case of the job, through the Python API and through the CLI.
 
-Each case must give, by both routes: a typed error from ``augment.errors`` (the CLI: its exit code),
+Each case must give, by both routes: a typed error from ``augment.core.errors`` (the CLI: its exit code),
 a one-line message that names the file, column, class or key and says how to fix it, no traceback
 without ``--debug``, and nothing under the output path (a folder the job created is removed again).
 """
@@ -31,7 +31,7 @@ from augment import (
     run_job,
 )
 from augment.cli import app
-from augment.data.shards import SUCCESS, read_manifest
+from augment.core.shards import SUCCESS, read_manifest
 from tests.conftest import image_config, write_config
 
 runner = CliRunner()
@@ -344,7 +344,7 @@ def test_constant_columns_can_be_kept_and_come_out_constant(tmp_path):
     path, _ = _table_job(tmp_path, _frame().assign(country="NZ", code=7))
     overrides = ["data.constant_columns=keep", "validate.enabled=false"]
     result = run_job(load_config(path, overrides))
-    from augment.data.shards import read_shards
+    from augment.core.shards import read_shards
 
     rows = read_shards(result.output)
     assert len(rows) == sum(result.plan.values()) > 0
@@ -356,7 +356,7 @@ def test_torch_reports_no_gpu_here_so_the_device_case_is_real():
     # Without the patch, this machine (no GPU) must already refuse device: cuda on its own.
     if torch.cuda.is_available():
         pytest.skip("a GPU is visible; the patched case above covers this machine")
-    from augment.device import resolve_device
+    from augment.core.device import resolve_device
 
     with pytest.raises(DeviceError, match="no CUDA GPU"):
         resolve_device("cuda")

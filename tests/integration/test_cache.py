@@ -7,7 +7,7 @@ import pandas as pd
 from typer.testing import CliRunner
 
 from augment.cli import app
-from augment.data.shards import read_manifest
+from augment.core.shards import read_manifest
 from tests.conftest import write_config
 
 runner = CliRunner()
@@ -97,17 +97,17 @@ def test_a_run_that_crashed_after_training_reruns_without_training(
 ):
     """The fit is cached before generation; a crash during training leaves no entry, and its
     rerun resumes from the checkpoint as before (tests/integration/test_job.py)."""
-    import augment.job
+    import augment.pipeline.job
 
     path = write_config(tmp_path, None, validate={"enabled": False}, train={"steps": 20})
-    real = augment.job.generate_step
+    real = augment.pipeline.job.generate_step
 
     def crash(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(augment.job, "generate_step", crash)
+    monkeypatch.setattr(augment.pipeline.job, "generate_step", crash)
     assert runner.invoke(app, ["run", str(path)]).exit_code == 130
-    monkeypatch.setattr(augment.job, "generate_step", real)
+    monkeypatch.setattr(augment.pipeline.job, "generate_step", real)
     # the generator was saved to the cache before generation: the rerun trains nothing
     assert runner.invoke(app, ["run", str(path)]).exit_code == 0
     assert len(training_calls) == 1
@@ -115,16 +115,16 @@ def test_a_run_that_crashed_after_training_reruns_without_training(
 
 
 def test_image_rerun_reuses_the_generator(tmp_path, training_calls, monkeypatch):
-    import augment.image_synthesizer
+    import augment.image.synthesizer
     from tests.conftest import image_config
 
-    real = augment.image_synthesizer.run_training
+    real = augment.image.synthesizer.run_training
 
     def counting(*args, **kwargs):
         training_calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(augment.image_synthesizer, "run_training", counting)
+    monkeypatch.setattr(augment.image.synthesizer, "run_training", counting)
     path = image_config(tmp_path, None, validate={"enabled": False})
     first = runner.invoke(app, ["run", str(path)])
     assert first.exit_code == 0, first.output

@@ -15,8 +15,8 @@ import torch
 from typer.testing import CliRunner
 
 from augment.cli import app
-from augment.data.shards import LOCK, SHARD_DIR, SUCCESS, read_manifest, read_shards
-from augment.train import CHECKPOINT_FORMAT
+from augment.core.shards import LOCK, SHARD_DIR, SUCCESS, read_manifest, read_shards
+from augment.core.train import CHECKPOINT_FORMAT
 from tests.conftest import write_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -96,7 +96,7 @@ def test_ctrl_c_saves_a_checkpoint_says_so_and_unlocks(tmp_path):
 KILL_WHILE_WRITING = textwrap.dedent(
     """
     import os, signal, sys
-    from augment.data import shards
+    from augment.core import shards
 
     write_part = shards.ShardWriter._flush
 

@@ -7,7 +7,7 @@ import os
 import mlflow
 import pytest
 
-from augment.data.shards import read_manifest
+from augment.core.shards import read_manifest
 from tests.conftest import write_config
 
 

@@ -19,8 +19,8 @@ import mlflow
 import pandas as pd
 import torch
 
-from augment.data.image_shards import read_image_shards
-from augment.data.shards import read_manifest, read_shards
+from augment.core.shards import read_manifest, read_shards
+from augment.image.shards import read_image_shards
 from tests.conftest import write_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,7 +58,7 @@ def torchrun(config: Path, env: dict[str, str], *options: str) -> subprocess.Com
         "--master_port",
         str(free_port()),
         "-m",
-        "augment.distributed",
+        "augment.pipeline.distributed",
         str(config),
         *options,
     ]
@@ -178,7 +178,7 @@ def test_ddp_averages_penalty_gradients_keeps_replicas_equal_and_resumes_exactly
 
 
 def test_without_a_process_group_nothing_is_wrapped():
-    from augment import ddp
+    from augment.core import ddp
 
     module = torch.nn.Linear(2, 2)
     assert ddp.world_size() == 1 and ddp.rank() == 0 and ddp.is_main()

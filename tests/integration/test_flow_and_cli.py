@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from augment.cli import app
-from augment.data.shards import read_manifest
+from augment.core.shards import read_manifest
 from tests.conftest import free_port, stop_process_group, wait_until_healthy, write_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -109,7 +109,7 @@ def test_cli_debug_shows_the_error_itself(tmp_path):
     path = write_config(tmp_path, None)
     result = runner.invoke(app, ["--debug", "run", str(path), "--set", "data.label=targt"])
     assert result.exit_code != 0
-    from augment.errors import DataError
+    from augment.core.errors import DataError
 
     assert isinstance(result.exception, DataError)  # raised, not turned into one line
 

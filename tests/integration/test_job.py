@@ -7,10 +7,10 @@ import mlflow
 import pytest
 import torch
 
-from augment.config import load_config
-from augment.data.shards import read_manifest, read_shards
-from augment.data.sources import load_table
-from augment.job import run_job
+from augment.core.config import load_config
+from augment.core.shards import read_manifest, read_shards
+from augment.pipeline.job import run_job
+from augment.tabular.sources import load_table
 from tests.conftest import write_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -109,7 +109,7 @@ def test_per_class_mode_on_wine(tmp_path):
 
 
 def test_a_crashed_run_resumes_from_its_last_checkpoint(tmp_path, monkeypatch):
-    from augment.models.tabular_cgan import TabularGANTrainer
+    from augment.tabular.cgan import TabularGANTrainer
 
     path = write_config(tmp_path, None, validate={"enabled": False})
     real_step = TabularGANTrainer.train_step
@@ -127,7 +127,7 @@ def test_a_crashed_run_resumes_from_its_last_checkpoint(tmp_path, monkeypatch):
     assert not (out / "_SUCCESS").exists()
 
     monkeypatch.setattr(TabularGANTrainer, "train_step", real_step)
-    from augment.job import fit_unit_step, load_data, start_job
+    from augment.pipeline.job import fit_unit_step, load_data, start_job
 
     ctx = start_job(load_config(path))  # no --overwrite needed: the first run never finished
     data = load_data(ctx)
@@ -151,7 +151,7 @@ def test_more_steps_continue_and_overwrite_starts_afresh(tmp_path):
     path = write_config(tmp_path, None, validate={"enabled": False})
     first = run_job(load_config(path, ["train.steps=20"]))
     assert (first.output / "checkpoints" / "unit-all.pt").exists()
-    from augment.job import fit_unit_step, load_data, start_job
+    from augment.pipeline.job import fit_unit_step, load_data, start_job
 
     ctx = start_job(load_config(path, ["train.steps=30", "output.overwrite=true"]))
     assert not (first.output / "checkpoints").exists()  # overwrite retrains
@@ -210,8 +210,8 @@ def test_nothing_to_generate_still_finishes_cleanly(tmp_path):
 
 
 def test_job_refuses_an_output_in_use_and_unlocks_when_done(tmp_path):
-    from augment.data.shards import OutputLock
-    from augment.errors import OutputError
+    from augment.core.errors import OutputError
+    from augment.core.shards import OutputLock
 
     config = load_config(write_config(tmp_path, None, validate={"enabled": False}))
     holder = OutputLock(tmp_path / "out").acquire()

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import augment.job
+import augment.pipeline.job
 import augment.tracking
-from augment.data.shards import read_manifest
-from augment.errors import DataError
+from augment.core.errors import DataError
+from augment.core.shards import read_manifest
 from tests.conftest import write_config
 
 
@@ -42,7 +42,9 @@ def test_transient_failures_after_training_are_retried_without_retraining(
     from flows.balance import balance_flow
 
     path = _config(tmp_path, mlflow_uri)
-    writes = _fail_once(monkeypatch, augment.job, "generate_shards", OSError("disk hiccup"))
+    writes = _fail_once(
+        monkeypatch, augment.pipeline.job, "generate_shards", OSError("disk hiccup")
+    )
     logs = _fail_once(
         monkeypatch,
         augment.tracking.JobTracker,
@@ -63,7 +65,7 @@ def test_bad_input_is_not_retried(tmp_path, prefect_api, monkeypatch, training_c
     from flows.balance import balance_flow
 
     path = _config(tmp_path, None)
-    calls = _fail_once(monkeypatch, augment.job, "generate_shards", DataError("bad rows"))
+    calls = _fail_once(monkeypatch, augment.pipeline.job, "generate_shards", DataError("bad rows"))
     state = balance_flow(str(path), return_state=True)
     assert state.is_failed()
     assert len(calls) == 1

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from augment.cli import app
-from augment.data.shards import read_manifest
+from augment.core.shards import read_manifest
 from tests.conftest import stop_process_group, write_config
 
 runner = CliRunner()

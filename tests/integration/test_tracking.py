@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from augment.errors import ModelFileError
+from augment.core.errors import ModelFileError
 from augment.tracking import JobTracker, resolve_tracking_uri
 
 EXPERIMENT = "tracking-test"
@@ -234,7 +234,7 @@ def test_synthesizer_model_roundtrip(
     tracker: JobTracker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from augment import GANOverSampler
-    from augment.synthesizer import load_synthesizer
+    from augment.tabular.synthesizer import load_synthesizer
 
     rng = np.random.default_rng(0)
     X = pd.DataFrame(

@@ -1,14 +1,14 @@
 import pandas as pd
 import pytest
 
-from augment.balance import (
+from augment.core.balance import (
     class_counts,
     imbalance_profile,
     plan_samples,
     split_holdout,
     subsample_to_ratio,
 )
-from augment.errors import ConfigError, DataError
+from augment.core.errors import ConfigError, DataError
 
 COUNTS = {"a": 90, "b": 10, "c": 30}
 

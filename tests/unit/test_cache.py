@@ -1,7 +1,7 @@
 import numpy as np
 import pandas as pd
 
-from augment.cache import SynthesizerCache, cache_key, frame_digest, images_digest
+from augment.core.cache import SynthesizerCache, cache_key, frame_digest, images_digest
 
 
 def test_frame_digest_follows_content_not_identity(mixed_frame):

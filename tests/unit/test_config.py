@@ -2,9 +2,9 @@ from pathlib import Path
 
 import pytest
 
-from augment.config import load_config, parse_config
-from augment.errors import ConfigError
-from augment.job import gan_settings
+from augment.core.config import load_config, parse_config
+from augment.core.errors import ConfigError
+from augment.pipeline.job import gan_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -2,8 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from augment.data.schema import infer_schema
-from augment.transforms.tabular import TabularEncoder, fit_mixtures
+from augment.tabular.schema import infer_schema
+from augment.tabular.transform import TabularEncoder, fit_mixtures
 
 
 @pytest.mark.parametrize("continuous", ["quantile", "gmm"])

@@ -10,9 +10,10 @@ import torch_fidelity.feature_extractor_inceptionv3 as fidelity_inception
 from sklearn.datasets import load_digits
 from torch_fidelity.metric_kid import kid_features_to_metric
 
-from augment.device import cpu_threads
-from augment.errors import ConfigError, DataError, ModelFileError
-from augment.metrics.fid import (
+from augment.core.device import cpu_threads
+from augment.core.errors import ConfigError, DataError, ModelFileError
+from augment.image.classifier import ImageClassifier, SmallCNN, train_classifier
+from augment.image.fid import (
     INCEPTION_WEIGHTS_FILES,
     DomainExtractor,
     InceptionExtractor,
@@ -22,7 +23,6 @@ from augment.metrics.fid import (
     kernel_inception_distance,
     resolve_extractor,
 )
-from augment.models.image_classifier import ImageClassifier, SmallCNN, train_classifier
 
 
 @pytest.fixture(scope="module", autouse=True)

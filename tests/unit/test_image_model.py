@@ -10,12 +10,11 @@ import pytest
 import torch
 from PIL import Image
 
-from augment.data.image_shards import decode_png, encode_png, read_image_shards
-from augment.data.shards import finalize, sha256_file
-from augment.errors import DataError, ModelFileError
-from augment.generate import generate_image_shards
-from augment.image_synthesizer import ImageSynthesizer, fit_image_unit
-from augment.models.image_cgan import (
+from augment.core.errors import DataError, ModelFileError
+from augment.core.generate import generate_image_shards
+from augment.core.shards import finalize, sha256_file
+from augment.core.train import run_training
+from augment.image.cgan import (
     ImageCGAN,
     ImageDiscriminator,
     ImageGANSettings,
@@ -24,9 +23,10 @@ from augment.models.image_cgan import (
     ImageTrainSettings,
     base_grid,
 )
-from augment.synthesizer import load_synthesizer
-from augment.train import run_training
-from augment.transforms.images import diff_augment, from_unit, parse_policy, to_unit
+from augment.image.shards import decode_png, encode_png, read_image_shards
+from augment.image.synthesizer import ImageSynthesizer, fit_image_unit
+from augment.image.transforms import diff_augment, from_unit, parse_policy, to_unit
+from augment.tabular.synthesizer import load_synthesizer
 
 TINY = {"width": 4, "noise_dim": 8, "embed_dim": 4}
 

@@ -9,7 +9,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import FunctionTransformer
 
 from augment import ImageGANOverSampler
-from augment.errors import DataError, ModelFileError
+from augment.core.errors import DataError, ModelFileError
 
 FAST = {"steps": 4, "batch_size": 16, "width": 4, "noise_dim": 8, "cpu_threads": 1}
 

@@ -7,8 +7,8 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from augment.data.images import ImageDataset, load_images
-from augment.errors import DataError
+from augment.core.errors import DataError
+from augment.image.sources import ImageDataset, load_images
 
 
 def _noise(rng: np.random.Generator, height: int, width: int, mode: str) -> Image.Image:

@@ -10,9 +10,8 @@ import pytest
 from scipy import linalg, stats
 from sklearn.datasets import load_breast_cancer, load_wine
 
-from augment.data.schema import infer_schema
-from augment.errors import DataError
-from augment.metrics.tabular import (
+from augment.core.errors import DataError
+from augment.tabular.fidelity import (
     embed_rows,
     fidelity_report,
     frechet_distance,
@@ -20,6 +19,7 @@ from augment.metrics.tabular import (
     unique_metric_keys,
     weighted_ks_statistic,
 )
+from augment.tabular.schema import infer_schema
 
 REPORT_KEYS_FIXED = {
     "fidelity/frechet",

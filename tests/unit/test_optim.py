@@ -7,7 +7,7 @@ import copy
 import pytest
 import torch
 
-from augment.optim import LeanAdam
+from augment.core.optim import LeanAdam
 
 
 def _net() -> torch.nn.Module:

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-import augment.device as device_module
-from augment.config import ConfigError, parse_config
-from augment.device import autocast_dtype, cpuinfo_has_flag
-from augment.errors import DeviceError
-from augment.models.image_cgan import ImageCGAN, ImageGANSettings, ImageTrainSettings
-from augment.train import run_training
+import augment.core.device as device_module
+from augment.core.config import ConfigError, parse_config
+from augment.core.device import autocast_dtype, cpuinfo_has_flag
+from augment.core.errors import DeviceError
+from augment.core.train import run_training
+from augment.image.cgan import ImageCGAN, ImageGANSettings, ImageTrainSettings
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 

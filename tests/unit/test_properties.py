@@ -13,11 +13,11 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from imblearn.utils import check_sampling_strategy
 
-from augment.balance import plan_samples
-from augment.data.schema import infer_schema
-from augment.data.shards import ShardWriter, finalize, prepare_output, read_shards
-from augment.errors import ConfigError
-from augment.transforms.tabular import TabularEncoder
+from augment.core.balance import plan_samples
+from augment.core.errors import ConfigError
+from augment.core.shards import ShardWriter, finalize, prepare_output, read_shards
+from augment.tabular.schema import infer_schema
+from augment.tabular.transform import TabularEncoder
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 MEDIUM = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -10,7 +10,7 @@ from sklearn.model_selection import cross_val_score
 from sklearn.preprocessing import StandardScaler
 
 from augment import GANOverSampler, ModelFileError
-from augment.synthesizer import SYNTHESIZER_FORMAT
+from augment.tabular.synthesizer import SYNTHESIZER_FORMAT
 
 FAST = {"steps": 20, "batch_size": 32, "generator_dims": (32,), "discriminator_dims": (32,)}
 

@@ -3,7 +3,8 @@
 import pandas as pd
 import pytest
 
-from augment.data.shards import (
+from augment.core.errors import DataError, OutputError
+from augment.core.shards import (
     SHARD_DIR,
     SUCCESS,
     ShardWriter,
@@ -11,7 +12,6 @@ from augment.data.shards import (
     prepare_output,
     read_shards,
 )
-from augment.errors import DataError, OutputError
 
 
 def _frame(n, start=0):
@@ -104,7 +104,7 @@ def _write_lock(out, **holder):
 def test_a_second_job_on_the_same_output_is_refused(tmp_path):
     import os
 
-    from augment.data.shards import OutputLock
+    from augment.core.shards import OutputLock
 
     first = OutputLock(tmp_path / "run").acquire()
     with pytest.raises(OutputError, match=rf"in use by another augment job \(pid {os.getpid()}"):
@@ -119,7 +119,7 @@ def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
     import subprocess
     import sys
 
-    from augment.data.shards import OutputLock
+    from augment.core.shards import OutputLock
 
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
@@ -130,7 +130,7 @@ def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
 
 
 def test_lock_from_another_host_is_respected(tmp_path):
-    from augment.data.shards import OutputLock
+    from augment.core.shards import OutputLock
 
     _write_lock(tmp_path / "run", host="some-other-host", pid=1, time=0)
     with pytest.raises(OutputError, match="pid 1 on some-other-host"):

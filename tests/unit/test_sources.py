@@ -4,9 +4,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from augment.data.schema import infer_schema
-from augment.data.sources import handle_missing, load_table
-from augment.errors import DataError
+from augment.core.errors import DataError
+from augment.tabular.schema import infer_schema
+from augment.tabular.sources import handle_missing, load_table
 
 
 @pytest.mark.parametrize(("name", "classes"), [("breast_cancer", 2), ("wine", 3)])

@@ -17,10 +17,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from augment import storage
-from augment.config import parse_config
-from augment.data.images import load_images
-from augment.data.shards import (
+from augment.core import storage
+from augment.core.config import parse_config
+from augment.core.errors import ConfigError, DataError, OutputError
+from augment.core.shards import (
     LOCK,
     MANIFEST,
     SHARD_DIR,
@@ -32,8 +32,8 @@ from augment.data.shards import (
     read_manifest,
     read_shards,
 )
-from augment.data.sources import load_table
-from augment.errors import ConfigError, DataError, OutputError
+from augment.image.sources import load_images
+from augment.tabular.sources import load_table
 
 memfs = fsspec.filesystem("memory")
 

@@ -8,8 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from augment.data.schema import infer_schema
-from augment.models.tabular_cgan import (
+from augment.tabular.cgan import (
     Critic,
     GANSettings,
     SpanActivation,
@@ -18,7 +17,8 @@ from augment.models.tabular_cgan import (
     critic_gradients,
     critic_score_gradient,
 )
-from augment.transforms.tabular import Span, TabularEncoder
+from augment.tabular.schema import infer_schema
+from augment.tabular.transform import Span, TabularEncoder
 
 SPANS = [
     Span(1, "tanh"),

@@ -7,9 +7,14 @@ import pandas as pd
 import pytest
 from sklearn.datasets import load_breast_cancer, load_wine
 
-from augment.data.schema import infer_schema
-from augment.errors import ConfigError
-from augment.validate import CLASSIFIERS, ValidationReport, smote_resample, validate_downstream
+from augment.core.errors import ConfigError
+from augment.tabular.schema import infer_schema
+from augment.tabular.validate import (
+    CLASSIFIERS,
+    ValidationReport,
+    smote_resample,
+    validate_downstream,
+)
 
 METRICS = ["accuracy", "balanced_accuracy", "macro_f1"]
 

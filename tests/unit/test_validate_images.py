@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from augment.device import cpu_threads
-from augment.errors import DataError
-from augment.models.image_classifier import train_classifier
-from augment.validate_images import classic_oversample, random_oversample, validate_images
+from augment.core.device import cpu_threads
+from augment.core.errors import DataError
+from augment.image.classifier import train_classifier
+from augment.image.validate import classic_oversample, random_oversample, validate_images
 
 CLASSES = ["zero", "one", "two", "three", "four"]
 KEYS = ["accuracy", "balanced_accuracy", "macro_f1", *(f"recall/{c}" for c in CLASSES)]

@@ -1,1 +1,0 @@
-"""Data in and out: sources, schema inference, shards."""

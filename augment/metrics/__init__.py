@@ -1,1 +1,0 @@
-"""Metrics of synthetic rows: fidelity to the real rows (``tabular``)."""

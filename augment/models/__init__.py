@@ -1,1 +1,0 @@
-"""GAN models: pure nn.Modules plus fit/sample wrappers."""

@@ -1,0 +1,203 @@
+"""Column kinds of a table: which columns are continuous, which categorical, and how to restore them.
+
+The schema is inferred once from the training rows (and may be overridden per column in the config).
+It holds everything needed to give generated rows the same names, dtypes and value sets as the input,
+and it serialises to plain JSON so that saved models never need pickle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from augment.core.errors import DataError
+
+ColumnKind = Literal["continuous", "categorical"]
+
+
+def to_python(value: Any) -> Any:
+    """numpy / pandas scalars -> plain Python values (JSON-able, comparable across dtypes)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+@dataclass
+class ColumnSpec:
+    """One feature column: its kind, original dtype, seen categories or seen range."""
+
+    name: str
+    kind: ColumnKind
+    dtype: str
+    categories: list[Any] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    integer: bool = False
+
+    def restore(self, values: np.ndarray | pd.Series) -> pd.Series:
+        """Give decoded values this column's original dtype."""
+        if self.dtype == "category":
+            return pd.Series(pd.Categorical(values, categories=self.categories), name=self.name)
+        if self.integer:
+            values = np.rint(np.asarray(values, dtype=np.float64))
+        return pd.Series(values, name=self.name).astype(self.dtype)
+
+
+@dataclass
+class TableSchema:
+    """The label column and the feature columns, in input order."""
+
+    label: str
+    label_dtype: str
+    classes: list[Any]
+    columns: list[ColumnSpec] = field(default_factory=list)
+
+    @property
+    def names(self) -> list[str]:
+        return [column.name for column in self.columns]
+
+    @property
+    def continuous(self) -> list[ColumnSpec]:
+        return [column for column in self.columns if column.kind == "continuous"]
+
+    @property
+    def categorical(self) -> list[ColumnSpec]:
+        return [column for column in self.columns if column.kind == "categorical"]
+
+    def restore_labels(self, labels: np.ndarray | list[Any]) -> pd.Series:
+        if self.label_dtype == "category":
+            return pd.Series(pd.Categorical(labels, categories=self.classes), name=self.label)
+        return pd.Series(list(labels), name=self.label).astype(self.label_dtype)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TableSchema:
+        columns = [ColumnSpec(**column) for column in data["columns"]]
+        return cls(
+            label=data["label"],
+            label_dtype=data["label_dtype"],
+            classes=list(data["classes"]),
+            columns=columns,
+        )
+
+
+def _is_categorical_dtype(series: pd.Series) -> bool:
+    dtype = series.dtype
+    return (
+        isinstance(dtype, pd.CategoricalDtype)
+        or pd.api.types.is_bool_dtype(dtype)
+        or pd.api.types.is_object_dtype(dtype)
+        or pd.api.types.is_string_dtype(dtype)
+    )
+
+
+def infer_schema(
+    frame: pd.DataFrame,
+    label: str,
+    overrides: dict[str, ColumnKind] | None = None,
+    categorical_max_unique: int = 10,
+    max_categories: int = 1000,
+    constant_columns: Literal["error", "keep"] = "keep",
+) -> TableSchema:
+    """Infer column kinds: strings, bools, categoricals and integers with few values are categorical.
+
+    Args:
+        frame: the rows, label column included.
+        label: name of the label column.
+        overrides: column name -> kind, taking precedence over inference.
+        categorical_max_unique: integer columns with at most this many distinct values are
+            categorical.
+        max_categories: a categorical column with more distinct values is refused.
+        constant_columns: ``error`` refuses columns that hold a single value; ``keep`` models
+            them like any other column (the generator then reproduces that value).
+
+    Raises:
+        DataError: an override names a missing column, a text column is declared continuous, or a
+            categorical column has more than ``max_categories`` values, or a column is constant and
+            ``constant_columns`` is ``error``.
+    """
+    overrides = dict(overrides or {})
+    unknown = sorted(set(overrides) - set(frame.columns))
+    if unknown:
+        raise DataError(
+            f"data.columns names columns that are not in the data: {unknown}; "
+            f"available columns: {list(frame.columns)}"
+        )
+    if label in overrides:
+        raise DataError(
+            f"data.columns lists the label column {label!r}; the label is always a class, remove it"
+        )
+    if constant_columns == "error":
+        constant = [
+            str(name) for name in frame.columns if name != label and frame[name].nunique() <= 1
+        ]
+        if constant:
+            raise DataError(
+                f"column(s) {constant} hold a single value in the train split, so there is nothing "
+                f"to learn from them; drop them (data.drop_columns: {constant}) or keep them as "
+                "constants (data.constant_columns: keep)"
+            )
+    classes = sorted({to_python(v) for v in frame[label].unique()}, key=_sort_key)
+    label_dtype = str(frame[label].dtype)
+    columns: list[ColumnSpec] = []
+    for name in frame.columns:
+        if name == label:
+            continue
+        series = frame[name]
+        dtype = str(series.dtype)
+        is_integer = pd.api.types.is_integer_dtype(series.dtype) and not pd.api.types.is_bool_dtype(
+            series.dtype
+        )
+        if name in overrides:
+            kind = overrides[name]
+        elif (
+            _is_categorical_dtype(series)
+            or is_integer
+            and series.nunique() <= categorical_max_unique
+        ):
+            kind = "categorical"
+        else:
+            kind = "continuous"
+        if kind == "continuous":
+            if not pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(
+                series.dtype
+            ):
+                raise DataError(
+                    f"column {name!r} has dtype {dtype} and cannot be continuous; "
+                    f"set data.columns.{name}: categorical or convert it to numbers"
+                )
+            values = series.to_numpy(dtype=np.float64)
+            columns.append(
+                ColumnSpec(
+                    name=str(name),
+                    kind="continuous",
+                    dtype=dtype,
+                    minimum=float(np.min(values)),
+                    maximum=float(np.max(values)),
+                    integer=bool(is_integer),
+                )
+            )
+        else:
+            categories = sorted({to_python(v) for v in series.unique()}, key=_sort_key)
+            if len(categories) > max_categories:
+                raise DataError(
+                    f"column {name!r} has {len(categories)} distinct values, more than "
+                    f"data.max_categories={max_categories}; drop it (data.drop_columns), declare it "
+                    f"continuous (data.columns.{name}: continuous) or raise data.max_categories"
+                )
+            columns.append(
+                ColumnSpec(name=str(name), kind="categorical", dtype=dtype, categories=categories)
+            )
+    if not columns:
+        raise DataError(f"the data has no feature columns besides the label {label!r}")
+    return TableSchema(label=label, label_dtype=label_dtype, classes=classes, columns=columns)
+
+
+def _sort_key(value: Any) -> tuple[str, Any]:
+    # Sort mixed types deterministically: by type name first, then by value.
+    return (type(value).__name__, value)

@@ -1,0 +1,198 @@
+"""Read a labelled table from Parquet (file or directory), CSV, or a built-in scikit-learn dataset.
+
+Every failure is a :class:`~augment.core.errors.DataError` that names the file or column at fault::
+
+    frame = load_table("sklearn:wine", label="target")
+    frame = load_table("data/events/", label="churned")          # a directory of Parquet files
+    frame = load_table("s3://bucket/events/", label="churned")   # the same on object storage
+
+A URL goes through fsspec (:mod:`augment.core.storage`); credentials come from the environment or from
+``storage_options``.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as pads
+
+from augment.core import storage
+from augment.core.errors import DataError
+from augment.core.storage import Location
+
+BUILTIN_PREFIX = "sklearn:"
+
+
+def _load_builtin(name: str) -> pd.DataFrame:
+    from sklearn import datasets
+
+    loaders = {
+        "breast_cancer": datasets.load_breast_cancer,
+        "wine": datasets.load_wine,
+    }
+    if name not in loaders:
+        raise DataError(
+            f"unknown built-in dataset {BUILTIN_PREFIX}{name}; choose one of "
+            + ", ".join(BUILTIN_PREFIX + key for key in loaders)
+        )
+    bunch = loaders[name](as_frame=True)
+    frame = bunch.frame.copy()
+    # Readable class names make per-class metrics and plots self-explanatory.
+    names = np.asarray(bunch.target_names)
+    frame["target"] = pd.Series(names[frame["target"].to_numpy()], dtype="str")
+    return frame
+
+
+def _parquet_dataset(files: list[Location]) -> pads.Dataset:
+    paths = [storage.arrow_path(f)[0] for f in files]
+    return pads.dataset(paths, format="parquet", filesystem=storage.arrow_path(files[0])[1])
+
+
+def _read_parquet(path: Location) -> pd.DataFrame:
+    if path.is_dir():
+        files = sorted((p for p in path.rglob("*.parquet") if p.is_file()), key=lambda p: p.parts)
+        if not files:
+            raise DataError(f"directory {path} holds no *.parquet files; point data.source at them")
+    else:
+        files = [path]
+    for file in files:
+        if file.stat().st_size == 0:
+            raise DataError(f"Parquet file {file} is empty (0 bytes); remove or regenerate it")
+    try:
+        return _parquet_dataset(files).to_table().to_pandas()
+    except (pa.ArrowInvalid, pa.ArrowException, OSError) as error:
+        # Find the culprit so the message names one file, not the whole directory.
+        for file in files:
+            try:
+                _parquet_dataset([file]).to_table()
+            except (pa.ArrowInvalid, pa.ArrowException, OSError) as inner:
+                raise DataError(
+                    f"cannot read Parquet file {file}: {str(inner).splitlines()[0]}; "
+                    "re-export it or remove it from the source"
+                ) from None
+        raise DataError(
+            f"cannot read Parquet source {path}: {str(error).splitlines()[0]}; "
+            "check that all files share one schema"
+        ) from None
+
+
+def _read_csv(path: Location) -> pd.DataFrame:
+    if path.stat().st_size == 0:
+        raise DataError(
+            f"CSV file {path} is empty (0 bytes); point data.source at a CSV with a header row"
+        )
+    try:
+        with path.open("rb") as stream:
+            return pd.read_csv(stream)
+    except pd.errors.ParserError as error:
+        raise DataError(
+            f"cannot parse CSV file {path}: {str(error).strip()}; fix the ragged rows "
+            "(every row needs as many fields as the header)"
+        ) from None
+    except (UnicodeDecodeError, pd.errors.EmptyDataError) as error:
+        raise DataError(f"cannot read CSV file {path}: {error}") from None
+
+
+def load_table(
+    source: str,
+    label: str,
+    fmt: str = "auto",
+    drop_columns: list[str] | None = None,
+    storage_options: dict[str, Any] | None = None,
+) -> pd.DataFrame:
+    """Load a labelled table with a fresh RangeIndex (the row ids used for the holdout record).
+
+    Args:
+        source: a Parquet file or directory, a CSV file (each a local path or an fsspec URL
+            such as ``s3://bucket/key``), or ``sklearn:breast_cancer`` / ``sklearn:wine`` (label
+            column ``target``).
+        label: the class label column; it must exist.
+        fmt: ``auto`` (by suffix; directories are Parquet), ``parquet`` or ``csv``.
+        drop_columns: columns to remove before anything else.
+        storage_options: passed to fsspec when ``source`` is a URL (endpoint, credentials).
+
+    Raises:
+        DataError: missing or unreadable file, empty table, missing label column.
+    """
+    if source.startswith(BUILTIN_PREFIX):
+        frame = _load_builtin(source[len(BUILTIN_PREFIX) :])
+        origin = source
+    else:
+        path = storage.location(source, storage_options)
+        if not path.exists():
+            raise DataError(f"data source {path} does not exist; check data.source")
+        if fmt == "auto":
+            fmt = "csv" if path.suffix.lower() in {".csv", ".txt"} else "parquet"
+        frame = _read_csv(path) if fmt == "csv" else _read_parquet(path)
+        origin = str(path)
+
+    if frame.empty or len(frame.columns) == 0:
+        raise DataError(f"data source {origin} has no rows; point data.source at a non-empty table")
+    frame.columns = [str(column) for column in frame.columns]
+    if label not in frame.columns:
+        close = difflib.get_close_matches(label, list(frame.columns), n=3, cutoff=0.5)
+        hint = f"did you mean {', '.join(repr(c) for c in close)}? " if close else ""
+        raise DataError(
+            f"label column {label!r} is not in {origin}; {hint}"
+            f"set data.label to one of: {', '.join(list(frame.columns)[:20])}"
+        )
+    if drop_columns:
+        missing = [c for c in drop_columns if c not in frame.columns]
+        if missing:
+            raise DataError(f"data.drop_columns names columns not in {origin}: {missing}")
+        if label in drop_columns:
+            raise DataError(f"data.drop_columns lists the label column {label!r}; remove it")
+        frame = frame.drop(columns=drop_columns)
+    return frame.reset_index(drop=True)
+
+
+def handle_missing(frame: pd.DataFrame, label: str, policy: str) -> tuple[pd.DataFrame, dict]:
+    """Deal with NaN (and infinite) feature values by policy ``error``, ``drop`` or ``impute``.
+
+    Rows with a missing label are always dropped under ``drop``/``impute`` and an error otherwise.
+    Returns the cleaned frame and a report ``{"missing": {column: count}, "dropped_rows": n}``.
+    """
+    numeric = frame.select_dtypes(include="number")
+    infinite = numeric.columns[np.isinf(numeric.to_numpy(dtype=np.float64)).any(axis=0)]
+    if len(infinite):
+        frame = frame.copy()
+        frame[list(infinite)] = frame[list(infinite)].replace([np.inf, -np.inf], np.nan)
+    counts = frame.isna().sum()
+    missing = {str(column): int(n) for column, n in counts.items() if n > 0}
+    report = {"missing": missing, "dropped_rows": 0}
+    if not missing:
+        return frame, report
+    if policy == "error":
+        listed = ", ".join(f"{column} ({n} rows)" for column, n in missing.items())
+        raise DataError(
+            f"missing or infinite values in columns: {listed}; set data.missing: drop to drop "
+            "those rows, or data.missing: impute to fill them (median / most frequent)"
+        )
+    before = len(frame)
+    frame = frame.dropna(subset=[label])
+    if policy == "drop":
+        frame = frame.dropna()
+    else:
+        frame = frame.copy()
+        for column in missing:
+            if column == label:
+                continue
+            series = frame[column]
+            if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(
+                series.dtype
+            ):
+                fill = series.median()
+                if pd.api.types.is_integer_dtype(series.dtype):
+                    fill = round(fill)
+            else:
+                fill = series.mode(dropna=True).iloc[0]
+            frame[column] = series.fillna(fill)
+    report["dropped_rows"] = before - len(frame)
+    if frame.empty:
+        raise DataError("no rows are left after dropping rows with missing values")
+    # Keep the source row ids (the index) so that the holdout record points at input rows.
+    return frame, report

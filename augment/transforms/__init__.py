@@ -1,1 +1,0 @@
-"""Transforms between user data and the tensors the GANs see."""
