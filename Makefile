@@ -1,7 +1,7 @@
 # Two commands on a fresh machine:
 #   make demo   set up, then balance breast_cancer as a Prefect flow (local MLflow store, ephemeral
 #               Prefect server) and print the summary
-#   make test   set up, then lint and run the test suite (what CI runs)
+#   make test   set up, then lint (ruff, import layers) and run the test suite (what CI runs)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -29,7 +29,8 @@ demo: setup
 
 lint: setup
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check augment flows tests benchmarks
+	$(BIN)/ruff format --check augment flows tests benchmarks tools
+	$(BIN)/lint-imports
 
 test: lint
 	$(BIN)/python -m pytest -q --timeout 900

@@ -5,10 +5,9 @@ Public API::
     from augment import GANOverSampler, ImageGANOverSampler, load_config, run_job
 """
 
-__version__ = "0.1.0"
-
-from augment.core.config import JobConfig, load_config  # noqa: E402
-from augment.core.errors import (  # noqa: E402
+from augment.core import __version__
+from augment.core.config import JobConfig
+from augment.core.errors import (
     AugmentError,
     ConfigError,
     DataError,
@@ -17,9 +16,10 @@ from augment.core.errors import (  # noqa: E402
     OutputError,
     ValidationFailed,
 )
-from augment.image.sampler import ImageGANOverSampler  # noqa: E402
-from augment.tabular.sampler import GANOverSampler  # noqa: E402
-from augment.tabular.synthesizer import load_synthesizer  # noqa: E402
+from augment.image.sampler import ImageGANOverSampler
+from augment.pipeline.config import load_config
+from augment.pipeline.registry import load_synthesizer
+from augment.tabular.sampler import GANOverSampler
 
 
 def run_job(config, raise_on_gate: bool = False):
@@ -30,6 +30,7 @@ def run_job(config, raise_on_gate: bool = False):
 
 
 __all__ = [
+    "__version__",
     "AugmentError",
     "ConfigError",
     "DataError",

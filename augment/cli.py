@@ -29,6 +29,7 @@ from rich.console import Console
 from rich.table import Table
 
 from augment.core.errors import AugmentError
+from augment.pipeline.summary import print_summary
 
 app = typer.Typer(
     add_completion=False,
@@ -85,8 +86,8 @@ def run(
     overrides = _overrides(set_, output, overwrite)
 
     def go() -> Any:
-        from augment.core.config import load_config
         from augment.core.errors import ConfigError
+        from augment.pipeline.config import load_config
 
         if output and len(configs) > 1:
             raise ConfigError("--output names one folder; with several configs set output.path")
@@ -95,7 +96,7 @@ def run(
             console.rule(f"[bold]augment[/bold] {cfg.name}")
             console.print(cfg.to_yaml(), highlight=False)
         if engine is Engine.prefect:
-            flows = importlib.import_module("flows.balance")
+            flows = _flows("balance")
             if len(configs) == 1:
                 return [flows.balance_flow(configs[0], overrides, force)], loaded
             return flows.balance_many_flow(list(configs), overrides, force), loaded
@@ -107,6 +108,19 @@ def run(
     passed = [_report(summary, cfg) for summary, cfg in zip(summaries, loaded, strict=True)]
     if not all(passed):
         raise typer.Exit(10)
+
+
+def _flows(module: str) -> Any:
+    """Import ``flows.<module>`` (Prefect) and apply ``flows.balance.local_server_defaults``.
+
+    Everything here that runs Prefect comes through this, before its first flow run or client:
+    without PREFECT_API_URL, Prefect starts a temporary local server in this process, and its
+    default startup timeout (20 s) is too short on a small busy machine. Settings the user chose
+    are kept.
+    """
+    imported = importlib.import_module(f"flows.{module}")
+    importlib.import_module("flows.balance").local_server_defaults()
+    return imported
 
 
 def _overrides(set_: list[str], output: str | None, overwrite: bool) -> list[str]:
@@ -158,7 +172,7 @@ def train(
     overrides = _overrides(set_, output, overwrite)
 
     def check() -> Any:
-        from augment.core.config import load_config
+        from augment.pipeline.config import load_config
 
         cfg = load_config(config, overrides)  # a bad config stops here, before any process starts
         console.rule(f"[bold]augment[/bold] {cfg.name} ({nproc} training process(es))")
@@ -220,7 +234,7 @@ def serve(
     """
 
     def go() -> None:
-        deployments = importlib.import_module("flows.deployments")
+        deployments = _flows("deployments")
         made = deployments.runner_deployments(list(configs), list(set_), cron, timezone)
         for deployment in made:
             when = f"cron {cron!r} ({timezone})" if cron else "on demand"
@@ -228,76 +242,6 @@ def serve(
         deployments.serve(made, limit=limit)
 
     _guard(go)
-
-
-def print_summary(summary: dict[str, Any]) -> None:
-    counts = Table(title="class counts (train split)")
-    for column in ("class", "before", "generated", "after"):
-        counts.add_column(column, justify="right" if column != "class" else "left")
-    for cls, before in summary["counts_before"].items():
-        counts.add_row(
-            cls, str(before), str(summary["plan"].get(cls, 0)), str(summary["counts_after"][cls])
-        )
-    console.print(counts)
-
-    metrics = summary["metrics"]
-    # The classic baseline is SMOTE for tables and albumentations oversampling for images.
-    classic = "albumentations" if any(k.startswith("albumentations/") for k in metrics) else "smote"
-    scores = Table(title="holdout scores (mean over classifiers)")
-    scores.add_column("metric")
-    for arm in ("baseline", "augmented", classic, "lift", f"lift_vs_{classic}"):
-        scores.add_column(arm, justify="right")
-    for name in ("accuracy", "balanced_accuracy", "macro_f1"):
-        row = [
-            f"{metrics[k]:+.4f}" if k in metrics else "-"
-            for k in (
-                f"baseline/{name}",
-                f"augmented/{name}",
-                f"{classic}/{name}",
-                f"lift/{name}",
-                f"lift_vs_{classic}/{name}",
-            )
-        ]
-        scores.add_row(name, *row)
-    if any(k.startswith("baseline/") for k in metrics):
-        console.print(scores)
-    behind = metrics.get(f"lift_vs_{classic}/balanced_accuracy")
-    if behind is not None and behind < 0:  # say it in words, not only as a signed figure
-        name = "albumentations oversampling" if classic == "albumentations" else "SMOTE"
-        console.print(
-            f"[yellow]note:[/yellow] {name} beat the synthetic data by {-behind:.4f} balanced "
-            "accuracy on this holdout; the gate compares with real data only"
-        )
-
-    fidelity = [
-        ("Fréchet distance (encoded space)", "fidelity/frechet"),
-        ("detection AUC (0.5 = indistinguishable)", "fidelity/detection_auc"),
-        ("mean marginal distance", "fidelity/marginal_mean"),
-        ("DCR synthetic / holdout (memorisation if << 1)", "fidelity/dcr/ratio"),
-    ]
-    for label, key in fidelity:
-        if key in metrics:
-            console.print(f"{label}: {metrics[key]:.4f}")
-    for key in sorted(
-        k for k in metrics if k.count("/") == 1 and k.split("/")[0] in ("fid", "kid")
-    ):
-        console.print(f"{key.upper()} ({key.split('/')[1]} features): {metrics[key]:.4f}")
-    if summary.get("cache_hit"):
-        console.print("[cyan]cache hit[/cyan]: reused the trained generator (--force retrains)")
-    for note in summary.get("notes", []):
-        console.print(f"[yellow]note:[/yellow] {note}")
-    console.print(f"shards: {summary['output']}/synthetic  (manifest.json, _SUCCESS)")
-    if summary.get("mlflow_run_id"):
-        from augment.tracking import is_server_uri  # tracking ran, so mlflow is imported already
-
-        where = summary["tracking_uri"] if is_server_uri(summary["tracking_uri"]) else "augment ui"
-        console.print(
-            f"MLflow run {summary['mlflow_run_id']} in {summary['tracking_uri']} "
-            f"(model {summary['model_uri']}); browse it with: {where}",
-            soft_wrap=True,
-        )
-    state = "[green]passed[/green]" if summary["passed"] else "[red]failed[/red]"
-    console.print(f"validation {state} in {summary['seconds']:.1f}s")
 
 
 @app.command()

@@ -41,10 +41,10 @@ from sklearn.metrics import balanced_accuracy_score, recall_score  # noqa: E402
 
 from augment.core.balance import class_counts, plan_samples, split_holdout, subsample_to_ratio  # noqa: E402
 from augment.core.device import autocast_dtype  # noqa: E402
-from augment.core.generate import generate_image_shards  # noqa: E402
 from augment.image.cgan import ImageCGAN, ImageGANSettings, ImageTrainSettings  # noqa: E402
 from augment.image.classifier import train_classifier  # noqa: E402
 from augment.image.fid import DomainExtractor, frechet_distance  # noqa: E402
+from augment.image.generate import generate_image_shards  # noqa: E402
 from augment.image.sources import load_images  # noqa: E402
 from augment.image.synthesizer import ImageSynthesizer  # noqa: E402
 from augment.image.validate import classic_oversample, random_oversample  # noqa: E402

@@ -5,7 +5,9 @@ Run it as a module (no Prefect server needed; Prefect starts a temporary local o
     python -m flows.balance configs/breast_cancer.yaml --set train.steps=300 [--force]
     python -m flows.balance configs/wine.yaml configs/breast_cancer.yaml   # several jobs
 
-or from the CLI with ``augment run CONFIG... --engine prefect``.
+or from the CLI with ``augment run CONFIG... --engine prefect``. Both first apply
+``local_server_defaults`` (a startup timeout for that temporary server that fits a busy machine,
+and no Prefect telemetry) unless the user set those settings.
 
 - ``balance_flow`` (one config) loads the config and runs the ``augment-job`` subflow with the
   task runner that the config's ``orchestration`` section names; a subflow, so that a deployment
@@ -23,21 +25,58 @@ or from the CLI with ``augment run CONFIG... --engine prefect``.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import os
 from typing import Any
 
 from prefect import Task, flow, task
 from prefect.cache_policies import NO_CACHE
+from prefect.context import refresh_global_settings_context
+from prefect.settings import get_current_settings
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from prefect.tasks import exponential_backoff
 
-from augment.core.config import JobConfig, OrchestrationConfig, load_config
+from augment.core.config import JobConfig, OrchestrationConfig
 from augment.core.errors import AugmentError
 from augment.pipeline import job
+from augment.pipeline.config import load_config
 
 # Job state (DataFrames, models, an MLflow client) passes between tasks in memory; Prefect caches
 # and persists nothing here. Reruns are cached by the library (augment/cache.py) instead.
 _task = {"cache_policy": NO_CACHE, "persist_result": False}
+
+
+# Prefect settings for the temporary local server ("ephemeral server") that Prefect starts in this
+# process when no PREFECT_API_URL is set, as environment variables (subprocesses inherit them):
+# Prefect waits 20 s by default for it to answer, and on two busy cores its start (with the
+# migrations of a new database) can take longer; and it sends no anonymous usage data (the
+# server's and, with no API URL, the client's analytics follow this one setting).
+LOCAL_SERVER_DEFAULTS = {
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": (
+        "server.ephemeral.startup_timeout_seconds",
+        "120",
+    ),
+    "PREFECT_SERVER_ANALYTICS_ENABLED": ("server.analytics_enabled", "false"),
+}
+
+
+def local_server_defaults() -> dict[str, str]:
+    """Apply ``LOCAL_SERVER_DEFAULTS`` to the settings the user left unset; returns those applied.
+
+    A value the user chose anywhere Prefect reads settings (environment, profile, ``.env``,
+    ``prefect.toml``) is kept. Call it before the first flow run starts the server, outside any
+    ``temporary_settings`` block (it updates Prefect's process-wide settings).
+    """
+    settings = get_current_settings()
+    applied = {}
+    for name, (path, value) in LOCAL_SERVER_DEFAULTS.items():
+        *sections, field = path.split(".")
+        if field not in functools.reduce(getattr, sections, settings).model_fields_set:
+            os.environ[name] = applied[name] = value
+    if applied:
+        refresh_global_settings_context()  # Prefect read the environment when it was imported
+    return applied
 
 
 def _transient(task_: Task, task_run: Any, state: Any) -> bool:
@@ -187,6 +226,7 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--force", action="store_true", help="Train even on a cache hit.")
     args = parser.parse_args()
+    local_server_defaults()
     if len(args.configs) == 1:
         summaries = [balance_flow(args.configs[0], args.overrides, args.force)]
     else:

@@ -20,8 +20,8 @@ import prefect
 from prefect.schedules import Cron
 from prefect.types.entrypoint import EntrypointType
 
-from augment.core.config import load_config
 from augment.core.errors import ConfigError
+from augment.pipeline.config import load_config
 from flows.balance import balance_flow
 
 

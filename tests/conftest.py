@@ -3,10 +3,32 @@ real S3-compatible server (moto) on loopback."""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import sys
+import tempfile
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+# Prefect, set before it is imported (it reads its settings then) and inherited by every process a
+# test starts. None of the developer's Prefect settings (API URL, profile, database) but the log
+# level and the startup timeout; a home of its own for the session (a new sqlite database, the
+# default profile). Flows then run on Prefect's ephemeral server, one per pytest process, which the
+# `prefect_server` fixture (tests/integration/conftest.py) hands to subprocesses and Dask workers:
+# the session's only Prefect server. Its start (a new database: migrations) can take longer than
+# Prefect's default wait of 20 s on two busy cores. No usage data is sent.
+for _key in [key for key in os.environ if key.startswith("PREFECT_")]:
+    if _key not in ("PREFECT_LOGGING_LEVEL", "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"):
+        del os.environ[_key]
+_PREFECT_HOME = tempfile.mkdtemp(prefix="augment-tests-prefect-")
+atexit.register(shutil.rmtree, _PREFECT_HOME, ignore_errors=True)  # after Prefect stops its server
+os.environ["PREFECT_HOME"] = _PREFECT_HOME
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+if "prefect.context" in sys.modules:  # imported before this file (a plugin): make it read them
+    sys.modules["prefect.context"].refresh_global_settings_context()
 
 import signal  # noqa: E402
 import socket  # noqa: E402

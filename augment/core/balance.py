@@ -26,11 +26,14 @@ from augment.core.errors import ConfigError, DataError
 def class_counts(labels: pd.Series | np.ndarray) -> dict[Any, int]:
     """Class -> row count, classes in sorted order."""
     values, counts = np.unique(np.asarray(labels, dtype=object), return_counts=True)
-    return {_scalar(v): int(c) for v, c in zip(values, counts, strict=True)}
+    return {to_python(v): int(c) for v, c in zip(values, counts, strict=True)}
 
 
-def _scalar(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
+def to_python(value: Any) -> Any:
+    """numpy / pandas scalars -> plain Python values (JSON-able, comparable across dtypes)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
 
 
 def _match_dict_keys(strategy: Mapping[Any, int], classes: list[Any]) -> dict[Any, int]:
@@ -148,3 +151,29 @@ def subsample_to_ratio(frame: pd.DataFrame, label: str, ratio: float, seed: int)
         index = frame.index[frame[label].to_numpy() == cls]
         keep.append(rng.choice(index, size=target, replace=False))
     return frame.loc[np.sort(np.concatenate(keep))]
+
+
+def split_and_plan(
+    frame: pd.DataFrame,
+    label: str,
+    *,
+    holdout: float,
+    seed: int,
+    imbalance_ratio: float | None,
+    sampling_strategy: Any,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[Any, int], dict[Any, int]]:
+    """What every kind does before fitting: the stratified holdout split, the optional
+    subsampling to an imbalance ratio (demos, benchmarks), the class counts and the plan.
+
+    ``frame`` holds the label column (tables: every column; images: the labels alone, one row per
+    image); the returned train and holdout frames keep its row ids.
+
+    Returns:
+        ``(train, holdout, counts, plan)``: counts per class of the train split (sorted classes)
+        and the rows to generate per class (imbalanced-learn semantics, see :func:`plan_samples`).
+    """
+    train, held_out = split_holdout(frame, label, holdout, seed)
+    if imbalance_ratio:
+        train = subsample_to_ratio(train, label, imbalance_ratio, seed)
+    counts = class_counts(train[label])
+    return train, held_out, counts, plan_samples(counts, sampling_strategy)

@@ -1,9 +1,10 @@
-"""The job configuration: YAML on disk, validated once at the edge into pydantic models.
+"""The job configuration's shared part: the sections and keys that every data kind has.
 
-Library functions below the edge take plain typed arguments; only ``augment.pipeline.job`` and the CLI read
-these models. Unknown keys are errors (``extra="forbid"``), and every error names its dotted path::
-
-    cfg = load_config("configs/breast_cancer.yaml", overrides=["train.steps=200"])
+Each kind (``augment/tabular/config.py``, ``augment/image/config.py``) subclasses
+:class:`JobConfig` and the sections it extends; :mod:`augment.pipeline.config` joins the kinds into
+one pydantic discriminated union on ``data.kind`` and reads YAML files. Library functions below
+that edge take plain typed arguments. Unknown keys are errors (``extra="forbid"``), and every error
+names its dotted path.
 """
 
 from __future__ import annotations
@@ -28,59 +29,34 @@ from augment.core.storage import default_work_dir, is_url, redact
 
 PositiveInt = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
-ColumnKind = Literal["continuous", "categorical"]
 SamplingStrategy = str | float | dict[str, Annotated[int, Field(ge=0)]]
+KIND_HELP = "The kind of data; it picks the keys, the defaults and the modality of the job."
 
 
-class _Strict(BaseModel):
+class Strict(BaseModel):
+    """A config section: unknown keys are errors; assignments are validated too."""
+
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-class DataConfig(_Strict):
-    """Where the rows (or images) come from and how to read them."""
+class DataConfig(Strict):
+    """Where the rows (or images) come from: the keys of every kind."""
 
     source: str = Field(
         description="tabular: Parquet file or directory, CSV file, or sklearn:breast_cancer|wine. "
         "image: a folder root/<class>/<image>, Parquet with image bytes, a .npz of images and "
         "labels, or sklearn:digits."
     )
-    kind: Literal["tabular", "image"] = "tabular"
+    kind: str = Field("tabular", description=KIND_HELP)
     label: str | None = Field(
         None,
         description="Class label column (required for tables; for image Parquet, default label).",
-    )
-    format: Literal["auto", "parquet", "csv"] = "auto"
-    columns: dict[str, ColumnKind] = Field(
-        default_factory=dict, description="Override the inferred kind of some columns."
-    )
-    drop_columns: list[str] = Field(default_factory=list)
-    categorical_max_unique: PositiveInt = Field(
-        10, description="Integer columns with at most this many distinct values are categorical."
-    )
-    max_categories: PositiveInt = Field(
-        1000, description="Refuse a categorical column with more distinct values than this."
-    )
-    missing: Literal["error", "drop", "impute"] = "error"
-    constant_columns: Literal["error", "keep"] = Field(
-        "error",
-        description="A column with one value in the train split: refuse it (error) or keep it; a "
-        "kept column is generated as that same value.",
     )
     imbalance_ratio: Annotated[float, Field(ge=1.0)] | None = Field(
         None,
         description="Subsample the train split to this largest/smallest class ratio (demos, "
         "benchmarks). Class sizes fall geometrically from the largest class to the smallest.",
     )
-    # -- images only
-    size: Annotated[int, Field(ge=8, le=64)] = Field(
-        28, description="Images are resized to size x size (8..64, 4-7 times a power of two)."
-    )
-    channels: Literal[1, 3] = Field(1, description="1 = grayscale, 3 = RGB; inputs are converted.")
-    on_bad_file: Literal["error", "skip"] = Field(
-        "error", description="A corrupt, empty or non-image file stops the job, or is skipped."
-    )
-    image_column: str = Field("image", description="Image bytes column of a Parquet source.")
-    # -- both kinds
     storage_options: dict[str, Any] = Field(
         default_factory=dict,
         description="Passed to fsspec when data.source is a URL (s3://, gs://, ...), e.g. "
@@ -88,74 +64,47 @@ class DataConfig(_Strict):
     )
 
 
-class BalanceConfig(_Strict):
+class BalanceConfig(Strict):
     """How many rows to generate per class, with imbalanced-learn's sampling_strategy semantics."""
 
-    sampling_strategy: SamplingStrategy = "not majority"
+    sampling_strategy: SamplingStrategy = Field(
+        "not majority",
+        description='What to generate, as in imbalanced-learn: "not majority", "minority", '
+        '"not minority", "all", a float ratio minority/majority (two classes), or a map '
+        "class -> target count (real + generated).",
+    )
 
 
-class ModelConfig(_Strict):
-    """GAN architecture: shared keys, then tabular-only and image-only ones."""
+class ModelConfig(Strict):
+    """GAN architecture: the keys of every kind."""
 
-    mode: Literal["conditional", "per_class"] = "conditional"
-    noise_dim: PositiveInt = Field(32, description="Default 32 for tables, 64 for images.")
-    generator_dims: list[PositiveInt] = Field(default_factory=lambda: [128, 128])
-    discriminator_dims: list[PositiveInt] = Field(default_factory=lambda: [128, 128])
-    pac: PositiveInt = Field(
-        4, description="PacGAN group size: the critic judges pac rows at once."
+    mode: Literal["conditional", "per_class"] = Field(
+        "conditional",
+        description="conditional: one GAN conditioned on the class; per_class: one GAN per class "
+        "that needs rows.",
     )
-    continuous: Literal["gmm", "quantile"] = Field(
-        "gmm",
-        description="Numeric column transform: gmm (mode-specific normalisation, the default: "
-        "better downstream scores on the benchmarks) or quantile (to a normal; twice as fast).",
-    )
-    max_modes: PositiveInt = Field(6, description="Gaussian mixture components (gmm only).")
-    gumbel_tau: PositiveFloat = 0.2
-    gp_weight: Annotated[float, Field(ge=0)] = 10.0
-    gp_every: PositiveInt = Field(
-        2, description="Lazy gradient penalty: applied every k-th critic step, scaled by k."
-    )
+    noise_dim: PositiveInt = Field(32, description="Size of the generator's noise input.")
     truncation: Annotated[float, Field(gt=0, le=1)] = Field(
         1.0, description="Sampling noise scale; below 1 trades variety for fidelity."
     )
     ema_decay: Annotated[float, Field(ge=0, lt=1)] = Field(
-        0.95,
-        description="EMA of the generator weights; the EMA generator samples (0: none). "
-        "Default 0.95 for tables (250 steps), 0.99 for images (1000 steps).",
+        0.95, description="EMA of the generator weights; the EMA generator samples (0: none)."
     )
-    # -- images only
-    width: PositiveInt = Field(
-        32, description="Channels at half resolution, doubled per halving: speed vs capacity."
-    )
-    max_width: PositiveInt = 256
-    embed_dim: PositiveInt = Field(32, description="Class embedding size (conditional norms).")
-    mode_seeking: Annotated[float, Field(ge=0)] = Field(
-        0.3,
-        description="Mode-seeking loss weight (MSGAN): rewards same-class images that differ as "
-        "much as their noise; counters a generator that ignores its noise. 0 turns it off.",
-    )
-    aux_weight: Annotated[float, Field(ge=0)] = Field(
-        1.0, description="Auxiliary class loss weight (AC-GAN style); 0 turns it off."
-    )
-    diff_augment: str = Field(
-        "color,translation,cutout",
-        description="DiffAugment policies applied to everything the discriminator sees; "
-        "'none' turns it off.",
-    )
-    channels_last: bool = Field(True, description="NHWC memory format (faster on CPU and GPU).")
 
 
-class TrainConfig(_Strict):
+class TrainConfig(Strict):
     """The optimisation loop. Training is counted in optimizer steps, never epochs."""
 
     steps: PositiveInt = Field(
         250, description="Generator optimizer steps; each comes with critic_steps critic steps."
     )
-    batch_size: PositiveInt = 64
-    lr: PositiveFloat = 1e-3
-    betas: tuple[float, float] = (0.5, 0.9)
-    critic_steps: PositiveInt = 3
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    batch_size: PositiveInt = Field(64, description="Rows (images) per optimizer step.")
+    lr: PositiveFloat = Field(1e-3, description="Adam learning rate of both networks.")
+    betas: tuple[float, float] = Field((0.5, 0.9), description="Adam betas.")
+    critic_steps: PositiveInt = Field(3, description="Critic steps per generator step.")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="auto: CUDA when a GPU is visible, else the CPU."
+    )
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto",
         description="Training arithmetic. auto: bf16 autocast on CUDA, and for images on CPUs "
@@ -166,24 +115,22 @@ class TrainConfig(_Strict):
         description="torch intra-op threads on the CPU. Small tabular MLPs run fastest on one "
         "thread (more threads only add synchronisation); null = all cores.",
     )
-    seed: int = 0
-    checkpoint_every: PositiveInt = 200
-    resume: bool = True
+    seed: int = Field(0, description="Seeds the split, the networks and the samples.")
+    checkpoint_every: PositiveInt = Field(200, description="Checkpoint every N steps.")
+    resume: bool = Field(True, description="Continue from a checkpoint of the same config.")
     class_sampling: Literal["uniform", "log", "empirical"] = Field(
         "uniform", description="Training-by-sampling: how classes are drawn for each batch."
     )
-    progress: bool = True
+    progress: bool = Field(True, description="Show a progress bar per training unit.")
 
 
-class OutputConfig(_Strict):
+class OutputConfig(Strict):
     """Where the shards go. ``{name}`` is replaced by the job name."""
 
-    path: str = "runs/{name}"
-    rows_per_shard: PositiveInt = Field(50_000, description="Default 50000 rows, 10000 images.")
-    overwrite: bool = False
-    clip_to_range: bool = Field(True, description="Keep numeric values within the seen range.")
-    image_files: bool = Field(
-        False, description="Images only: also write images/<class>/<sample_id>.png."
+    path: str = Field("runs/{name}", description="Output folder or fsspec URL of the run.")
+    rows_per_shard: PositiveInt = Field(50_000, description="Rows per Parquet part.")
+    overwrite: bool = Field(
+        False, description="Replace an earlier augment run in the output folder."
     )
     storage_options: dict[str, Any] = Field(
         default_factory=dict,
@@ -207,76 +154,40 @@ class OutputConfig(_Strict):
         return value
 
 
-class ValidateConfig(_Strict):
-    """Downstream check: real vs real+synthetic vs real+SMOTE, scored on a holdout."""
+class ValidateConfig(Strict):
+    """Downstream check on a real holdout: the keys of every kind."""
 
-    enabled: bool = True
-    holdout: Annotated[float, Field(gt=0, lt=1)] = 0.3
-    classifiers: list[Literal["logistic", "random_forest", "hist_gradient_boosting"]] = Field(
-        default_factory=lambda: ["logistic", "random_forest"], min_length=1
+    enabled: bool = Field(True, description="Run the downstream validation and fidelity.")
+    holdout: Annotated[float, Field(gt=0, lt=1)] = Field(
+        0.3, description="Share of the data held out (stratified) and never seen by the GAN."
     )
-    smote: bool = True
-    fidelity: bool = True
     min_lift: float = Field(
         0.0, description="Do-no-harm gate: fail when lift in balanced accuracy is below this."
     )
-    # -- images only
-    epochs: PositiveInt = Field(15, description="Epochs of the downstream CNN in each arm.")
-    albumentations: bool = Field(
-        True, description="Run the classic-augmentation oversampling arm (the baseline to beat)."
-    )
-    fid: bool = True
-    fid_extractor: Literal["auto", "inception", "domain"] = Field(
-        "auto",
-        description="inception: the standard FID InceptionV3 (weights on disk); domain: a small "
-        "CNN trained on the real train split; auto: inception when its weights are found.",
-    )
-    inception_weights: str | None = Field(
-        None, description="Path of the FID Inception weights; default: the torch hub cache."
-    )
-    kid: bool = Field(True, description="Also report KID with the same extractor.")
 
 
-class FilterConfig(_Strict):
-    """Images only: over-generate, keep what a classifier trained on real images agrees with."""
-
-    enabled: bool = False
-    threshold: Annotated[float, Field(gt=0, lt=1)] = Field(
-        0.9, description="Keep an image when P(its conditioned class) >= threshold."
-    )
-    max_factor: Annotated[float, Field(ge=1)] = Field(
-        8.0, description="Draw at most this many candidates per planned image and class."
-    )
-    on_shortfall: Literal["fill", "error"] = Field(
-        "fill",
-        description="When a class runs out of candidates: fill with its most confident "
-        "rejected ones (reported in the manifest and MLflow), or stop with an error.",
-    )
-
-
-class TrackingConfig(_Strict):
+class TrackingConfig(Strict):
     """MLflow. The default store is sqlite:///mlflow.db in the working directory."""
 
-    enabled: bool = True
+    enabled: bool = Field(True, description="Log the job to MLflow.")
     uri: str | None = Field(None, description="Overrides MLFLOW_TRACKING_URI and the default.")
     experiment: str | None = Field(None, description="Defaults to the job name.")
-    register_model: bool = True
-    model_name: str | None = Field(None, description="Defaults to augment-<job name>.")
-    grid_every: Annotated[int, Field(ge=0)] = Field(
-        250, description="Images only: log a per-class sample grid every N steps (0 = at the end)."
+    register_model: bool = Field(
+        True, description="Register the generator in the MLflow model registry."
     )
+    model_name: str | None = Field(None, description="Defaults to augment-<job name>.")
 
 
-class CacheConfig(_Strict):
+class CacheConfig(Strict):
     """Reuse a trained generator when the same data meets the same training settings.
 
     The key is a digest of the training data as loaded (table rows and schema, or pixels and
     labels) plus the settings that shape the fitted model (``model``, ``train`` except progress,
-    resume, checkpoint_every and cpu_threads, ``output.clip_to_range``, the units of work); see
+    resume, checkpoint_every and cpu_threads, the kind's own extras, the units of work); see
     :mod:`augment.core.cache`. ``augment run --force`` (flow parameter ``force``) trains anyway.
     """
 
-    enabled: bool = True
+    enabled: bool = Field(True, description="Reuse a cached generator; train and cache on a miss.")
     dir: str | None = Field(
         None,
         description="Cache folder; default: .augment-cache beside the output folder (for "
@@ -284,7 +195,7 @@ class CacheConfig(_Strict):
     )
 
 
-class OrchestrationConfig(_Strict):
+class OrchestrationConfig(Strict):
     """How the Prefect flow runs the job: task runner for the fit tasks, retries with backoff.
 
     Ignored by ``augment run --engine local`` (one process, no retries).
@@ -330,55 +241,26 @@ class OrchestrationConfig(_Strict):
         return self
 
 
-class JobConfig(_Strict):
-    """One balancing job."""
+class JobConfig(Strict):
+    """One balancing job: the sections every kind has. A kind subclasses it and narrows
+    ``data``, ``model``, ``train``, ``output``, ``validate`` and ``tracking`` to its own models
+    (with its own defaults) and may add sections (images: ``filter``)."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="The job's name: the MLflow experiment, the default output folder.",
+    )
     data: DataConfig
     balance: BalanceConfig = Field(default_factory=BalanceConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     validate_: ValidateConfig = Field(default_factory=ValidateConfig, alias="validate")
-    filter: FilterConfig = Field(default_factory=FilterConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
     orchestration: OrchestrationConfig = Field(default_factory=OrchestrationConfig)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, validate_assignment=True)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _kind_defaults(cls, raw: Any) -> Any:
-        """Fill the defaults that differ between tables and images, where the YAML is silent."""
-        if isinstance(raw, dict) and isinstance(raw.get("data"), dict):
-            defaults = KIND_DEFAULTS.get(raw["data"].get("kind", "tabular"), {})
-            raw = dict(raw)
-            for section, values in defaults.items():
-                given = raw.get(section)
-                if given is None:
-                    given = {}
-                if isinstance(given, dict):
-                    raw[section] = {**values, **given}
-        return raw
-
-    @model_validator(mode="after")
-    def _kind_keys(self) -> JobConfig:
-        """A key of the other kind is an error, not silently ignored."""
-        kind = self.data.kind
-        if kind == "tabular" and not self.data.label:
-            raise ValueError("data.label: required for tabular data; name the class column")
-        other = IMAGE_ONLY if kind == "tabular" else TABULAR_ONLY
-        for section, keys in other.items():
-            part = getattr(self, "validate_" if section == "validate" else section)
-            for key in sorted(keys & part.model_fields_set):
-                if section == "filter" and not self.filter.enabled:
-                    continue
-                raise ValueError(
-                    f"{section}.{key}: applies only to data.kind: "
-                    f"{'image' if kind == 'tabular' else 'tabular'}; remove it"
-                )
-        return self
 
     @property
     def output_path(self) -> str:
@@ -394,30 +276,25 @@ class JobConfig(_Strict):
         return default_work_dir(self.output_path)
 
     def to_dict(self) -> dict[str, Any]:
-        """The resolved configuration as plain JSON-able data (keys as written in YAML).
-
-        Keys that belong to the other data kind are left out: they do nothing for this job.
-        """
+        """The resolved configuration as plain JSON-able data (keys as written in YAML)."""
         resolved = self.model_dump(mode="json", by_alias=True)
         # printed, logged as MLflow params and stored as an artifact: no secrets in there
         for section in ("data", "output"):
             resolved[section]["storage_options"] = redact(resolved[section]["storage_options"])
-        other = IMAGE_ONLY if self.data.kind == "tabular" else TABULAR_ONLY
-        for section, keys in other.items():
-            if section == "filter" and self.data.kind == "tabular":
-                resolved.pop("filter", None)
-                continue
-            for key in keys:
-                resolved.get(section, {}).pop(key, None)
         return resolved
+
+    def fitted_settings(self) -> dict[str, Any]:
+        """Settings outside ``model`` and ``train`` that a fitted generator holds (a kind's
+        override; tables: ``output.clip_to_range``, kept by the fitted encoder)."""
+        return {}
 
     def training_settings(self) -> dict[str, Any]:
         """The settings that shape a fitted generator, apart from the data it is fitted on.
 
-        Half of the cache key of :mod:`augment.core.cache` (the other half digests the training data
-        as loaded, so the data section, the holdout fraction and the seed's effect on the split
-        are covered by content). Left out: what only changes speed or bookkeeping (progress bars,
-        resume, checkpoint interval, CPU threads).
+        Half of the cache key of :mod:`augment.core.cache` (the other half digests the training
+        data as loaded, so the data section, the holdout fraction and the seed's effect on the
+        split are covered by content). Left out: what only changes speed or bookkeeping (progress
+        bars, resume, checkpoint interval, CPU threads).
         """
         resolved = self.to_dict()
         train = {
@@ -426,9 +303,7 @@ class JobConfig(_Strict):
             if k not in ("progress", "resume", "checkpoint_every", "cpu_threads")
         }
         settings = {"kind": self.data.kind, "model": resolved["model"], "train": train}
-        if self.data.kind == "tabular":
-            settings["clip_to_range"] = self.output.clip_to_range  # held by the fitted encoder
-        return settings
+        return {**settings, **self.fitted_settings()}
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
@@ -464,63 +339,6 @@ class JobConfig(_Strict):
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
-# Defaults that differ by data.kind; a key written in the YAML always wins.
-KIND_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
-    "image": {
-        "model": {"noise_dim": 64, "ema_decay": 0.99},
-        "train": {
-            "steps": 1000,
-            "batch_size": 128,
-            "lr": 5e-4,
-            "betas": [0.0, 0.99],
-            "critic_steps": 1,
-            "cpu_threads": None,  # convolutions do use both cores, unlike the tabular MLPs
-            "checkpoint_every": 250,
-        },
-        "output": {"rows_per_shard": 10_000},
-    }
-}
-TABULAR_ONLY: dict[str, set[str]] = {
-    "data": {
-        "format",
-        "columns",
-        "drop_columns",
-        "categorical_max_unique",
-        "max_categories",
-        "missing",
-        "constant_columns",
-    },
-    "model": {
-        "generator_dims",
-        "discriminator_dims",
-        "pac",
-        "continuous",
-        "max_modes",
-        "gumbel_tau",
-        "gp_weight",
-        "gp_every",
-    },
-    "output": {"clip_to_range"},
-    "validate": {"classifiers", "smote", "fidelity"},
-}
-IMAGE_ONLY: dict[str, set[str]] = {
-    "data": {"size", "channels", "on_bad_file", "image_column"},
-    "model": {
-        "width",
-        "max_width",
-        "embed_dim",
-        "aux_weight",
-        "mode_seeking",
-        "diff_augment",
-        "channels_last",
-    },
-    "output": {"image_files"},
-    "validate": {"epochs", "albumentations", "fid", "fid_extractor", "inception_weights", "kid"},
-    "filter": {"enabled", "threshold", "max_factor", "on_shortfall"},
-    "tracking": {"grid_every"},
-}
-
-
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply ``a.b=c`` overrides to a raw config dict; values are parsed as YAML scalars."""
     for item in overrides:
@@ -543,19 +361,43 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return raw
 
 
-def format_validation_error(error: ValidationError, origin: str) -> str:
-    """One line per problem, each starting with its dotted path: ``train.lr: Input should be ...``."""
+def has_key(model: type[BaseModel], path: tuple[str, ...]) -> bool:
+    """Whether the dotted ``path`` (as in a YAML file) is a key of the config model ``model``."""
+    for depth, part in enumerate(path):
+        fields = {(info.alias or name): info for name, info in model.model_fields.items()}
+        if part not in fields:
+            return False
+        annotation = fields[part].annotation
+        if depth == len(path) - 1:
+            return True
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return False
+        model = annotation
+    return False
+
+
+def format_validation_error(error: ValidationError, origin: str, kinds_with_key: Any = None) -> str:
+    """One line per problem, each starting with its dotted path: ``train.lr: Input should be ...``.
+
+    ``kinds_with_key(path)`` names the data kinds whose config has an unknown key, so that a key
+    of another kind says which (``model.pac: applies only to data.kind: tabular``).
+    """
     lines = []
     for problem in error.errors():
-        path = ".".join(str(part) for part in problem["loc"]) or "<root>"
+        loc = tuple(str(part) for part in problem["loc"])
+        path = ".".join(loc) or "<root>"
         message = problem["msg"]
         if problem["type"] == "value_error":
             message = message.removeprefix("Value error, ")
-            if not problem["loc"]:
+            if not loc:
                 lines.append(message)  # a whole-config check: the message names its key
                 continue
         if problem["type"] == "extra_forbidden":
-            message = "unknown key; remove it or check its spelling"
+            kinds = kinds_with_key(loc) if kinds_with_key else []
+            if kinds:
+                message = f"applies only to data.kind: {' or '.join(kinds)}; remove it"
+            else:
+                message = "unknown key; remove it or check its spelling"
         elif problem["type"] == "missing":
             message = "required key is missing"
         elif "input" in problem and not isinstance(problem["input"], dict | list):
@@ -564,22 +406,8 @@ def format_validation_error(error: ValidationError, origin: str) -> str:
     return f"invalid config {origin}: " + "; ".join(lines)
 
 
-def parse_config(raw: dict[str, Any], origin: str = "<dict>") -> JobConfig:
-    """Validate a raw dict into a JobConfig, raising ConfigError with dotted paths."""
-    if not isinstance(raw, dict):
-        raise ConfigError(f"invalid config {origin}: the top level must be a mapping of sections")
-    try:
-        return JobConfig.model_validate(raw)
-    except ValidationError as error:
-        raise ConfigError(format_validation_error(error, origin)) from None
-
-
-def load_config(path: str | Path, overrides: list[str] | None = None) -> JobConfig:
-    """Read a YAML job config, apply ``--set`` style overrides, and validate it.
-
-    Raises:
-        ConfigError: the file is missing or unreadable, or a key is unknown or of the wrong type.
-    """
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """The raw mapping of a YAML job config, or a ConfigError that says what is wrong."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist; pass the path of a YAML job config")
@@ -590,5 +418,4 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> JobConf
         raise ConfigError(f"config file {path} is not valid YAML: {message}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"config file {path}: the top level must be a mapping of sections")
-    raw = apply_overrides(raw, overrides or [])
-    return parse_config(raw, origin=str(path))
+    return raw

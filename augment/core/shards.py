@@ -215,36 +215,57 @@ def prepare_output(
     return out
 
 
-class ShardWriter:
-    """Buffer DataFrames and write fixed-size Parquet parts.
+class StagedFolder:
+    """A folder of the output that appears whole or not at all: the commit protocol of every file
+    a job writes besides the manifest.
 
-    Local: parts go into a staging folder that ``commit()`` renames to ``<output>/synthetic``;
-    until then nothing appears under the final name. Object store: each part is one PUT straight
-    to ``<output>/synthetic/`` (see the module docstring for why that is safe). ``abort()`` (or an
-    exception inside ``with``) removes what was written.
+    Local: files go into a hidden staging folder that :meth:`commit` renames to ``<output>/<name>``
+    (replacing what a crashed earlier run left there); until then nothing appears under the final
+    name. Object store: files go straight to ``<output>/<name>/``, each in one PUT (see the module
+    docstring for why that is safe: readers require ``_SUCCESS``, written last). :meth:`abort`, or
+    an exception inside ``with``, removes what was written.
     """
 
-    def __init__(self, output: Location, rows_per_shard: int) -> None:
+    def __init__(self, output: Location, name: str) -> None:
         self.output = storage.location(output)
-        self.rows_per_shard = rows_per_shard
+        self.name = name
         self.remote = storage.is_remote(self.output)
-        # where the parts go: a staging folder locally, synthetic/ itself on an object store
         if self.remote:
-            self.folder = self.output / SHARD_DIR
+            self.folder = self.output / name
         else:
-            self.folder = self.output / f".{SHARD_DIR}.tmp-{uuid.uuid4().hex[:8]}"
+            self.folder = self.output / f".{name}.tmp-{uuid.uuid4().hex[:8]}"
             self.folder.mkdir(parents=True)
-        self.files: list[dict[str, Any]] = []
-        self._buffer: list[pd.DataFrame] = []
-        self._buffered = 0
-        self._schema: pa.Schema | None = None
 
-    def __enter__(self) -> ShardWriter:
+    def __enter__(self) -> StagedFolder:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is not None:
             self.abort()
+
+    def commit(self) -> None:
+        if self.remote:
+            return
+        final = self.output / self.name
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(self.folder, final)
+
+    def abort(self) -> None:
+        storage.remove(self.folder)
+
+
+class ShardWriter(StagedFolder):
+    """Buffer DataFrames and write fixed-size Parquet parts into ``<output>/synthetic``, staged
+    and committed as a :class:`StagedFolder`."""
+
+    def __init__(self, output: Location, rows_per_shard: int) -> None:
+        super().__init__(output, SHARD_DIR)
+        self.rows_per_shard = rows_per_shard
+        self.files: list[dict[str, Any]] = []
+        self._buffer: list[pd.DataFrame] = []
+        self._buffered = 0
+        self._schema: pa.Schema | None = None
 
     def write(self, frame: pd.DataFrame) -> None:
         self._buffer.append(frame)
@@ -275,18 +296,11 @@ class ShardWriter:
             }
         )
 
-    def commit(self) -> list[dict[str, Any]]:
+    def commit(self) -> list[dict[str, Any]]:  # type: ignore[override]
         if self._buffered:
             self._flush(self._buffered)
-        if not self.remote:
-            final = self.output / SHARD_DIR
-            if final.exists():
-                shutil.rmtree(final)
-            os.replace(self.folder, final)
+        super().commit()
         return self.files
-
-    def abort(self) -> None:
-        storage.remove(self.folder)
 
 
 def write_json_atomic(path: Location, data: dict[str, Any]) -> None:

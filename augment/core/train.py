@@ -1,4 +1,5 @@
-"""The training loop shared by every GAN: steps, checkpoints, resume, progress, callbacks.
+"""The training loop shared by every GAN: steps, checkpoints, resume, progress, callbacks; and
+what every GAN trainer shares: its settings, the EMA generator, its checkpointed state.
 
 The loop knows nothing about the model: a *trainer* object does one optimizer step and hands out its
 state. Logging lives in callbacks (``callback(step, losses)``), so the loop has no I/O backend but
@@ -16,12 +17,14 @@ import os
 import socket
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
+import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from torch import nn
 
 from augment.core import ddp
 from augment.core.errors import ModelFileError
@@ -29,6 +32,7 @@ from augment.core.persist import load_payload, save_payload
 
 CHECKPOINT_FORMAT = "augment.checkpoint/1"
 LossCallback = Callable[[int, dict[str, float]], None]
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
@@ -67,16 +71,27 @@ class TrainingResult:
     pid: int = field(default_factory=os.getpid)
 
 
+@dataclass
+class TrainingLoop:
+    """How the loop runs, apart from what it trains: checkpoints, resume, callbacks, progress.
+
+    ``fingerprint`` names what a checkpoint belongs to (the config hash); a checkpoint with
+    another fingerprint is never resumed.
+    """
+
+    checkpoint_path: str | Path | None = None
+    checkpoint_every: int = 200
+    fingerprint: str = ""
+    resume: bool = True
+    callbacks: Sequence[LossCallback] = ()
+    progress: bool = False
+
+
 def run_training(
     trainer: Trainer,
     steps: int,
+    loop: TrainingLoop | None = None,
     *,
-    checkpoint_path: str | Path | None = None,
-    checkpoint_every: int = 200,
-    fingerprint: str = "",
-    resume: bool = True,
-    callbacks: Sequence[LossCallback] = (),
-    progress: bool = False,
     description: str = "training",
 ) -> TrainingResult:
     """Run ``steps`` optimizer steps, checkpointing every ``checkpoint_every`` steps.
@@ -88,13 +103,15 @@ def run_training(
 
     Under DDP all ranks resume from the checkpoint rank 0 reads, so they need no shared disk.
     """
+    loop = loop or TrainingLoop()
+    checkpoint_path, fingerprint = loop.checkpoint_path, loop.fingerprint
     checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
     start, history = 0, []
     writes = ddp.is_main()
 
     # -- resume ------------------------------------------------------------------------------
     def read_checkpoint() -> dict[str, Any] | None:
-        if not (resume and checkpoint_path is not None and checkpoint_path.is_file()):
+        if not (loop.resume and checkpoint_path is not None and checkpoint_path.is_file()):
             return None
         try:
             return load_payload(checkpoint_path, CHECKPOINT_FORMAT)
@@ -136,7 +153,7 @@ def run_training(
         BarColumn(),
         TextColumn("{task.completed}/{task.total} steps {task.fields[losses]}"),
         TimeRemainingColumn(),
-        disable=not (progress and writes),
+        disable=not (loop.progress and writes),
         transient=True,
     )
     try:
@@ -146,12 +163,12 @@ def run_training(
                 losses = trainer.train_step(step)
                 step += 1
                 history.append(losses)
-                for callback in callbacks:
+                for callback in loop.callbacks:
                     callback(step, losses)
-                if progress and (step % 10 == 0 or step == steps):
+                if loop.progress and (step % 10 == 0 or step == steps):
                     shown = " ".join(f"{k}={v:+.3f}" for k, v in losses.items())
                     bar.update(task, completed=step, losses=shown)
-                if step % checkpoint_every == 0 and step < steps:
+                if step % loop.checkpoint_every == 0 and step < steps:
                     save(step)
     except KeyboardInterrupt:
         if ddp.is_distributed():
@@ -167,3 +184,78 @@ def run_training(
         history=history,
         precision="bf16" if getattr(trainer, "amp_dtype", None) is not None else "fp32",
     )
+
+
+@dataclass
+class TrainSettings:
+    """Optimisation knobs (the config's ``train`` section, minus I/O); a kind's subclass sets
+    its own defaults."""
+
+    steps: int = 250
+    batch_size: int = 64
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.5, 0.9)
+    critic_steps: int = 3
+    seed: int = 0
+    class_sampling: str = "uniform"
+    precision: str = "auto"  # auto | fp32 | bf16 (augment.core.device.autocast_dtype)
+
+
+def settings_from(settings: type[T], *sources: Any, **given: Any) -> T:
+    """A settings dataclass filled from attributes of the same names on ``sources`` (a config
+    section, a sampler), then from ``given``; lists become tuples. The one place where config
+    keys and sampler parameters turn into model settings."""
+    values: dict[str, Any] = {}
+    for item in fields(settings):  # type: ignore[arg-type]
+        for source in sources:
+            if hasattr(source, item.name):
+                value = getattr(source, item.name)
+                values[item.name] = tuple(value) if isinstance(value, list) else value
+                break
+    values.update(given)
+    return settings(**values)
+
+
+class EMA:
+    """An exponential moving average of a generator's weights (the one that samples).
+
+    Warm-up: early on the average follows the weights closely (decay ``(1+t)/(10+t)``), so a short
+    run is not dragged back towards its random start. Buffers (norm statistics) are copied.
+    """
+
+    def __init__(self, average: nn.Module, live: nn.Module, decay: float) -> None:
+        self.decay = decay
+        # the same tensors every step (loading a checkpoint copies into them)
+        self._params = (list(average.parameters()), list(live.parameters()))
+        self._buffers = (list(average.buffers()), list(live.buffers()))
+
+    @torch.no_grad()
+    def update(self, step: int) -> None:
+        decay = min(self.decay, (1 + step) / (10 + step))
+        torch._foreach_lerp_(self._params[0], self._params[1], 1 - decay)
+        if self._buffers[0]:
+            torch._foreach_copy_(self._buffers[0], self._buffers[1])
+
+
+class GANTrainerState:
+    """``state_dict`` / ``load_state_dict`` of a GAN trainer: the networks and optimisers that
+    :meth:`_stateful` names, then the random generators (see :func:`augment.core.ddp.rng_states`)."""
+
+    rng: torch.Generator
+    sample_rng: torch.Generator
+    train: TrainSettings
+
+    def _stateful(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _generators(self) -> dict[str, torch.Generator]:
+        return {"rng": self.rng, "sample_rng": self.sample_rng}
+
+    def state_dict(self) -> dict[str, Any]:
+        state = {name: part.state_dict() for name, part in self._stateful().items()}
+        return {**state, **ddp.rng_states(self._generators())}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name, part in self._stateful().items():
+            part.load_state_dict(state[name])
+        ddp.restore_rng_states(self._generators(), state, self.train.seed)

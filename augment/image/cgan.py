@@ -42,7 +42,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from augment.core import ddp
 from augment.core.device import autocast, autocast_dtype, autocast_to
-from augment.core.train import class_probabilities
+from augment.core.train import EMA, GANTrainerState, TrainSettings, class_probabilities
 from augment.image.transforms import diff_augment, from_unit, parse_policy, to_unit
 
 _INIT_LOCK = threading.Lock()
@@ -79,17 +79,14 @@ class ImageGANSettings:
 
 
 @dataclass
-class ImageTrainSettings:
-    """Optimisation knobs (the config's ``train`` section, minus I/O)."""
+class ImageTrainSettings(TrainSettings):
+    """Optimisation knobs with the image defaults: longer, larger-batch training, one critic step."""
 
     steps: int = 1000
     batch_size: int = 128
     lr: float = 5e-4
     betas: tuple[float, float] = (0.0, 0.99)
     critic_steps: int = 1
-    seed: int = 0
-    class_sampling: str = "uniform"
-    precision: str = "auto"  # auto | fp32 | bf16 (augment.core.device.autocast_dtype)
 
 
 def base_grid(size: int) -> tuple[int, int]:
@@ -230,7 +227,7 @@ class ImageDiscriminator(nn.Module):
 
 
 # -- training ---------------------------------------------------------------------------------
-class ImageGANTrainer:
+class ImageGANTrainer(GANTrainerState):
     """One generator step (with ``critic_steps`` discriminator steps) at a time.
 
     Implements :class:`augment.core.train.Trainer`. The images stay on ``device`` as one float tensor,
@@ -257,7 +254,6 @@ class ImageGANTrainer:
             self.discriminator = ImageDiscriminator(settings, model.n_classes).to(device)
         if settings.channels_last:
             self.discriminator.to(memory_format=torch.channels_last)
-        self.ema_decay = settings.ema_decay
         self.opt_g = torch.optim.Adam(
             model.generator.parameters(), lr=train.lr, betas=train.betas, fused=True
         )
@@ -282,6 +278,7 @@ class ImageGANTrainer:
         self.counts = torch.as_tensor(counts, dtype=torch.float64)
         self.offsets = torch.as_tensor(np.concatenate([[0], np.cumsum(counts)[:-1]]))
         self.class_probs = torch.as_tensor(class_probabilities(counts, train.class_sampling))
+        self.averager = EMA(model.ema, model.generator, settings.ema_decay)
 
     def _classes(self, size: int) -> torch.Tensor:
         return torch.multinomial(self.class_probs, size, True, generator=self.sample_rng)
@@ -373,7 +370,7 @@ class ImageGANTrainer:
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.opt_g.step()
-        self._update_ema(step)
+        self.averager.update(step)
         return {
             "loss_d": float(loss_d.detach()),
             "loss_g": float(loss_g.detach()),
@@ -381,35 +378,14 @@ class ImageGANTrainer:
             "d_fake": float(d_fake.detach().mean()),
         }
 
-    @torch.no_grad()
-    def _update_ema(self, step: int) -> None:
-        # Warm-up: early on, the average follows the weights closely (decay (1+t)/(10+t)).
-        decay = min(self.ema_decay, (1 + step) / (10 + step))
-        ema, live = self.model.ema, self.model.generator
-        torch._foreach_lerp_(list(ema.parameters()), list(live.parameters()), 1 - decay)
-        for b_ema, b_live in zip(ema.buffers(), live.buffers(), strict=True):
-            b_ema.copy_(b_live)
-
-    def state_dict(self) -> dict[str, Any]:
+    def _stateful(self) -> dict[str, Any]:
         return {
-            "generator": self.model.generator.state_dict(),
-            "ema": self.model.ema.state_dict(),
-            "discriminator": self.discriminator.state_dict(),
-            "opt_g": self.opt_g.state_dict(),
-            "opt_d": self.opt_d.state_dict(),
-            **ddp.rng_states(self._generators()),
+            "generator": self.model.generator,
+            "ema": self.model.ema,
+            "discriminator": self.discriminator,
+            "opt_g": self.opt_g,
+            "opt_d": self.opt_d,
         }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.model.generator.load_state_dict(state["generator"])
-        self.model.ema.load_state_dict(state["ema"])
-        self.discriminator.load_state_dict(state["discriminator"])
-        self.opt_g.load_state_dict(state["opt_g"])
-        self.opt_d.load_state_dict(state["opt_d"])
-        ddp.restore_rng_states(self._generators(), state, self.train.seed)
-
-    def _generators(self) -> dict[str, torch.Generator]:
-        return {"rng": self.rng, "sample_rng": self.sample_rng}
 
 
 # -- fit / sample wrapper ---------------------------------------------------------------------

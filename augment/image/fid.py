@@ -29,9 +29,9 @@ import numpy as np
 import torch
 
 from augment.core.errors import ConfigError, DataError
+from augment.core.metrics import frechet_distance as _frechet_distance
+from augment.core.metrics import unique_metric_keys
 from augment.image.classifier import ImageClassifier, check_images, check_labels
-from augment.tabular.fidelity import frechet_distance as _frechet_distance
-from augment.tabular.fidelity import unique_metric_keys
 
 EXTRACTORS = ("auto", "inception", "domain")
 
@@ -223,7 +223,7 @@ def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
     """Fréchet distance between Gaussians fitted to two feature sets (the FID formula).
 
     ``||mu_a - mu_b||^2 + Tr(C_a + C_b - 2 (C_a C_b)^(1/2))``, computed as in
-    :func:`augment.tabular.fidelity.frechet_distance`: a ridge of 1e-6 on both diagonals keeps
+    :func:`augment.core.metrics.frechet_distance`: a ridge of 1e-6 on both diagonals keeps
     rank-deficient covariances (fewer images than features) finite, and the square root comes
     from symmetric eigendecompositions, so there is never an imaginary part to drop. A set against
     itself gives 0; the result matches scipy's ``sqrtm`` formula to 1e-5 relative (tested).

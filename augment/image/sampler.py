@@ -16,16 +16,17 @@ In an ``imblearn.pipeline.Pipeline`` the next step receives the image array; fla
 from __future__ import annotations
 
 from collections.abc import Mapping
-from numbers import Integral, Real
+from numbers import Integral
 from typing import Any
 
 import numpy as np
-from imblearn.over_sampling.base import BaseOverSampler
-from sklearn.utils import check_random_state, column_or_1d
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils import column_or_1d
+from sklearn.utils._param_validation import Interval
 
-from augment.core.device import cpu_threads
+from augment.core.balance import to_python
 from augment.core.errors import DataError
+from augment.core.sampler import COMMON_CONSTRAINTS, GANSampler
+from augment.core.train import TrainingLoop, settings_from
 from augment.image.cgan import ImageGANSettings, ImageTrainSettings, base_grid
 from augment.image.synthesizer import (
     IMAGE_SYNTHESIZER_FORMAT,
@@ -33,11 +34,9 @@ from augment.image.synthesizer import (
     fit_image_unit,
     image_synthesizer_from_payload,
 )
-from augment.tabular.sampler import SavedSamplerMixin, _plain
-from augment.tabular.synthesizer import training_units
 
 
-class ImageGANOverSampler(SavedSamplerMixin, BaseOverSampler):
+class ImageGANOverSampler(GANSampler):
     """Oversample image classes with a conditional GAN: exactly the planned images per class.
 
     Args:
@@ -57,21 +56,9 @@ class ImageGANOverSampler(SavedSamplerMixin, BaseOverSampler):
     """
 
     _parameter_constraints: dict = {
-        **BaseOverSampler._parameter_constraints,
-        "mode": [StrOptions({"conditional", "per_class"})],
-        "steps": [Interval(Integral, 1, None, closed="left")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "lr": [Interval(Real, 0, None, closed="neither")],
-        "critic_steps": [Interval(Integral, 1, None, closed="left")],
+        **COMMON_CONSTRAINTS,
         "width": [Interval(Integral, 1, None, closed="left")],
-        "noise_dim": [Interval(Integral, 1, None, closed="left")],
-        "ema_decay": [Interval(Real, 0, 1, closed="left")],
         "diff_augment": [str],
-        "device": [StrOptions({"auto", "cpu", "cuda"})],
-        "precision": [StrOptions({"auto", "fp32", "bf16"})],
-        "random_state": ["random_state"],
-        "progress": ["boolean"],
-        "cpu_threads": [Interval(Integral, 1, None, closed="left"), None],
     }
 
     _FORMAT = IMAGE_SYNTHESIZER_FORMAT
@@ -98,20 +85,7 @@ class ImageGANOverSampler(SavedSamplerMixin, BaseOverSampler):
         cpu_threads: int | None = None,
     ) -> None:
         super().__init__(sampling_strategy=sampling_strategy)
-        self.mode = mode
-        self.steps = steps
-        self.batch_size = batch_size
-        self.lr = lr
-        self.critic_steps = critic_steps
-        self.width = width
-        self.noise_dim = noise_dim
-        self.ema_decay = ema_decay
-        self.diff_augment = diff_augment
-        self.device = device
-        self.precision = precision
-        self.random_state = random_state
-        self.progress = progress
-        self.cpu_threads = cpu_threads
+        self._store_params(locals())
 
     # imbalanced-learn would flatten X into a 2-D float array; images keep their shape and dtype.
     def _check_X_y(self, X, y, accept_sparse=None):  # noqa: N802 - imblearn's name
@@ -142,69 +116,39 @@ class ImageGANOverSampler(SavedSamplerMixin, BaseOverSampler):
         self.input_ndim_ = np.asarray(X).ndim
         return super().fit_resample(X, y, **params)
 
-    def _fit_resample(self, X, y):
-        with cpu_threads(self.cpu_threads):
-            return self._fit_and_generate(X, y)
+    # -- the hooks of core.sampler.GANSampler ------------------------------------------------
+    def _prepare(self, X, y) -> tuple[tuple[np.ndarray, list[Any]], list[Any]]:
+        labels = [to_python(v) for v in column_or_1d(y)]
+        classes = sorted(set(labels), key=lambda v: (str(type(v)), v))
+        return (X, labels), classes
 
-    def _fit_and_generate(self, X, y):
-        seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        labels = column_or_1d(y)
-        classes = sorted({_plain(v) for v in labels}, key=lambda v: (str(type(v)), v))
-        plan = {c: 0 for c in classes}
-        plan.update({_plain(c): int(n) for c, n in self.sampling_strategy_.items()})
-        gan = ImageGANSettings(
-            size=X.shape[1],
-            channels=X.shape[3],
-            noise_dim=self.noise_dim,
-            width=self.width,
-            ema_decay=self.ema_decay,
-            diff_augment=self.diff_augment,
-        )
-        train = ImageTrainSettings(
-            steps=self.steps,
-            batch_size=self.batch_size,
-            lr=self.lr,
-            critic_steps=self.critic_steps,
-            seed=seed,
-            precision=self.precision,
-        )
-        plain_labels = [_plain(v) for v in labels]
-        models = [
-            fit_image_unit(
-                X,
-                plain_labels,
-                unit,
-                gan=gan,
-                train=train,
-                device=self.device,
-                progress=self.progress,
-            )[0]
-            for unit in training_units(classes, plan, self.mode)
-        ]
-        self.synthesizer_ = ImageSynthesizer(models, classes)
-        self.seed_ = seed
-        new_x, new_y = self.synthesizer_.sample({c: n for c, n in plan.items() if n}, seed=seed)
-        self.n_generated_ = {c: int(np.sum(new_y == c)) if len(new_y) else 0 for c in plan}
-        return self._combine(X, y, new_x, new_y)
+    def _fit_unit(self, prepared, classes: list[Any], seed: int):
+        images, labels = prepared
+        return fit_image_unit(
+            images,
+            labels,
+            classes,
+            gan=settings_from(
+                ImageGANSettings, self, size=images.shape[1], channels=images.shape[3]
+            ),
+            train=settings_from(ImageTrainSettings, self, seed=seed),
+            device=self.device,
+            loop=TrainingLoop(progress=self.progress),
+        )[0]
 
-    def _combine(self, X, y, new_x: np.ndarray, new_y: np.ndarray):
-        y = np.asarray(y)
-        X_res = np.concatenate([X, new_x])
-        y_res = np.concatenate([y, new_y.astype(y.dtype)]) if len(new_y) else y.copy()
-        if getattr(self, "input_ndim_", 4) == 3:
-            X_res = X_res[..., 0]
-        return X_res, y_res
+    def _assemble(self, models, prepared, classes: list[Any]) -> ImageSynthesizer:
+        return ImageSynthesizer(models, classes)
 
-    # -- reuse after fitting -------------------------------------------------------------------
-    def sample(
-        self, n_per_class: Mapping[Any, int], seed: int | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Generate exactly ``n_per_class[c]`` new images per class (no real ones)."""
-        self._require_fitted()
-        images, labels = self.synthesizer_.sample(
-            {_plain(c): int(n) for c, n in n_per_class.items()},
-            seed=self.seed_ if seed is None else seed,
-        )
+    def _sample(self, plan: Mapping[Any, int], seed: int) -> tuple[np.ndarray, np.ndarray]:
+        images, labels = self.synthesizer_.sample(plan, seed=seed)
         if getattr(self, "input_ndim_", 4) == 3:
             images = images[..., 0]
         return images, labels
+
+    def _combine(self, X, y, new_x: np.ndarray, new_y: np.ndarray):
+        y = np.asarray(y)
+        if getattr(self, "input_ndim_", 4) == 3:
+            X = X[..., 0]  # _check_X_y added the channel axis
+        X_res = np.concatenate([X, new_x])
+        y_res = np.concatenate([y, new_y.astype(y.dtype)]) if len(new_y) else y.copy()
+        return X_res, y_res

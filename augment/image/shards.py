@@ -15,10 +15,7 @@ worst case for zlib) on one core. Files decode with any PNG reader (tested with 
 from __future__ import annotations
 
 import io
-import os
-import shutil
 import struct
-import uuid
 import zlib
 from typing import Any
 
@@ -27,7 +24,7 @@ from PIL import Image
 
 from augment.core import storage
 from augment.core.errors import DataError
-from augment.core.shards import SHARD_DIR, read_manifest, read_shards
+from augment.core.shards import SHARD_DIR, StagedFolder, read_manifest, read_shards
 from augment.core.storage import Location
 
 IMAGE_DIR = "images"
@@ -72,23 +69,13 @@ def path_part(value: Any) -> str:
     return cleaned.strip(".") or "_"
 
 
-class ImageFileWriter:
-    """Write ``<class>/<sample_id>.png`` files; ``commit`` makes them visible under ``images/``.
-
-    Local: into a staging folder that ``commit`` renames. Object store: straight to
-    ``images/`` (each file one PUT, a batch of them at once), like the Parquet parts; the run is
-    not finished before ``_SUCCESS`` either way.
-    """
+class ImageFileWriter(StagedFolder):
+    """Write ``<class>/<sample_id>.png`` files; ``commit`` makes them visible under ``images/``
+    (staged like the Parquet parts, see :class:`augment.core.shards.StagedFolder`; on an object
+    store a batch of files goes up at once)."""
 
     def __init__(self, output: Location) -> None:
-        self.output = storage.location(output)
-        self.remote = storage.is_remote(self.output)
-        # where the files go: a staging folder locally, images/ itself on an object store
-        if self.remote:
-            self.folder = self.output / IMAGE_DIR
-        else:
-            self.folder = self.output / f".{IMAGE_DIR}.tmp-{uuid.uuid4().hex[:8]}"
-            self.folder.mkdir(parents=True)
+        super().__init__(output, IMAGE_DIR)
         self.count = 0
 
     def write(self, label: Any, sample_ids: list[str], files: list[bytes]) -> None:
@@ -100,17 +87,6 @@ class ImageFileWriter:
             }
         )
         self.count += len(files)
-
-    def commit(self) -> None:
-        if self.remote:
-            return
-        final = self.output / IMAGE_DIR
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(self.folder, final)
-
-    def abort(self) -> None:
-        storage.remove(self.folder)
 
 
 def read_image_shards(

@@ -1,32 +1,27 @@
 """A fitted image synthesizer: one conditional image GAN, or one per class, behind one interface.
 
-The image counterpart of :mod:`augment.tabular.synthesizer`; the units of work and the training loop are
-the same (``training_units``, ``run_training``). Saved files hold only tensors and plain data::
+The image counterpart of :mod:`augment.tabular.synthesizer` over the same core
+(:mod:`augment.core.synthesizer`: units of work, the training loop, exact seeded batches).
+Saved files hold only tensors and plain data::
 
     synth.save("model.pt")
-    synth = load_synthesizer("model.pt", device="cpu")     # dispatches on the file's format
+    synth = load_synthesizer("model.pt", device="cpu")     # any kind: augment.load_synthesizer
     images, labels = synth.sample({7: 100}, seed=0)        # exactly 100 uint8 images of class 7
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from pathlib import Path
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
-import torch
+import pandas as pd
 
-from augment import __version__
-from augment.core.device import resolve_device
-from augment.core.persist import save_payload
-from augment.core.train import LossCallback, TrainingResult, run_training
-from augment.image.cgan import (
-    SAMPLE_BATCH,
-    ImageCGAN,
-    ImageGANSettings,
-    ImageTrainSettings,
-)
+from augment.core.synthesizer import UnitSynthesizer, fit_unit, load_device
+from augment.core.train import TrainingLoop, TrainingResult
+from augment.image.cgan import SAMPLE_BATCH, ImageCGAN, ImageGANSettings, ImageTrainSettings
+from augment.image.shards import encode_png
 
 IMAGE_SYNTHESIZER_FORMAT = "augment.image_synthesizer/1"
 
@@ -39,12 +34,7 @@ def fit_image_unit(
     gan: ImageGANSettings,
     train: ImageTrainSettings,
     device: str = "auto",
-    checkpoint_path: str | Path | None = None,
-    checkpoint_every: int = 250,
-    fingerprint: str = "",
-    resume: bool = True,
-    callbacks: Sequence[LossCallback] = (),
-    progress: bool = False,
+    loop: TrainingLoop | None = None,
     snapshot: Callable[[int, ImageCGAN], None] | None = None,
 ) -> tuple[ImageCGAN, TrainingResult]:
     """Fit a conditional image GAN on the images of ``classes``.
@@ -53,46 +43,41 @@ def fit_image_unit(
         images: uint8 ``(N, size, size, channels)``, all classes (this unit's are picked out).
         labels: ``(N,)`` class values.
         classes: the classes this unit models; the GAN is conditioned on them.
+        loop: checkpoints, resume, callbacks and progress of the training loop.
         snapshot: called as ``snapshot(step, model)`` after every step (e.g. to log sample grids
             from the EMA generator); it must not touch the training state.
     """
     labels = np.asarray(labels)
     keep = np.isin(labels, np.asarray(list(classes), dtype=labels.dtype))
     model = ImageCGAN(classes, gan)
-    trainer = model.make_trainer(images[keep], labels[keep].tolist(), train, resolve_device(device))
-    label = "all classes" if len(classes) > 1 else f"class {classes[0]}"
+    loop = loop or TrainingLoop(checkpoint_every=250)
     if snapshot is not None:
-        callbacks = [*callbacks, lambda step, _losses: snapshot(step, model)]
-    result = run_training(
-        trainer,
-        train.steps,
-        checkpoint_path=checkpoint_path,
-        checkpoint_every=checkpoint_every,
-        fingerprint=f"{fingerprint}:{'|'.join(map(str, classes))}",
-        resume=resume,
-        callbacks=callbacks,
-        progress=progress,
-        description=f"image GAN ({label})",
+        callbacks = [*loop.callbacks, lambda step, _losses: snapshot(step, model)]
+        loop = replace(loop, callbacks=callbacks)
+    result = fit_unit(
+        model,
+        images[keep],
+        labels[keep].tolist(),
+        train,
+        device=device,
+        what="image GAN",
+        model_format=IMAGE_SYNTHESIZER_FORMAT,
+        loop=loop,
     )
-    model.generator.eval()
     return model, result
 
 
-class ImageSynthesizer:
+class ImageSynthesizer(UnitSynthesizer):
     """Routes each class to the unit that models it and samples exact per-class counts."""
 
     kind = "image"
+    format = IMAGE_SYNTHESIZER_FORMAT
+    batch_size = SAMPLE_BATCH
 
     def __init__(self, units: Sequence[ImageCGAN], classes: Sequence[Any], label: str = "label"):
-        self.units = list(units)
+        super().__init__(units)
         self.all_classes = list(classes)  # every class of the data, modelled or not
         self.label = label
-        self.unit_of = {c: unit for unit in self.units for c in unit.classes}
-
-    @property
-    def classes(self) -> list[Any]:
-        """The classes that can be sampled."""
-        return list(self.unit_of)
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -107,15 +92,7 @@ class ImageSynthesizer:
         Batch ``i`` of a class is seeded by ``(seed, i)``, so the images do not depend on what
         else is generated, nor on the batch size of an earlier call with the same batch size.
         """
-        for cls, n_images in counts.items():
-            if n_images <= 0:
-                continue
-            if cls not in self.unit_of:
-                raise KeyError(f"class {cls!r} is not modelled; modelled classes: {self.classes}")
-            unit = self.unit_of[cls]
-            for start in range(0, n_images, batch_size):
-                size = min(batch_size, n_images - start)
-                yield cls, unit.sample(cls, size, seed=seed * 7919 + start // batch_size)
+        return self.unit_batches(counts, seed, batch_size)
 
     def sample(self, counts: Mapping[Any, int], seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """All requested images ``(n, H, W, C)`` and their labels ``(n,)``."""
@@ -126,23 +103,18 @@ class ImageSynthesizer:
             labels.extend([cls] * len(batch))
         return np.concatenate(images), np.asarray(labels)
 
-    def save(self, path: str | Path, extra: Mapping[str, Any] | None = None) -> None:
-        save_payload(
-            path,
-            {
-                "format": IMAGE_SYNTHESIZER_FORMAT,
-                "version": __version__,
-                "classes": list(self.all_classes),
-                "label": self.label,
-                "units": [unit.state_dict() for unit in self.units],
-                "extra": dict(extra or {}),
-            },
-        )
+    def sample_frame(self, counts: Mapping[Any, int], seed: int = 0) -> pd.DataFrame:
+        """The images as PNG bytes with their label, as in the job's image shards."""
+        images, labels = self.sample(counts, seed=seed)
+        return pd.DataFrame({"label": labels, "image": encode_png(images)})
+
+    def _payload(self) -> dict[str, Any]:
+        return {"classes": list(self.all_classes), "label": self.label}
 
 
 def image_synthesizer_from_payload(
     payload: dict[str, Any], device: str = "cpu"
 ) -> ImageSynthesizer:
-    target = resolve_device(device) if device != "cpu" else torch.device("cpu")
+    target = load_device(device)
     units = [ImageCGAN.from_state_dict(state, target) for state in payload["units"]]
     return ImageSynthesizer(units, payload["classes"], payload.get("label", "label"))

@@ -13,7 +13,7 @@ epochs) on its images and is scored on the same real holdout:
                              classes=classes, target_counts={3: 180}, seed=0)
     report.metrics["lift/balanced_accuracy"], report.metrics["lift_vs_albumentations/macro_f1"]
 
-Metric names and the do-no-harm gate are those of :func:`augment.tabular.validate.validate_downstream`,
+Metric names and the do-no-harm gate are those of :mod:`augment.core.validation`,
 with one classifier, ``cnn``.
 """
 
@@ -24,18 +24,16 @@ from typing import Any
 import albumentations as A
 import cv2
 import numpy as np
-import pandas as pd
 import torch
 
 from augment.core.errors import DataError
+from augment.core.validation import ValidationReport, build_report
 from augment.image.classifier import (
     ImageClassifier,
     check_images,
     check_labels,
     train_classifier,
 )
-from augment.tabular.fidelity import unique_metric_keys
-from augment.tabular.validate import ValidationReport, _score, summarise_arms
 
 CLASSIFIER = "cnn"
 
@@ -182,7 +180,7 @@ def validate_images(
             features); used as the baseline arm instead of training another.
 
     Returns:
-        A :class:`augment.tabular.validate.ValidationReport`. Metric names, with ``<m>`` one of
+        A :class:`augment.core.validation.ValidationReport`. Metric names, with ``<m>`` one of
         ``accuracy``, ``balanced_accuracy``, ``macro_f1``, ``recall/<class key>``:
         ``<arm>/cnn/<m>`` and ``<arm>/<m>`` for arms ``baseline``, ``augmented`` and
         ``albumentations``; ``lift/<m>`` and ``lift/cnn/<m>`` (augmented - baseline);
@@ -229,7 +227,6 @@ def validate_images(
             f"baseline_model was trained for {baseline_model.n_classes} classes of "
             f"{baseline_model.size} px images; these are {n_classes} classes of {shape[0]} px"
         )
-    class_keys = unique_metric_keys(classes)
 
     def fit(images: np.ndarray, labels: np.ndarray) -> ImageClassifier:
         return train_classifier(images, labels, n_classes, epochs=epochs, seed=seed, device=device)
@@ -262,35 +259,17 @@ def validate_images(
             else:
                 models["albumentations"] = fit(classic_images, classic_labels)
 
-    metrics: dict[str, float] = {}
-    per_class_tables: list[pd.DataFrame] = []
-    confusion: dict[str, np.ndarray] = {}
-    predictions: dict[int, np.ndarray] = {}  # arms that are the baseline share its predictions
+    predictions: dict[tuple[str, str], np.ndarray] = {}
+    by_model: dict[int, np.ndarray] = {}  # arms that are the baseline share its predictions
     for arm, model in models.items():
-        if id(model) not in predictions:
-            predictions[id(model)] = model.predict(holdout_images)
-        scores, table, matrix = _score(holdout_labels, predictions[id(model)], classes, class_keys)
-        metrics.update({f"{arm}/{CLASSIFIER}/{metric}": value for metric, value in scores.items()})
-        per_class_tables.append(table.assign(arm=arm, classifier=CLASSIFIER))
-        confusion[f"{arm}/{CLASSIFIER}"] = matrix
-
-    passed = summarise_arms(
-        metrics,
-        list(models),
-        [CLASSIFIER],
-        class_keys,
+        if id(model) not in by_model:
+            by_model[id(model)] = model.predict(holdout_images)
+        predictions[arm, CLASSIFIER] = by_model[id(model)]
+    return build_report(
+        holdout_labels,
+        predictions,
+        classes,
         reference_arm="albumentations" if "albumentations" in models else None,
-        min_lift=min_lift,
-    )
-    per_class = pd.concat(per_class_tables, ignore_index=True)[
-        ["arm", "classifier", "class", "precision", "recall", "f1", "support"]
-    ]
-    return ValidationReport(
-        metrics=metrics,
-        per_class=per_class,
-        confusion=confusion,
-        classes=classes,
-        passed=passed,
         min_lift=min_lift,
         notes=notes,
     )

@@ -26,10 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from augment.core import ddp
-from augment.core.config import JobConfig, load_config
+from augment.core.config import JobConfig
+from augment.core.context import JobContext
 from augment.core.errors import AugmentError, ValidationFailed
+from augment.pipeline.config import load_config
 from augment.pipeline.job import (
-    JobContext,
     JobResult,
     assemble,
     fail_job,
@@ -134,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     if summary_path:
         _write_summary(summary_path, summary)
     else:
-        from augment.cli import print_summary
+        from augment.pipeline.summary import print_summary
 
         print_summary(summary)
     return 0 if summary["passed"] else ValidationFailed.exit_code

@@ -6,110 +6,61 @@
     if synth is None:                               (cache miss, or force)
         units = units_for(ctx, data); fit_unit_step(ctx, data, classes) per unit
         synth = assemble(ctx, data, fitted)         saved to <output>/model/, then to the cache
-    gen   = generate_step(ctx, data, synth)         exact per-class counts into Parquet shards
-    check = validate_step(ctx, data)                lift vs real and vs SMOTE, fidelity, gate
-    res   = finish_job(ctx, data, synth, gen, check)  model logged, manifest, _SUCCESS, summary
+    gen   = generate_step(ctx, data, synth)         exact per-class counts into shards
+    check = validate_step(ctx, data)                lift vs real and vs the classic baseline
+    res   = finish_job(ctx, data, gen, check)       model logged, manifest, _SUCCESS, summary
 
-``run_job(config)`` runs them in order in-process; ``flows/`` runs the same steps as Prefect tasks.
-This is the edge where the validated config is turned into plain arguments for the library.
+Every step is the same for every kind of data: what differs is the *modality* of the job's
+``data.kind`` (:mod:`augment.core.modality`), looked up in :mod:`augment.pipeline.registry`.
+``run_job(config)`` runs the steps in order in-process; ``flows/`` runs the same steps as Prefect
+tasks. This is the edge where the validated config is turned into plain arguments for the library.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
-from augment import __version__
-from augment.core import storage
-from augment.core.balance import class_counts, plan_samples, split_holdout, subsample_to_ratio
-from augment.core.cache import (
-    SynthesizerCache,
-    cache_key,
-    default_cache_dir,
-    frame_digest,
-    images_digest,
-)
+from augment.core import __version__, storage
+from augment.core.balance import to_python
+from augment.core.cache import SynthesizerCache, cache_key, default_cache_dir
 from augment.core.config import JobConfig
+from augment.core.context import JobContext
 from augment.core.device import cpu_threads, resolve_device
 from augment.core.errors import ModelFileError, ValidationFailed
-from augment.core.generate import GenerationResult, generate_shards
-from augment.core.shards import (
-    MANIFEST,
-    OutputLock,
-    finalize,
-    prepare_output,
-    read_shards,
-    write_json_atomic,
-)
+from augment.core.generate import GenerationResult
+from augment.core.modality import Modality
+from augment.core.shards import MANIFEST, OutputLock, finalize, prepare_output, write_json_atomic
 from augment.core.storage import Location
-from augment.core.train import TrainingResult
-from augment.tabular.cgan import GANSettings, TrainSettings
-from augment.tabular.schema import TableSchema, infer_schema, to_python
-from augment.tabular.sources import handle_missing, load_table
-from augment.tabular.synthesizer import Synthesizer, fit_unit, load_synthesizer, training_units
-from augment.tabular.validate import ValidationReport, validate_downstream
+from augment.core.synthesizer import training_units
+from augment.core.train import TrainingLoop, TrainingResult
+from augment.core.validation import ValidationReport
+from augment.pipeline.registry import load_synthesizer, modality
 
 log = logging.getLogger(__name__)
 MODEL_FILE = "model/synthesizer.pt"
+SPLIT_FILE = "holdout_ids.json"
 
-
-@dataclass
-class JobContext:
-    config: JobConfig
-    output: Location  # a local folder (Path) or an fsspec URL (UPath): see augment.core.storage
-    fingerprint: str  # of everything that changes the output rows (the manifest's config_hash)
-    tracker: Any | None  # augment.tracking.JobTracker, or None when tracking is disabled
-    lock: OutputLock | None = None
-    world_size: int = (
-        1  # processes training each model (torchrun DDP; augment.pipeline.distributed)
-    )
-    force: bool = False  # train even when the cache holds a generator for this data + settings
-    started: float = field(default_factory=time.perf_counter)
-    timings: dict[str, float] = field(default_factory=dict)
-    training: list[dict[str, Any]] = field(default_factory=list)  # per unit, for the manifest
-    cache_key: str | None = None
-    cache_hit: bool = False
-    # Local folder for the training checkpoints and the model file (torch writes them with plain
-    # file I/O, checkpoints every few steps). The output folder itself when it is local; for a URL
-    # output a folder on this machine keyed by the URL (output.work_dir), from which the model
-    # file is uploaded. A rerun on the same machine resumes from its checkpoints.
-    work: Path | None = None
-
-    @property
-    def local(self) -> Path:
-        return self.work if self.work is not None else self.output
-
-
-@dataclass
-class JobData:
-    schema: TableSchema
-    columns: list[str]
-    train: pd.DataFrame
-    holdout: pd.DataFrame
-    counts_before: dict[Any, int]
-    plan: dict[Any, int]
-    cleaning: dict[str, Any]
-
-    @property
-    def classes(self) -> list[Any]:
-        return self.schema.classes
-
-    @property
-    def label(self) -> str:
-        return self.schema.label
-
-
-def _is_image(ctx: JobContext) -> bool:
-    return ctx.config.data.kind == "image"
+__all__ = [
+    "JobContext",
+    "JobResult",
+    "assemble",
+    "fail_job",
+    "finish_job",
+    "fit_unit_step",
+    "generate_step",
+    "load_data",
+    "reuse_synthesizer",
+    "run_job",
+    "start_job",
+    "units_for",
+    "validate_step",
+]
 
 
 @dataclass
@@ -145,6 +96,10 @@ class JobResult:
             "cache_hit": self.cache_hit,
             "training": self.training,
         }
+
+
+def _modality(ctx: JobContext) -> Modality:
+    return modality(ctx.config.data.kind)
 
 
 def start_job(config: JobConfig, force: bool = False) -> JobContext:
@@ -194,66 +149,23 @@ def _open_tracker(config: JobConfig, output: Location) -> Any | None:
 def load_data(ctx: JobContext) -> Any:
     """Load and clean the data, split off the holdout, optionally imbalance, and plan.
 
-    Returns a :class:`JobData` (tables) or an :class:`augment.image.job.ImageJobData`.
+    Returns the modality's prepared data (see :class:`augment.core.modality.PreparedData`); the
+    split is recorded in ``holdout_ids.json`` and, with tracking, in MLflow.
     """
     began = time.perf_counter()
-    if _is_image(ctx):
-        from augment.image.job import load_image_data
-
-        data = load_image_data(ctx)
-        ctx.timings["load"] = time.perf_counter() - began
-        return data
-    cfg = ctx.config
-    frame = load_table(
-        cfg.data.source,
-        cfg.data.label,
-        cfg.data.format,
-        cfg.data.drop_columns,
-        storage_options=cfg.data.storage_options,
-    )
-    frame, cleaning = handle_missing(frame, cfg.data.label, cfg.data.missing)
-    train, holdout = split_holdout(frame, cfg.data.label, cfg.validate_.holdout, cfg.train.seed)
-    if cfg.data.imbalance_ratio:
-        train = subsample_to_ratio(train, cfg.data.label, cfg.data.imbalance_ratio, cfg.train.seed)
-    schema = infer_schema(
-        train,
-        cfg.data.label,
-        overrides=cfg.data.columns,
-        categorical_max_unique=cfg.data.categorical_max_unique,
-        max_categories=cfg.data.max_categories,
-        constant_columns=cfg.data.constant_columns,
-    )
-    counts = class_counts(train[cfg.data.label])
-    plan = plan_samples(counts, cfg.balance.sampling_strategy)
-    write_json_atomic(
-        ctx.output / "holdout_ids.json",
-        {
-            "row_ids": [int(i) for i in holdout.index],
-            "train_row_ids": [int(i) for i in train.index],
-        },
-    )
-    data = JobData(schema, list(frame.columns), train, holdout, counts, plan, cleaning)
+    data = _modality(ctx).load(ctx)
+    write_json_atomic(ctx.output / SPLIT_FILE, data.split_ids)
     ctx.timings["load"] = time.perf_counter() - began
     if ctx.tracker:
-        log_output_file(ctx, "holdout_ids.json", "data/holdout_ids.json")
-        ctx.tracker.log_params(
-            {
-                "data.rows_train": len(train),
-                "data.rows_holdout": len(holdout),
-                "data.columns_continuous": len(schema.continuous),
-                "data.columns_categorical": len(schema.categorical),
-            }
-        )
-        ctx.tracker.log_text(json.dumps(_plain_keys(plan), indent=2), "plan.json")
+        ctx.log_output_file(SPLIT_FILE, f"data/{SPLIT_FILE}")
+        ctx.tracker.log_params(data.params)
+        ctx.tracker.log_text(json.dumps(_plain_keys(data.plan), indent=2), "plan.json")
     return data
 
 
-def data_digest(data: Any) -> str:
+def data_digest(ctx: JobContext, data: Any) -> str:
     """Content digest of the training data as loaded (see :mod:`augment.core.cache`)."""
-    if isinstance(data, JobData):
-        schema = json.dumps(data.schema.to_dict(), sort_keys=True, default=str)
-        return frame_digest(data.train) + ":" + hashlib.sha256(schema.encode()).hexdigest()
-    return images_digest(data.train_images, data.train_labels)
+    return _modality(ctx).data_digest(data)
 
 
 def _cache(ctx: JobContext) -> SynthesizerCache | None:
@@ -267,7 +179,7 @@ def _cache(ctx: JobContext) -> SynthesizerCache | None:
 def _cache_key(ctx: JobContext, data: Any) -> str:
     if ctx.cache_key is None:
         ctx.cache_key = cache_key(
-            data_digest(data), ctx.config.training_settings(), units_for(ctx, data)
+            data_digest(ctx, data), ctx.config.training_settings(), units_for(ctx, data)
         )
     return ctx.cache_key
 
@@ -276,8 +188,9 @@ def reuse_synthesizer(ctx: JobContext, data: Any) -> Any | None:
     """The cached generator for this data and these training settings, or None (train it).
 
     On a hit the cached file is copied to ``<output>/model/synthesizer.pt`` (what the manifest
-    and MLflow point at; for a URL output via the local work dir) and loaded; nothing is trained and no train run is logged. A rerun that
-    misses still resumes from its checkpoints as before. ``ctx.force`` skips the lookup.
+    and MLflow point at; for a URL output via the local work dir) and loaded; nothing is trained
+    and no train run is logged. A rerun that misses still resumes from its checkpoints as before.
+    ``ctx.force`` skips the lookup.
     """
     cache = _cache(ctx)
     if cache is None or not units_for(ctx, data):
@@ -306,7 +219,7 @@ def reuse_synthesizer(ctx: JobContext, data: Any) -> Any | None:
     return synthesizer
 
 
-def units_for(ctx: JobContext, data: JobData) -> list[list[Any]]:
+def units_for(ctx: JobContext, data: Any) -> list[list[Any]]:
     """The units of work to fit: one (conditional) or one per class that needs rows."""
     return training_units(data.classes, data.plan, ctx.config.model.mode)
 
@@ -320,40 +233,25 @@ def fit_unit_step(ctx: JobContext, data: Any, classes: Sequence[Any]) -> tuple[A
         run_id = ctx.tracker.child(name)
         callbacks.append(ctx.tracker.loss_callback(run_id, every=10))
     index = data.classes.index(classes[0]) if len(classes) == 1 else "all"
-    # What every kind's fit takes: the loop's checkpoint, resume and progress settings.
-    loop = {
-        "device": cfg.train.device,
-        "checkpoint_path": ctx.local / "checkpoints" / f"unit-{index}.pt",
-        "checkpoint_every": cfg.train.checkpoint_every,
-        "fingerprint": cfg.fingerprint(for_checkpoint=True),
-        "resume": cfg.train.resume,
-        "callbacks": callbacks,
-        "progress": cfg.train.progress,
-    }
-    extra: dict[str, float] = {}
+    loop = TrainingLoop(
+        checkpoint_path=ctx.local / "checkpoints" / f"unit-{index}.pt",
+        checkpoint_every=cfg.train.checkpoint_every,
+        fingerprint=cfg.fingerprint(for_checkpoint=True),
+        resume=cfg.train.resume,
+        callbacks=callbacks,
+        progress=cfg.train.progress,
+    )
+    kind = _modality(ctx)
     with cpu_threads(cfg.train.cpu_threads):
-        if _is_image(ctx):
-            from augment.image.job import fit_images
-
-            model, result = fit_images(ctx, data, classes, name, run_id, loop)
-            seen = (result.steps - result.resumed_from) * cfg.train.batch_size * ctx.world_size
-            extra["train/images_per_second"] = seen / max(result.seconds, 1e-9)
-        else:
-            model, result = fit_unit(
-                data.train,
-                data.schema,
-                classes,
-                gan=gan_settings(cfg),
-                train=train_settings(cfg),
-                max_modes=cfg.model.max_modes,
-                continuous=cfg.model.continuous,
-                clip_to_range=cfg.output.clip_to_range,
-                **loop,
-            )
+        model, result = kind.fit_unit(ctx, data, classes, loop, name, run_id)
     if ctx.tracker:
         callbacks[0].flush()
         ctx.tracker.log_metrics(
-            {"train/seconds": result.seconds, "train/resumed_from": result.resumed_from, **extra},
+            {
+                "train/seconds": result.seconds,
+                "train/resumed_from": result.resumed_from,
+                **kind.unit_metrics(ctx, result),
+            },
             run_id=run_id,
         )
         ctx.tracker.end(run_id)
@@ -379,12 +277,7 @@ def assemble(ctx: JobContext, data: Any, fitted: Sequence[tuple[Any, TrainingRes
         }
         for classes, (_, result) in zip(units_for(ctx, data), fitted, strict=True)
     ]
-    if _is_image(ctx):
-        from augment.image.job import assemble_images
-
-        synthesizer = assemble_images(fitted, data)
-    else:
-        synthesizer = Synthesizer([model for model, _ in fitted], data.schema, data.columns)
+    synthesizer = _modality(ctx).assemble(data, [model for model, _ in fitted])
     synthesizer.save(ctx.local / MODEL_FILE)
     if storage.is_remote(ctx.output):
         storage.write_bytes(ctx.output / MODEL_FILE, (ctx.local / MODEL_FILE).read_bytes())
@@ -399,59 +292,24 @@ def assemble(ctx: JobContext, data: Any, fitted: Sequence[tuple[Any, TrainingRes
 
 
 def generate_step(ctx: JobContext, data: Any, synthesizer: Any) -> GenerationResult:
+    """Exactly ``data.plan`` rows (images) per class into the output's shards."""
     began = time.perf_counter()
-    if _is_image(ctx):
-        from augment.image.job import generate_images_step
-
-        result = generate_images_step(ctx, data, synthesizer)
-        ctx.timings["generate"] = time.perf_counter() - began
-        return result
-    result = generate_shards(
-        synthesizer,
-        data.plan,
-        ctx.output,
-        rows_per_shard=ctx.config.output.rows_per_shard,
-        seed=ctx.config.train.seed,
-    )
+    result = _modality(ctx).generate(ctx, data, synthesizer)
     ctx.timings["generate"] = time.perf_counter() - began
     return result
 
 
 def validate_step(ctx: JobContext, data: Any) -> tuple[ValidationReport, dict[str, float]]:
-    """Score real vs real+synthetic vs real+SMOTE (images: + albumentations) on the holdout;
-    measure fidelity (images: FID and KID).
+    """Score real vs real+synthetic vs the classic baseline (SMOTE, albumentations) on the
+    holdout; measure fidelity (tables: distances and detection; images: FID and KID).
 
     The synthetic rows are read back from the shards just written, so what is validated is what
     the user gets.
     """
-    from augment.tabular.fidelity import fidelity_report
-
     began = time.perf_counter()
-    if _is_image(ctx):
-        from augment.image.job import validate_images_step
-
-        outcome = validate_images_step(ctx, data)
-        ctx.timings["validate"] = time.perf_counter() - began
-        return outcome
-    cfg = ctx.config
-    synthetic = read_shards(ctx.output, require_success=False)
-    targets = {c: data.counts_before[c] + data.plan[c] for c in data.counts_before}
-    report = validate_downstream(
-        data.train,
-        data.holdout,
-        synthetic,
-        data.schema,
-        target_counts=targets,
-        classifiers=list(cfg.validate_.classifiers),
-        smote=cfg.validate_.smote,
-        min_lift=cfg.validate_.min_lift,
-        seed=cfg.train.seed,
-    )
-    fidelity = {}
-    if cfg.validate_.fidelity and len(synthetic):
-        fidelity = fidelity_report(data.train, synthetic, data.holdout, data.schema, cfg.train.seed)
+    outcome = _modality(ctx).validate(ctx, data)
     ctx.timings["validate"] = time.perf_counter() - began
-    return report, fidelity
+    return outcome
 
 
 def finish_job(
@@ -524,16 +382,10 @@ def finish_job(
         manifest["training"].update(
             world_size=ctx.world_size, effective_batch_size=cfg.train.batch_size * ctx.world_size
         )
-    if _is_image(ctx):
-        manifest["image_shape"] = list(data.image_shape)
-        manifest["columns"] = ["image", "label", "sample_id"]
-        manifest["image_files"] = "images/" if cfg.output.image_files else None
-        manifest["filter"] = generation.filter or None
-        manifest["skipped_files"] = data.cleaning.get("skipped_files", 0)
-        manifest["fid_extractor"] = data.extra.get("fid_extractor")
+    manifest.update(_modality(ctx).manifest_fields(ctx, data, generation))
     finalize(ctx.output, manifest)
     if ctx.tracker:
-        log_output_file(ctx, MANIFEST, MANIFEST)
+        ctx.log_output_file(MANIFEST, MANIFEST)
         ctx.tracker.end(status="FINISHED" if passed else "FAILED")
     if ctx.lock:
         ctx.lock.release()
@@ -552,11 +404,6 @@ def finish_job(
         cache_hit=ctx.cache_hit,
         training=ctx.training,
     )
-
-
-def log_output_file(ctx: JobContext, name: str, artifact_file: str) -> None:
-    """Copy a small text file of the output (local or on a store) into the MLflow run."""
-    ctx.tracker.log_text((ctx.output / name).read_text(), artifact_file)
 
 
 def fail_job(ctx: JobContext) -> None:
@@ -600,36 +447,6 @@ def gate_message(result: JobResult, min_lift: float) -> str:
     return (
         f"validation failed: lift in balanced accuracy {lift:+.4f} is below validate.min_lift="
         f"{min_lift}; the shards are kept in {result.output}"
-    )
-
-
-def gan_settings(cfg: JobConfig) -> GANSettings:
-    m = cfg.model
-    return GANSettings(
-        noise_dim=m.noise_dim,
-        generator_dims=tuple(m.generator_dims),
-        discriminator_dims=tuple(m.discriminator_dims),
-        pac=m.pac,
-        gumbel_tau=m.gumbel_tau,
-        gp_weight=m.gp_weight,
-        gp_every=m.gp_every,
-        truncation=m.truncation,
-        ema_decay=m.ema_decay,
-    )
-
-
-def train_settings(cfg: JobConfig, settings: type = TrainSettings) -> Any:
-    """The config's optimisation knobs as ``settings`` (TrainSettings, or ImageTrainSettings)."""
-    t = cfg.train
-    return settings(
-        steps=t.steps,
-        batch_size=t.batch_size,
-        lr=t.lr,
-        betas=tuple(t.betas),
-        critic_steps=t.critic_steps,
-        seed=t.seed,
-        class_sampling=t.class_sampling,
-        precision=t.precision,
     )
 
 

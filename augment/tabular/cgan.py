@@ -35,7 +35,7 @@ from torch import nn
 from augment.core import ddp
 from augment.core.device import autocast, autocast_dtype, autocast_to
 from augment.core.optim import LeanAdam
-from augment.core.train import class_probabilities
+from augment.core.train import EMA, GANTrainerState, TrainSettings, class_probabilities
 from augment.tabular.transform import Span, TabularEncoder
 
 _INIT_LOCK = threading.Lock()
@@ -56,20 +56,6 @@ class GANSettings:
     ema_decay: float = 0.95
     # Sampling only: z ~ N(0, truncation^2); below 1 trades variety for fidelity.
     truncation: float = 1.0
-
-
-@dataclass
-class TrainSettings:
-    """Optimisation knobs (the config's ``train`` section, minus I/O)."""
-
-    steps: int = 250
-    batch_size: int = 64
-    lr: float = 1e-3
-    betas: tuple[float, float] = (0.5, 0.9)
-    critic_steps: int = 3
-    seed: int = 0
-    class_sampling: str = "uniform"
-    precision: str = "auto"  # auto | fp32 | bf16 (augment.core.device.autocast_dtype)
 
 
 # -- networks ---------------------------------------------------------------------------------
@@ -331,7 +317,7 @@ class SpanActivation(nn.Module):
 
 
 # -- training ---------------------------------------------------------------------------------
-class TabularGANTrainer:
+class TabularGANTrainer(GANTrainerState):
     """One optimizer step at a time; implements :class:`augment.core.train.Trainer`.
 
     Data-parallel when a ``torch.distributed`` process group is up (see :mod:`augment.core.ddp`).
@@ -384,7 +370,7 @@ class TabularGANTrainer:
         self.class_probs = torch.as_tensor(class_probabilities(counts, train.class_sampling))
         self.eye = torch.eye(model.n_classes, device=device)
         self.last_penalty = float("nan")
-        self._ema_lists: tuple[list[torch.Tensor], ...] | None = None
+        self.averager = EMA(model.ema, model.generator, settings.ema_decay)
 
     def _real_batch(self, n_batches: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
         """``n_batches`` batches at once: (n * B, D) rows and their (n * B, classes) one-hots."""
@@ -455,7 +441,7 @@ class TabularGANTrainer:
         self.opt_g.zero_grad(set_to_none=True)
         fake.backward(-d_rows[:, : fake.shape[1]])  # the generator minimises -mean score
         self.opt_g.lean_step()
-        self._update_ema(step)
+        self.averager.update(step)
         loss_d = float(-wasserstein)
         if penalty is not None:  # the last critic step's loss, as it was optimised
             loss_d += self.penalty_weight * float(penalty)
@@ -466,42 +452,14 @@ class TabularGANTrainer:
             "gp": self.last_penalty,
         }
 
-    @torch.no_grad()
-    def _update_ema(self, step: int) -> None:
-        # Warm-up: early on the average follows the weights closely (decay (1+t)/(10+t)).
-        decay = min(self.model.settings.ema_decay, (1 + step) / (10 + step))
-        if self._ema_lists is None:  # the same tensors every step (loading copies into them)
-            ema, live = self.model.ema, self.model.generator
-            self._ema_lists = (
-                list(ema.parameters()),
-                list(live.parameters()),
-                list(ema.buffers()),
-                list(live.buffers()),
-            )
-        ema_params, live_params, ema_buffers, live_buffers = self._ema_lists
-        torch._foreach_lerp_(ema_params, live_params, 1 - decay)
-        torch._foreach_copy_(ema_buffers, live_buffers)
-
-    def state_dict(self) -> dict[str, Any]:
+    def _stateful(self) -> dict[str, Any]:
         return {
-            "generator": self.model.generator.state_dict(),
-            "ema": self.model.ema.state_dict(),
-            "critic": self.critic.state_dict(),
-            "opt_g": self.opt_g.state_dict(),
-            "opt_d": self.opt_d.state_dict(),
-            **ddp.rng_states(self._generators()),
+            "generator": self.model.generator,
+            "ema": self.model.ema,
+            "critic": self.critic,
+            "opt_g": self.opt_g,
+            "opt_d": self.opt_d,
         }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.model.generator.load_state_dict(state["generator"])
-        self.model.ema.load_state_dict(state["ema"])
-        self.critic.load_state_dict(state["critic"])
-        self.opt_g.load_state_dict(state["opt_g"])
-        self.opt_d.load_state_dict(state["opt_d"])
-        ddp.restore_rng_states(self._generators(), state, self.train.seed)
-
-    def _generators(self) -> dict[str, torch.Generator]:
-        return {"rng": self.rng, "sample_rng": self.sample_rng}
 
 
 # -- fit / sample wrapper ---------------------------------------------------------------------

@@ -13,16 +13,10 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from augment.core.balance import to_python
 from augment.core.errors import DataError
 
 ColumnKind = Literal["continuous", "categorical"]
-
-
-def to_python(value: Any) -> Any:
-    """numpy / pandas scalars -> plain Python values (JSON-able, comparable across dtypes)."""
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 @dataclass

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 from sklearn.preprocessing import QuantileTransformer
 
+from augment.core.balance import to_python
 from augment.tabular.schema import TableSchema
 
 _VAR_FLOOR = 1e-4  # in standardised units: keeps a constant column or a spike mode finite
@@ -175,7 +176,8 @@ class TabularEncoder:
                 categories = self.categories[column.name]
                 lookup = {value: j for j, value in enumerate(categories)}
                 codes = np.array(
-                    [lookup.get(_plain(v), -1) for v in frame[column.name].tolist()], dtype=np.int64
+                    [lookup.get(to_python(v), -1) for v in frame[column.name].tolist()],
+                    dtype=np.int64,
                 )
                 onehot = np.zeros((n_rows, len(categories)))
                 seen = codes >= 0
@@ -298,7 +300,3 @@ def _rebuild_quantile_transformer(
     transformer.n_quantiles_ = len(references)
     transformer.n_features_in_ = quantiles.shape[1]
     return transformer
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value

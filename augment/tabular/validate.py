@@ -16,7 +16,6 @@ at least ``min_lift`` above the baseline's.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -25,44 +24,21 @@ from imblearn.over_sampling import SMOTE, SMOTEN, SMOTENC
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
 
+from augment.core.balance import to_python
 from augment.core.errors import ConfigError, DataError
-from augment.tabular.fidelity import label_values, unique_metric_keys
-from augment.tabular.schema import TableSchema, to_python
+from augment.core.validation import ValidationReport, build_report
+from augment.tabular.fidelity import label_values
+from augment.tabular.schema import TableSchema
 
 CLASSIFIERS = ("logistic", "random_forest", "hist_gradient_boosting")
 
 # HistGradientBoosting handles a categorical column natively only up to max_bins (255) values;
 # wider columns go in as ordinal codes.
 _HGB_MAX_CATEGORIES = 255
-
-
-@dataclass
-class ValidationReport:
-    """Outcome of ``validate_downstream``.
-
-    Attributes:
-        metrics: flat metric dict (see ``validate_downstream`` for the names).
-        per_class: long table with columns arm, classifier, class, precision, recall, f1, support.
-        confusion: ``"<arm>/<classifier>"`` -> confusion matrix (rows true, columns predicted,
-            both in ``classes`` order).
-        classes: the class order used in every table and matrix.
-        passed: whether the do-no-harm gate passed.
-        min_lift: the gate's threshold on ``lift/balanced_accuracy``.
-        notes: plain-language remarks, e.g. why an arm was skipped.
-    """
-
-    metrics: dict[str, float]
-    per_class: pd.DataFrame
-    confusion: dict[str, np.ndarray]
-    classes: list[Any]
-    passed: bool
-    min_lift: float
-    notes: list[str] = field(default_factory=list)
 
 
 def validate_downstream(
@@ -141,7 +117,6 @@ def validate_downstream(
         )
     )
     class_index = {label: index for index, label in enumerate(classes)}
-    class_keys = unique_metric_keys(classes)
 
     def encode(labels: np.ndarray) -> np.ndarray:
         # sklearn rejects object arrays of non-strings, so every label becomes its class index.
@@ -174,92 +149,28 @@ def validate_downstream(
 
     # The augmented arm is always reported, even when it is the baseline; SMOTE only if it ran.
     scored_arms = ["baseline", "augmented", *(["smote"] if "smote" in arms else [])]
-    metrics: dict[str, float] = {}
-    results: dict[tuple[str, str], tuple[dict[str, float], pd.DataFrame, np.ndarray]] = {}
-    per_class_tables: list[pd.DataFrame] = []
-    confusion: dict[str, np.ndarray] = {}
+    predictions: dict[tuple[str, str], np.ndarray] = {}
     for arm in scored_arms:
         for name in classifier_names:
-            if arm in arms:
-                arm_x, arm_y = arms[arm]
-                # One OpenMP thread: on tables this small HistGradientBoosting gains nothing from
-                # more, and when the cores are busy (a GAN training beside it) its spinning
-                # threads made one fit take 15 s instead of 0.2 s. Results do not change.
-                with threadpool_limits(limits=1, user_api="openmp"):
-                    model = _build_classifier(name, schema, seed).fit(arm_x, arm_y)
-                    predicted = model.predict(holdout_x)
-                outcome = _score(holdout_y, predicted, classes, class_keys)
-                results[name, arm] = outcome
-            else:
+            if arm not in arms:
                 # Nothing generated: retraining on the very same rows would give the same model.
-                outcome = results[name, "baseline"]
-            scores, table, matrix = outcome
-            metrics.update({f"{arm}/{name}/{metric}": value for metric, value in scores.items()})
-            per_class_tables.append(table.assign(arm=arm, classifier=name))
-            confusion[f"{arm}/{name}"] = matrix.copy()
-
-    passed = summarise_arms(
-        metrics,
-        scored_arms,
-        classifier_names,
-        class_keys,
+                predictions[arm, name] = predictions["baseline", name]
+                continue
+            arm_x, arm_y = arms[arm]
+            # One OpenMP thread: on tables this small HistGradientBoosting gains nothing from
+            # more, and when the cores are busy (a GAN training beside it) its spinning threads
+            # made one fit take 15 s instead of 0.2 s. Results do not change.
+            with threadpool_limits(limits=1, user_api="openmp"):
+                model = _build_classifier(name, schema, seed).fit(arm_x, arm_y)
+                predictions[arm, name] = model.predict(holdout_x)
+    return build_report(
+        holdout_y,
+        predictions,
+        classes,
         reference_arm="smote" if "smote" in arms else None,
-        min_lift=min_lift,
-    )
-
-    per_class = pd.concat(per_class_tables, ignore_index=True)[
-        ["arm", "classifier", "class", "precision", "recall", "f1", "support"]
-    ]
-    return ValidationReport(
-        metrics=metrics,
-        per_class=per_class,
-        confusion=confusion,
-        classes=classes,
-        passed=passed,
         min_lift=min_lift,
         notes=notes,
     )
-
-
-def summarise_arms(
-    metrics: dict[str, float],
-    arms: Sequence[str],
-    classifier_names: Sequence[str],
-    class_keys: Sequence[str],
-    reference_arm: str | None,
-    min_lift: float,
-) -> bool:
-    """Add arm means, lifts and the gate to ``metrics``; return whether the gate passed.
-
-    ``metrics`` must hold ``<arm>/<classifier>/<m>`` for every arm (among them ``baseline`` and
-    ``augmented``) and classifier, with ``<m>`` one of ``accuracy``, ``balanced_accuracy``,
-    ``macro_f1``, ``recall/<class key>``. Added: ``<arm>/<m>`` (mean over classifiers),
-    ``lift/<m>`` and ``lift/<classifier>/<m>`` (augmented - baseline),
-    ``lift_vs_<reference_arm>/<m>`` (augmented - reference, when given) and
-    ``validation/passed``. The gate passes when ``lift/balanced_accuracy >= min_lift``; a NaN lift
-    fails. Shared by the table (:func:`validate_downstream`) and image validations.
-    """
-    metric_names = ["accuracy", "balanced_accuracy", "macro_f1"]
-    metric_names += [f"recall/{key}" for key in class_keys]
-    for arm in arms:
-        for metric in metric_names:
-            metrics[f"{arm}/{metric}"] = float(
-                np.mean([metrics[f"{arm}/{name}/{metric}"] for name in classifier_names])
-            )
-    for metric in metric_names:
-        metrics[f"lift/{metric}"] = metrics[f"augmented/{metric}"] - metrics[f"baseline/{metric}"]
-        for name in classifier_names:
-            metrics[f"lift/{name}/{metric}"] = (
-                metrics[f"augmented/{name}/{metric}"] - metrics[f"baseline/{name}/{metric}"]
-            )
-        if reference_arm is not None:
-            metrics[f"lift_vs_{reference_arm}/{metric}"] = (
-                metrics[f"augmented/{metric}"] - metrics[f"{reference_arm}/{metric}"]
-            )
-    # NaN >= x is False: a lift that cannot be measured does not pass.
-    passed = bool(metrics["lift/balanced_accuracy"] >= min_lift)
-    metrics["validation/passed"] = 1.0 if passed else 0.0
-    return passed
 
 
 def smote_resample(
@@ -386,33 +297,3 @@ def _build_classifier(name: str, schema: TableSchema, seed: int) -> Pipeline:
     # The categorical block comes first, so HistGradientBoosting's indices above point at it.
     steps = [step for step in steps if step[2]]
     return Pipeline([("encode", ColumnTransformer(steps, remainder="drop")), ("classify", model)])
-
-
-def _score(
-    true: np.ndarray, predicted: np.ndarray, classes: list[Any], class_keys: list[str]
-) -> tuple[dict[str, float], pd.DataFrame, np.ndarray]:
-    """Metrics, per-class table and confusion matrix of one classifier on the holdout."""
-    indices = list(range(len(classes)))
-    precision, recall, f1, support = precision_recall_fscore_support(
-        true, predicted, labels=indices, zero_division=0
-    )
-    matrix = confusion_matrix(true, predicted, labels=indices)  # (K, K), rows true
-    in_holdout = support > 0
-    in_holdout_or_predicted = in_holdout | (matrix.sum(axis=0) > 0)
-    scores = {
-        "accuracy": float(np.mean(true == predicted)),
-        "balanced_accuracy": float(np.mean(recall[in_holdout])),
-        "macro_f1": float(np.mean(f1[in_holdout_or_predicted])),
-    }
-    for index, key in enumerate(class_keys):
-        scores[f"recall/{key}"] = float(recall[index]) if in_holdout[index] else float("nan")
-    table = pd.DataFrame(
-        {
-            "class": classes,
-            "precision": precision,
-            "recall": recall,
-            "f1": f1,
-            "support": support.astype(np.int64),
-        }
-    )
-    return scores, table, matrix

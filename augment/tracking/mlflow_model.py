@@ -73,13 +73,8 @@ class SynthesizerModel(PythonModel):
                 raise ValueError(f"Row count for label {label!r} is {n}; it must be 0 or more.")
             counts[label] = counts.get(label, 0) + int(n)
         seed = int((params or {}).get("seed", 0))
-        if getattr(self.synthesizer, "kind", "tabular") == "image":
-            # Images come back as PNG bytes with their label, as in the job's image shards.
-            from augment.image.shards import encode_png
-
-            images, labels = self.synthesizer.sample(counts, seed=seed)
-            return pd.DataFrame({"label": labels, "image": encode_png(images)})
-        return self.synthesizer.sample(counts, seed=seed)
+        # Tables come back as rows; images as PNG bytes with their label, as in the image shards.
+        return self.synthesizer.sample_frame(counts, seed=seed)
 
 
 mlflow.models.set_model(SynthesizerModel())

@@ -64,9 +64,8 @@ if os.environ.get("AUGMENT_PROBE_DIR") and "RANK" in os.environ:
                 digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
         return digest.hexdigest()
 
+    import augment.core.synthesizer
     import augment.core.train
-    import augment.image.synthesizer
-    import augment.tabular.synthesizer
 
     _real_run_training = augment.core.train.run_training
     _crash_at = os.environ.get("AUGMENT_PROBE_CRASH_AT")
@@ -91,8 +90,7 @@ if os.environ.get("AUGMENT_PROBE_DIR") and "RANK" in os.environ:
         )
         return result
 
-    augment.tabular.synthesizer.run_training = _probed_run_training
-    augment.image.synthesizer.run_training = _probed_run_training
+    augment.core.synthesizer.run_training = _probed_run_training  # every kind's fit calls it
 
     @atexit.register
     def _dump() -> None:

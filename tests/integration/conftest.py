@@ -1,17 +1,13 @@
-"""A real Prefect API server on loopback, started once per session for the tests that need one
-(deployments served by `augment serve`, Dask task runners)."""
+"""The session's one Prefect server, for the tests that need its address (deployments served by
+`augment serve`, Dask task runners, flows run in subprocesses)."""
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-from tests.conftest import free_port, stop_process_group, wait_until_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,55 +19,31 @@ class PrefectServer:
 
 
 @pytest.fixture(scope="session")
-def prefect_server(tmp_path_factory) -> PrefectServer:
-    """`prefect server start` in a subprocess with its own home and sqlite database."""
-    home = tmp_path_factory.mktemp("prefect-home")
-    port = free_port()
-    api_url = f"http://127.0.0.1:{port}/api"
-    base = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith("PREFECT_") or key == "PREFECT_LOGGING_LEVEL"
+def prefect_server() -> PrefectServer:
+    """The ephemeral server of this pytest process, as the session's only Prefect server.
+
+    Without PREFECT_API_URL (tests/conftest.py unsets it) Prefect starts one temporary server per
+    process on the first flow run, in a subprocess with a sqlite database in the session's
+    PREFECT_HOME, and stops it when the process exits; flows run in-process by tests without this
+    fixture use it too, as `augment run --engine prefect` does. This starts it if no test has yet
+    (a client is what starts it; the wait is tests/conftest.py's startup timeout) and gives its
+    address to processes that would otherwise start a server of their own.
+    """
+    from prefect.client.base import ServerType
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL
+
+    assert not PREFECT_API_URL.value(), "tests/conftest.py unsets PREFECT_API_URL"
+    with get_client(sync_client=True) as client:
+        assert client.server_type is ServerType.EPHEMERAL, client.server_type
+        api_url = str(client.api_url).rstrip("/")
+        client.hello().raise_for_status()
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": api_url,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     }
-    server_env = {
-        **base,
-        "PREFECT_HOME": str(home),
-        "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home / 'prefect.db'}",
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_SERVER_UI_ENABLED": "false",
-    }
-    log = open(home / "server.log", "wb")  # noqa: SIM115 - closed at teardown
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "prefect",
-            "server",
-            "start",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--no-ui",
-            "--analytics-off",
-        ],
-        env=server_env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        wait_until_healthy(f"{api_url}/health", server, home / "server.log", 180)
-        client_env = {
-            **base,
-            "PREFECT_HOME": str(home / "client"),
-            "PREFECT_API_URL": api_url,
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-        }
-        yield PrefectServer(api_url=api_url, env=client_env)
-    finally:
-        stop_process_group(server)
-        log.close()
+    return PrefectServer(api_url=api_url, env=env)
 
 
 @pytest.fixture
@@ -85,15 +57,15 @@ def prefect_api(prefect_server):
 
 @pytest.fixture
 def training_calls(monkeypatch) -> list[int]:
-    """Counts entries into the training loop (one per fitted unit)."""
-    import augment.tabular.synthesizer
+    """Counts entries into the training loop (one per fitted unit, tables and images alike)."""
+    import augment.core.synthesizer
 
     calls: list[int] = []
-    real = augment.tabular.synthesizer.run_training
+    real = augment.core.synthesizer.run_training
 
     def counting(*args, **kwargs):
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(augment.tabular.synthesizer, "run_training", counting)
+    monkeypatch.setattr(augment.core.synthesizer, "run_training", counting)
     return calls

@@ -114,7 +114,7 @@ def gradient_worker(rank: int, world: int, port: int, scratch: str) -> None:
             dist.all_gather(copies, flat)
             return all(torch.equal(copies[0], other) for other in copies[1:])
 
-        from augment.core.train import run_training
+        from augment.core.train import TrainingLoop, run_training
 
         model, trainer = build()
         run_training(trainer, 12)
@@ -124,9 +124,9 @@ def gradient_worker(rank: int, world: int, port: int, scratch: str) -> None:
         # resume: 6 steps, checkpoint (rank 0 writes, with every rank's random streams), then a
         # fresh trainer on every rank continues from what rank 0 reads: the same model as above
         checkpoint = os.path.join(scratch, "unit.pt")
-        run_training(build()[1], 6, checkpoint_path=checkpoint)
+        run_training(build()[1], 6, TrainingLoop(checkpoint_path=checkpoint))
         model, trainer = build()
-        result = run_training(trainer, 12, checkpoint_path=checkpoint)
+        result = run_training(trainer, 12, TrainingLoop(checkpoint_path=checkpoint))
         assert result.resumed_from == 6 and result.steps == 12 and len(result.history) == 12
         assert torch.equal(parameters(model, trainer), uninterrupted)
     finally:

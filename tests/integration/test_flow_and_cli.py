@@ -3,6 +3,7 @@
 import ast
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -32,31 +33,102 @@ def test_library_never_imports_prefect():
     assert not offenders
 
 
-def test_prefect_flow_per_class_on_ephemeral_server(tmp_path, mlflow_uri):
-    from flows.balance import balance_flow
+@pytest.fixture
+def user_set_no_local_server_settings(monkeypatch):
+    """Settings as for a user who chose neither of ``flows.balance.LOCAL_SERVER_DEFAULTS`` (the
+    tests set them in tests/conftest.py); restored afterwards."""
+    from prefect.context import refresh_global_settings_context
 
+    from flows.balance import LOCAL_SERVER_DEFAULTS
+
+    for name in LOCAL_SERVER_DEFAULTS:
+        monkeypatch.delenv(name, raising=False)
+    refresh_global_settings_context()
+    yield
+    monkeypatch.undo()
+    refresh_global_settings_context()
+
+
+def test_cli_engine_prefect_runs_the_per_class_flow_on_the_ephemeral_server(
+    tmp_path, mlflow_uri, user_set_no_local_server_settings
+):
+    """`augment run --engine prefect` as a user runs it: no PREFECT_API_URL, so the flow runs on
+    the ephemeral server Prefect starts in this process (the session's one server; this test
+    starts it when it runs first), with the CLI's startup timeout."""
+    from prefect.client.base import ServerType
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+    from prefect.settings import PREFECT_API_URL
+
+    assert not PREFECT_API_URL.value()
     path = write_config(
         tmp_path,
         mlflow_uri,
         name="flowjob",
         data={"source": "sklearn:wine", "imbalance_ratio": 5},
         model={"mode": "per_class"},
+        validate={"min_lift": -1.0},  # a 30-step GAN is not meant to help
     )
-    state = balance_flow(config_path=str(path), return_state=True)
-    assert state.is_completed(), state
-    summary = state.result()
-    manifest = read_manifest(summary["output"])
-    assert manifest["counts_generated"] == summary["plan"]
+    result = runner.invoke(app, ["run", str(path), "--engine", "prefect"])
+    assert result.exit_code == 0, result.output
+    # the CLI gave the server a startup timeout that fits a busy machine, and no telemetry
+    assert os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] == "120"
+    assert os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] == "false"
+    with get_client(sync_client=True) as client:
+        assert client.server_type is ServerType.EPHEMERAL
+        [flow_run] = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=["flowjob"]))
+        )
+    assert flow_run.state.is_completed(), flow_run.state
+    manifest = read_manifest(tmp_path / "out")
     assert len(set(manifest["counts_after"].values())) == 1
+    [run_id] = re.findall(r"MLflow run ([0-9a-f]{32})", result.output)
     client = mlflow.MlflowClient(mlflow_uri)
-    run = client.get_run(summary["mlflow_run_id"])
+    run = client.get_run(run_id)
     assert "lift/balanced_accuracy" in run.data.metrics
     children = client.search_runs(
         [run.info.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'"
     )
     # one train run per class that needed rows (per_class mode = one fit task per class)
     train_runs = [c for c in children if c.data.tags["mlflow.runName"].startswith("train/")]
-    assert len(train_runs) == sum(1 for n in summary["plan"].values() if n > 0) == 2
+    needed = sum(1 for n in manifest["counts_generated"].values() if n > 0)
+    assert len(train_runs) == needed == 2
+
+
+def test_local_server_defaults_keep_what_the_user_set(
+    tmp_path, monkeypatch, user_set_no_local_server_settings
+):
+    from prefect.context import refresh_global_settings_context
+    from prefect.settings import get_current_settings
+
+    from flows.balance import LOCAL_SERVER_DEFAULTS, local_server_defaults
+
+    assert local_server_defaults() == {
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    }
+    settings = get_current_settings()
+    assert settings.server.ephemeral.startup_timeout_seconds == 120
+    assert settings.server.analytics_enabled is False
+    assert local_server_defaults() == {}  # applied once
+
+    # chosen in a Prefect profile (`prefect config set`) or the environment: kept
+    for name in LOCAL_SERVER_DEFAULTS:
+        monkeypatch.delenv(name)
+    profiles = tmp_path / "profiles.toml"
+    profiles.write_text(
+        'active = "mine"\n'
+        "[profiles.mine]\n"
+        'PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS = "45"\n'
+    )
+    monkeypatch.setenv("PREFECT_PROFILES_PATH", str(profiles))
+    monkeypatch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "true")
+    refresh_global_settings_context()
+    assert local_server_defaults() == {}
+    settings = get_current_settings()
+    assert settings.server.ephemeral.startup_timeout_seconds == 45
+    assert settings.server.analytics_enabled is True
+    assert "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS" not in os.environ
 
 
 def test_cli_run_prints_a_summary_and_exits_zero(tmp_path, mlflow_uri):
@@ -133,17 +205,27 @@ def test_cli_ui_points_at_the_job_store(tmp_path, monkeypatch):
     assert "--port 5123" in result.output
 
 
-def test_flow_runs_as_a_module(tmp_path):
-    path = write_config(tmp_path, None, validate={"enabled": False})
+def test_flow_runs_as_a_module(tmp_path, prefect_server):
+    """`python -m flows.balance` in a subprocess, on the session's server (not one of its own)."""
+    path = write_config(tmp_path, None, name="modulejob", validate={"enabled": False})
     done = subprocess.run(
         [sys.executable, "-m", "flows.balance", str(path), "--set", "train.steps=10"],
         cwd=ROOT,
+        env=prefect_server.env,
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert (tmp_path / "out" / "_SUCCESS").exists()
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+
+    with get_client(sync_client=True) as client:  # the run is on the session's server
+        [flow_run] = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=["modulejob"]))
+        )
+    assert flow_run.state.is_completed(), flow_run.state
 
 
 def test_cli_ui_serves_the_store(tmp_path, monkeypatch):

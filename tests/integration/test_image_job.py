@@ -13,9 +13,9 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from augment.cli import app
-from augment.core.config import load_config
 from augment.core.shards import read_manifest, sha256_file
 from augment.image.shards import decode_png, read_image_shards
+from augment.pipeline.config import load_config
 from augment.pipeline.job import run_job
 from tests.conftest import image_config
 

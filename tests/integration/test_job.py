@@ -7,8 +7,8 @@ import mlflow
 import pytest
 import torch
 
-from augment.core.config import load_config
 from augment.core.shards import read_manifest, read_shards
+from augment.pipeline.config import load_config
 from augment.pipeline.job import run_job
 from augment.tabular.sources import load_table
 from tests.conftest import write_config

@@ -16,9 +16,9 @@ import pytest
 from typer.testing import CliRunner
 
 from augment.cli import app
-from augment.core.config import load_config
 from augment.core.errors import ConfigError
 from augment.core.shards import read_manifest
+from augment.pipeline.config import load_config
 from augment.pipeline.job import run_job
 from augment.tracking import JobTracker
 from tests.conftest import free_port, stop_process_group, wait_until_healthy, write_config

@@ -14,10 +14,10 @@ import pytest
 from PIL import Image
 
 from augment.core import storage
-from augment.core.config import load_config
 from augment.core.errors import DataError, OutputError
 from augment.core.shards import read_manifest, read_shards
 from augment.image.shards import read_image_shards
+from augment.pipeline.config import load_config
 from augment.pipeline.job import run_job
 from augment.tabular.sources import load_table
 from tests.conftest import write_config

@@ -233,8 +233,7 @@ def test_log_synthesizer_refuses_a_missing_file(tracker: JobTracker, tmp_path: P
 def test_synthesizer_model_roundtrip(
     tracker: JobTracker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from augment import GANOverSampler
-    from augment.tabular.synthesizer import load_synthesizer
+    from augment import GANOverSampler, load_synthesizer
 
     rng = np.random.default_rng(0)
     X = pd.DataFrame(

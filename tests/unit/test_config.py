@@ -2,9 +2,10 @@ from pathlib import Path
 
 import pytest
 
-from augment.core.config import load_config, parse_config
 from augment.core.errors import ConfigError
-from augment.pipeline.job import gan_settings
+from augment.core.train import settings_from
+from augment.pipeline.config import load_config, parse_config
+from augment.tabular.cgan import GANSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,7 +54,7 @@ def test_image_jobs_get_their_own_defaults_and_refuse_tabular_keys():
     # a shared key with a default per kind, settable for both
     assert (image.model.ema_decay, table.model.ema_decay) == (0.99, 0.95)
     tuned = _raw(model={"ema_decay": 0.9})
-    assert gan_settings(parse_config(tuned)).ema_decay == 0.9
+    assert settings_from(GANSettings, parse_config(tuned).model).ema_decay == 0.9
     written = parse_config(
         {"name": "d", "data": {"source": "x", "kind": "image"}, "train": {"steps": 7}}
     )

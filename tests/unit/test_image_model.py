@@ -10,10 +10,10 @@ import pytest
 import torch
 from PIL import Image
 
+from augment import load_synthesizer
 from augment.core.errors import DataError, ModelFileError
-from augment.core.generate import generate_image_shards
 from augment.core.shards import finalize, sha256_file
-from augment.core.train import run_training
+from augment.core.train import TrainingLoop, run_training
 from augment.image.cgan import (
     ImageCGAN,
     ImageDiscriminator,
@@ -23,10 +23,10 @@ from augment.image.cgan import (
     ImageTrainSettings,
     base_grid,
 )
+from augment.image.generate import generate_image_shards
 from augment.image.shards import decode_png, encode_png, read_image_shards
 from augment.image.synthesizer import ImageSynthesizer, fit_image_unit
 from augment.image.transforms import diff_augment, from_unit, parse_policy, to_unit
-from augment.tabular.synthesizer import load_synthesizer
 
 TINY = {"width": 4, "noise_dim": 8, "embed_dim": 4}
 
@@ -129,8 +129,9 @@ def _fit(tmp_path=None, steps=6, **train):
         gan=settings,
         train=ImageTrainSettings(steps=steps, batch_size=16, seed=3, **train),
         device="cpu",
-        checkpoint_path=None if tmp_path is None else tmp_path / "unit.pt",
-        checkpoint_every=3,
+        loop=TrainingLoop(
+            checkpoint_path=None if tmp_path is None else tmp_path / "unit.pt", checkpoint_every=3
+        ),
     )
 
 
@@ -149,10 +150,10 @@ def test_resumed_training_is_bit_identical(tmp_path):
     first = ImageCGAN([0, 1], settings)
     trainer = first.make_trainer(images, labels.tolist(), train, torch.device("cpu"))
     path = tmp_path / "ckpt.pt"
-    run_training(trainer, 3, checkpoint_path=path, fingerprint="f")
+    run_training(trainer, 3, TrainingLoop(checkpoint_path=path, fingerprint="f"))
     second = ImageCGAN([0, 1], settings)  # a new process would start from scratch like this
     trainer2 = second.make_trainer(images, labels.tolist(), train, torch.device("cpu"))
-    result = run_training(trainer2, 6, checkpoint_path=path, fingerprint="f")
+    result = run_training(trainer2, 6, TrainingLoop(checkpoint_path=path, fingerprint="f"))
     assert result.resumed_from == 3
     for key, value in straight.ema.state_dict().items():
         assert torch.equal(value, second.ema.state_dict()[key]), key

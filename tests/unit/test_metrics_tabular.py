@@ -11,14 +11,8 @@ from scipy import linalg, stats
 from sklearn.datasets import load_breast_cancer, load_wine
 
 from augment.core.errors import DataError
-from augment.tabular.fidelity import (
-    embed_rows,
-    fidelity_report,
-    frechet_distance,
-    metric_key,
-    unique_metric_keys,
-    weighted_ks_statistic,
-)
+from augment.core.metrics import frechet_distance, metric_key, unique_metric_keys
+from augment.tabular.fidelity import embed_rows, fidelity_report, weighted_ks_statistic
 from augment.tabular.schema import infer_schema
 
 REPORT_KEYS_FIXED = {

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import copy
+import warnings
 
 import pytest
 import torch
 
+from augment.core import optim
 from augment.core.optim import LeanAdam
 
 
@@ -32,8 +34,10 @@ def test_lean_steps_equal_torchs_fused_adam_across_a_state_dict_round_trip():
 
     ours = _net()
     lean = LeanAdam(ours.parameters(), lr=1e-2, betas=(0.5, 0.9))
-    _train(ours, lean, range(5), lean=True)
-    assert lean._cache is not None  # later steps go straight to the kernel
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no silent fallback to step()
+        _train(ours, lean, range(5), lean=True)
+    assert lean._cache is not None and lean._fast  # later steps go straight to the kernel
     # copies: a loaded optimizer may share (and update) the state dict's tensors
     saved = copy.deepcopy((ours.state_dict(), lean.state_dict()))
 
@@ -70,3 +74,42 @@ def test_lean_step_refuses_a_parameter_without_gradient():
     net[0](torch.randn(4, 5)).sum().backward()  # the last layer gets no gradient
     with pytest.raises(RuntimeError, match="no gradient"):
         lean.lean_step()
+
+
+def _reference_run() -> list[torch.Tensor]:
+    net = _net()
+    _train(net, torch.optim.Adam(net.parameters(), lr=1e-2, fused=True), range(8), lean=False)
+    return list(net.parameters())
+
+
+def _assert_same_as_torch(net: torch.nn.Module, lean: LeanAdam) -> None:
+    for ours, theirs in zip(net.parameters(), _reference_run(), strict=True):
+        torch.testing.assert_close(ours, theirs, rtol=0, atol=0)
+    assert [state["step"].item() for state in lean.state.values()] == [8.0] * 4
+
+
+def test_without_the_private_op_lean_step_is_torchs_fused_adam(monkeypatch):
+    monkeypatch.setattr(optim, "_FUSED_ADAM", None)
+    net = _net()
+    lean = LeanAdam(net.parameters(), lr=1e-2)
+    assert not lean._fast
+    _train(net, lean, range(8), lean=True)
+    _assert_same_as_torch(net, lean)
+
+
+def test_a_changed_private_signature_falls_back_to_step_with_the_same_updates(monkeypatch):
+    calls = []
+
+    def changed_signature(*args, **kwargs):  # what a torch whose op changed would raise
+        calls.append(1)
+        raise TypeError("_fused_adam_() received an invalid combination of arguments")
+
+    monkeypatch.setattr(optim, "_FUSED_ADAM", changed_signature)
+    net = _net()
+    lean = LeanAdam(net.parameters(), lr=1e-2)
+    with pytest.warns(RuntimeWarning, match="falling back") as caught:
+        _train(net, lean, range(8), lean=True)
+    assert len(caught) == 1 and len(calls) == 1  # tried once, then step() for good
+    assert not lean._fast
+    # the refused call's step count was undone: every step counted once
+    _assert_same_as_torch(net, lean)

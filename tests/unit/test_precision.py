@@ -7,11 +7,11 @@ import pytest
 import torch
 
 import augment.core.device as device_module
-from augment.core.config import ConfigError, parse_config
 from augment.core.device import autocast_dtype, cpuinfo_has_flag
-from augment.core.errors import DeviceError
+from augment.core.errors import ConfigError, DeviceError
 from augment.core.train import run_training
 from augment.image.cgan import ImageCGAN, ImageGANSettings, ImageTrainSettings
+from augment.pipeline.config import parse_config
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 

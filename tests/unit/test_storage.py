@@ -18,7 +18,6 @@ import pytest
 from PIL import Image
 
 from augment.core import storage
-from augment.core.config import parse_config
 from augment.core.errors import ConfigError, DataError, OutputError
 from augment.core.shards import (
     LOCK,
@@ -33,6 +32,7 @@ from augment.core.shards import (
     read_shards,
 )
 from augment.image.sources import load_images
+from augment.pipeline.config import parse_config
 from augment.tabular.sources import load_table
 
 memfs = fsspec.filesystem("memory")

@@ -1,0 +1,99 @@
+"""The contract between the job pipeline and a kind of data (a *modality*).
+
+The pipeline (:mod:`augment.pipeline.job`) runs the same steps for every kind: start, load, plan,
+reuse or fit, assemble, generate, validate, finish. What a step does with the data is the
+modality's: each wing (``augment/tabular``, ``augment/image``) implements :class:`Modality` once,
+and :mod:`augment.pipeline.registry` maps ``data.kind`` to it. The pipeline never tests the kind.
+
+Everything the pipeline does itself is shared: the output lock and folder, the holdout record,
+MLflow runs and params, the training loop with its checkpoints, the cache, the shard commit
+protocol, the gate, the manifest and ``_SUCCESS``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any, ClassVar, Protocol
+
+from augment.core.context import JobContext
+from augment.core.generate import GenerationResult
+from augment.core.synthesizer import UnitSynthesizer
+from augment.core.train import TrainingLoop, TrainingResult
+from augment.core.validation import ValidationReport
+
+
+class PreparedData(Protocol):
+    """What :meth:`Modality.load` returns, as far as the pipeline reads it."""
+
+    counts_before: dict[Any, int]  # class -> rows (images) in the train split, sorted classes
+    plan: dict[Any, int]  # class -> rows to generate (0 where none)
+    cleaning: dict[str, Any]  # what loading dropped or fixed, for the manifest and the summary
+    split_ids: dict[str, list[Any]]  # which rows (files) went to train and holdout
+    params: dict[str, Any]  # MLflow params that describe the data (row counts, column kinds)
+
+    @property
+    def classes(self) -> list[Any]: ...
+
+    @property
+    def label(self) -> str: ...
+
+
+class Modality(ABC):
+    """One kind of data: how to load it, fit a unit, generate, validate and describe the output."""
+
+    #: the ``data.kind`` value that selects this modality
+    kind: ClassVar[str]
+    #: the pydantic model of this kind's job config (a subclass of core.config.JobConfig)
+    config: ClassVar[type]
+    #: the ``format`` string of this kind's saved synthesizer files
+    synthesizer_format: ClassVar[str]
+
+    @abstractmethod
+    def load(self, ctx: JobContext) -> PreparedData:
+        """Read and clean the data, split off the holdout (core.balance), and plan."""
+
+    @abstractmethod
+    def data_digest(self, data: Any) -> str:
+        """A content digest of the training data as loaded (half of the cache key)."""
+
+    @abstractmethod
+    def fit_unit(
+        self,
+        ctx: JobContext,
+        data: Any,
+        classes: Sequence[Any],
+        loop: TrainingLoop,
+        run_name: str,
+        run_id: str | None,
+    ) -> tuple[Any, TrainingResult]:
+        """Fit one unit of work (the GAN of ``classes``) on ``ctx.config.train.device``; ``loop``
+        holds the training loop's checkpoint, resume, callback and progress settings.
+        ``run_name`` / ``run_id`` name the unit's nested MLflow run (for extra artifacts)."""
+
+    def unit_metrics(self, ctx: JobContext, result: TrainingResult) -> dict[str, float]:
+        """Extra metrics of a fitted unit for its MLflow run (e.g. images per second)."""
+        return {}
+
+    @abstractmethod
+    def assemble(self, data: Any, models: Sequence[Any]) -> UnitSynthesizer:
+        """The synthesizer that routes each class to its fitted unit."""
+
+    @abstractmethod
+    def synthesizer_from_payload(self, payload: dict[str, Any], device: str) -> UnitSynthesizer:
+        """Rebuild a synthesizer from its saved payload (see :mod:`augment.core.persist`)."""
+
+    @abstractmethod
+    def generate(self, ctx: JobContext, data: Any, synthesizer: Any) -> GenerationResult:
+        """Write exactly ``data.plan`` rows (images) per class as shards under ``ctx.output``."""
+
+    @abstractmethod
+    def validate(self, ctx: JobContext, data: Any) -> tuple[ValidationReport, dict[str, float]]:
+        """Score the downstream arms on the holdout (reading the committed shards) and measure
+        fidelity; returns the report and the fidelity metrics."""
+
+    def manifest_fields(
+        self, ctx: JobContext, data: Any, generation: GenerationResult
+    ) -> dict[str, Any]:
+        """What the manifest says about this kind's output beyond the shared fields."""
+        return {}

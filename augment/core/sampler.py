@@ -1,0 +1,163 @@
+"""The imbalanced-learn sampler shell that both samplers share.
+
+It follows imbalanced-learn's template: ``fit_resample`` validates, computes
+``sampling_strategy_`` with imbalanced-learn's own semantics and calls ``_fit_resample``, which
+here draws the seed, plans every class, fits one GAN per unit of work, samples exactly the plan
+and hands back the caller's container with the new rows after the real ones. A kind fills in the
+hooks: ``_prepare`` (its view of X and y), ``_fit_unit``, ``_assemble``, ``_sample`` and
+``_combine``. ``save`` / ``load`` write and read the synthesizer's safe file with the sampler's
+params and fitted attributes.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from numbers import Integral, Real
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from imblearn.over_sampling.base import BaseOverSampler
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+
+from augment.core.balance import to_python
+from augment.core.device import cpu_threads
+from augment.core.errors import DataError
+from augment.core.persist import load_payload
+from augment.core.synthesizer import training_units
+
+#: the parameters of every GAN sampler, declared once (imbalanced-learn checks them at fit)
+COMMON_CONSTRAINTS: dict = {
+    **BaseOverSampler._parameter_constraints,
+    "mode": [StrOptions({"conditional", "per_class"})],
+    "steps": [Interval(Integral, 1, None, closed="left")],
+    "batch_size": [Interval(Integral, 1, None, closed="left")],
+    "lr": [Interval(Real, 0, None, closed="neither")],
+    "critic_steps": [Interval(Integral, 1, None, closed="left")],
+    "noise_dim": [Interval(Integral, 1, None, closed="left")],
+    "ema_decay": [Interval(Real, 0, 1, closed="left")],
+    "device": [StrOptions({"auto", "cpu", "cuda"})],
+    "precision": [StrOptions({"auto", "fp32", "bf16"})],
+    "random_state": ["random_state"],
+    "progress": ["boolean"],
+    "cpu_threads": [Interval(Integral, 1, None, closed="left"), None],
+}
+
+
+class GANSampler(BaseOverSampler):
+    """Base of ``GANOverSampler`` and ``ImageGANOverSampler``; not used on its own."""
+
+    _FORMAT: str  # the synthesizer file format that load accepts
+    _SAVED: dict[str, Any]  # e.g. {"input_kind": "dataframe"} saves and restores input_kind_
+
+    def _store_params(self, given: dict[str, Any]) -> None:
+        """Keep every ``__init__`` argument as an attribute of the same name, as scikit-learn
+        asks (no logic in ``__init__``; imbalanced-learn checks them at fit against
+        ``_parameter_constraints``). A subclass's ``__init__`` calls it with ``locals()``."""
+        for name in self._get_param_names():
+            setattr(self, name, given[name])
+
+    # -- the hooks of a kind -----------------------------------------------------------------
+    def _prepare(self, X, y) -> tuple[Any, list[Any]]:
+        """The kind's view of the input for fitting, and the sorted classes."""
+        raise NotImplementedError
+
+    def _fit_unit(self, prepared: Any, classes: list[Any], seed: int) -> Any:
+        raise NotImplementedError
+
+    def _assemble(self, models: list[Any], prepared: Any, classes: list[Any]) -> Any:
+        raise NotImplementedError
+
+    def _sample(self, plan: Mapping[Any, int], seed: int) -> tuple[Any, np.ndarray]:
+        """Exactly ``plan[c]`` new items per class, as ``(X_new, y_new)`` in the input's form."""
+        raise NotImplementedError
+
+    def _combine(self, X, y, new_x, new_y):
+        raise NotImplementedError
+
+    @staticmethod
+    def _synthesizer_from_payload(payload: dict[str, Any], device: str) -> Any:
+        raise NotImplementedError
+
+    # -- the shell ---------------------------------------------------------------------------
+    def _fit_resample(self, X, y):
+        with cpu_threads(self.cpu_threads):
+            seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+            prepared, classes = self._prepare(X, y)
+            plan = {c: 0 for c in classes}
+            plan.update({to_python(c): int(n) for c, n in self.sampling_strategy_.items()})
+            models = [
+                self._fit_unit(prepared, unit, seed)
+                for unit in training_units(classes, plan, self.mode)
+            ]
+            self.synthesizer_ = self._assemble(models, prepared, classes)
+            self.seed_ = seed
+            new_x, new_y = self._sample({c: n for c, n in plan.items() if n}, seed)
+            found = new_y.tolist()
+            self.n_generated_ = {c: found.count(c) for c in plan}
+            return self._combine(X, y, new_x, new_y)
+
+    def sample(self, n_per_class: Mapping[Any, int], seed: int | None = None):
+        """Generate exactly ``n_per_class[c]`` new items per class (no real ones): ``(X, y)``."""
+        self._require_fitted()
+        return self._sample(
+            {to_python(c): int(n) for c, n in n_per_class.items()},
+            self.seed_ if seed is None else seed,
+        )
+
+    # -- persistence -------------------------------------------------------------------------
+    def save(self, path: str | Path) -> None:
+        """Save the fitted sampler as a safe file (loads with torch weights_only, on any device)."""
+        self._require_fitted()
+        self.synthesizer_.save(
+            path,
+            extra={
+                "sampler": type(self).__name__,
+                "params": {k: _jsonable(v) for k, v in self.get_params().items()},
+                "seed": self.seed_,
+                **{name: getattr(self, f"{name}_") for name in self._SAVED},
+                "sampling_strategy_": {str(k): int(v) for k, v in self.sampling_strategy_.items()},
+            },
+        )
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "cpu"):
+        """Load a sampler saved with :meth:`save`; no pickled code is executed."""
+        payload = load_payload(path, cls._FORMAT)
+        extra = payload.get("extra", {})
+        params = extra.get("params", {})
+        defaults = {
+            name: parameter.default
+            for name, parameter in inspect.signature(cls.__init__).parameters.items()
+        }
+        # saved as JSON-able lists; a parameter given as a tuple comes back as one
+        sampler = cls(
+            **{
+                k: tuple(v) if isinstance(defaults.get(k), tuple) and isinstance(v, list) else v
+                for k, v in params.items()
+                if k in cls._get_param_names()
+            }
+        )
+        sampler.synthesizer_ = cls._synthesizer_from_payload(payload, device)
+        sampler.seed_ = int(extra.get("seed", 0))
+        for name, default in cls._SAVED.items():
+            setattr(sampler, f"{name}_", type(default)(extra.get(name, default)))
+        return sampler
+
+    def _require_fitted(self) -> None:
+        if not hasattr(self, "synthesizer_"):
+            raise DataError(
+                f"this {type(self).__name__} is not fitted; call fit_resample(X, y) first"
+            )
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return value

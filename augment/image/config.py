@@ -1,0 +1,139 @@
+"""The job config of images (``data.kind: image``): the shared sections, the keys of images, their
+own defaults (a longer, larger-batch training) and the ``filter`` section."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from augment.core.config import (
+    KIND_HELP,
+    DataConfig,
+    JobConfig,
+    ModelConfig,
+    OutputConfig,
+    PositiveInt,
+    Strict,
+    TrackingConfig,
+    TrainConfig,
+    ValidateConfig,
+)
+
+
+class ImageDataConfig(DataConfig):
+    """Where the images come from and the size they are brought to."""
+
+    kind: Literal["image"] = Field("image", description=KIND_HELP)
+    size: Annotated[int, Field(ge=8, le=64)] = Field(
+        28, description="Images are resized to size x size (8..64, 4-7 times a power of two)."
+    )
+    channels: Literal[1, 3] = Field(1, description="1 = grayscale, 3 = RGB; inputs are converted.")
+    on_bad_file: Literal["error", "skip"] = Field(
+        "error", description="A corrupt, empty or non-image file stops the job, or is skipped."
+    )
+    image_column: str = Field("image", description="Image bytes column of a Parquet source.")
+
+
+class ImageModelConfig(ModelConfig):
+    """The image GAN: conditional norms, projection + auxiliary discriminator, DiffAugment."""
+
+    noise_dim: PositiveInt = 64
+    ema_decay: Annotated[float, Field(ge=0, lt=1)] = Field(
+        0.99, description="EMA of the generator weights; the EMA generator samples (0: none)."
+    )
+    width: PositiveInt = Field(
+        32, description="Channels at half resolution, doubled per halving: speed vs capacity."
+    )
+    max_width: PositiveInt = Field(256, description="Cap on the channels of any layer.")
+    embed_dim: PositiveInt = Field(32, description="Class embedding size (conditional norms).")
+    mode_seeking: Annotated[float, Field(ge=0)] = Field(
+        0.3,
+        description="Mode-seeking loss weight (MSGAN): rewards same-class images that differ as "
+        "much as their noise; counters a generator that ignores its noise. 0 turns it off.",
+    )
+    aux_weight: Annotated[float, Field(ge=0)] = Field(
+        1.0, description="Auxiliary class loss weight (AC-GAN style); 0 turns it off."
+    )
+    diff_augment: str = Field(
+        "color,translation,cutout",
+        description="DiffAugment policies applied to everything the discriminator sees; "
+        "'none' turns it off.",
+    )
+    channels_last: bool = Field(True, description="NHWC memory format (faster on CPU and GPU).")
+
+
+class ImageTrainConfig(TrainConfig):
+    """Image training defaults: more, larger steps; one critic step; all CPU cores."""
+
+    steps: PositiveInt = Field(
+        1000, description="Generator optimizer steps; each comes with critic_steps critic steps."
+    )
+    batch_size: PositiveInt = 128
+    lr: Annotated[float, Field(gt=0)] = 5e-4
+    betas: tuple[float, float] = (0.0, 0.99)
+    critic_steps: PositiveInt = 1
+    cpu_threads: PositiveInt | None = Field(
+        None,
+        description="torch intra-op threads on the CPU; null = all cores (convolutions use them).",
+    )
+    checkpoint_every: PositiveInt = 250
+
+
+class ImageOutputConfig(OutputConfig):
+    rows_per_shard: PositiveInt = 10_000
+    image_files: bool = Field(False, description="Also write images/<class>/<sample_id>.png.")
+
+
+class ImageValidateConfig(ValidateConfig):
+    """A small CNN on real / real+synthetic / real+albumentations images; FID and KID."""
+
+    epochs: PositiveInt = Field(15, description="Epochs of the downstream CNN in each arm.")
+    albumentations: bool = Field(
+        True, description="Run the classic-augmentation oversampling arm (the baseline to beat)."
+    )
+    fid: bool = Field(True, description="FID of the synthetic images against the holdout.")
+    fid_extractor: Literal["auto", "inception", "domain"] = Field(
+        "auto",
+        description="inception: the standard FID InceptionV3 (weights on disk); domain: a small "
+        "CNN trained on the real train split; auto: inception when its weights are found.",
+    )
+    inception_weights: str | None = Field(
+        None, description="Path of the FID Inception weights; default: the torch hub cache."
+    )
+    kid: bool = Field(True, description="Also report KID with the same extractor.")
+
+
+class FilterConfig(Strict):
+    """Over-generate, keep what a classifier trained on real images agrees with."""
+
+    enabled: bool = Field(False, description="Turn the quality filter on.")
+    threshold: Annotated[float, Field(gt=0, lt=1)] = Field(
+        0.9, description="Keep an image when P(its conditioned class) >= threshold."
+    )
+    max_factor: Annotated[float, Field(ge=1)] = Field(
+        8.0, description="Draw at most this many candidates per planned image and class."
+    )
+    on_shortfall: Literal["fill", "error"] = Field(
+        "fill",
+        description="When a class runs out of candidates: fill with its most confident "
+        "rejected ones (reported in the manifest and MLflow), or stop with an error.",
+    )
+
+
+class ImageTrackingConfig(TrackingConfig):
+    grid_every: Annotated[int, Field(ge=0)] = Field(
+        250, description="Log a per-class sample grid every N steps (0 = at the end)."
+    )
+
+
+class ImageJobConfig(JobConfig):
+    """A balancing job over images."""
+
+    data: ImageDataConfig
+    model: ImageModelConfig = Field(default_factory=ImageModelConfig)
+    train: ImageTrainConfig = Field(default_factory=ImageTrainConfig)
+    output: ImageOutputConfig = Field(default_factory=ImageOutputConfig)
+    validate_: ImageValidateConfig = Field(default_factory=ImageValidateConfig, alias="validate")
+    filter: FilterConfig = Field(default_factory=FilterConfig)
+    tracking: ImageTrackingConfig = Field(default_factory=ImageTrackingConfig)

@@ -1,0 +1,311 @@
+"""Images as a modality of the job: what the pipeline's steps do with images.
+
+- load: :func:`augment.image.sources.load_images` (folder, Parquet bytes, .npz, sklearn:digits),
+  holdout split and plan (:mod:`augment.core.balance`);
+- fit: :class:`augment.image.cgan.ImageCGAN`, with sample grids logged every N steps;
+- generate: PNG bytes in Parquet (optionally PNG files), with the optional quality filter;
+- validate: a small CNN on real / real+synthetic / real+albumentations, and FID (+ KID) with
+  the extractor in every metric name.
+
+A small CNN trained once on the real train split (``real_classifier``) serves three purposes:
+the quality filter's judge, the ``domain`` FID feature extractor, and the validation baseline arm.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from augment.core.balance import to_python
+from augment.core.cache import images_digest
+from augment.core.context import JobContext
+from augment.core.device import cpu_threads, resolve_device
+from augment.core.generate import GenerationResult
+from augment.core.modality import Modality
+from augment.core.train import TrainingLoop, TrainingResult, settings_from
+from augment.image.cgan import ImageCGAN, ImageGANSettings, ImageTrainSettings
+from augment.image.config import ImageJobConfig
+from augment.image.generate import generate_image_shards
+from augment.image.shards import read_image_shards
+from augment.image.sources import load_images
+from augment.image.synthesizer import (
+    IMAGE_SYNTHESIZER_FORMAT,
+    ImageSynthesizer,
+    fit_image_unit,
+    image_synthesizer_from_payload,
+)
+
+log = logging.getLogger(__name__)
+LABEL = "label"  # the label column of image shards
+GRID_PER_CLASS = 10
+
+
+@dataclass
+class ImageData:
+    classes: list[Any]
+    train_images: np.ndarray  # uint8 (N, H, W, C)
+    train_labels: np.ndarray  # class values
+    holdout_images: np.ndarray
+    holdout_labels: np.ndarray
+    counts_before: dict[Any, int]
+    plan: dict[Any, int]
+    cleaning: dict[str, Any]
+    split_ids: dict[str, list[str]]
+    label: str = LABEL
+    real_classifier: Any = None  # ImageClassifier on the real train split, trained on first need
+    classifier_seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.train_images.shape[1:])  # type: ignore[return-value]
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return {
+            "data.images_train": len(self.train_images),
+            "data.images_holdout": len(self.holdout_images),
+            "data.skipped_files": self.cleaning["skipped_files"],
+        }
+
+    def index_of(self, labels: Sequence[Any]) -> np.ndarray:
+        lookup = {c: i for i, c in enumerate(self.classes)}
+        return np.array([lookup[to_python(v)] for v in labels], dtype=np.int64)
+
+
+class ImageModality(Modality):
+    kind = "image"
+    config = ImageJobConfig
+    synthesizer_format = IMAGE_SYNTHESIZER_FORMAT
+
+    def load(self, ctx: JobContext) -> ImageData:
+        """Decode every image, split the holdout, optionally imbalance the train split, and plan."""
+        cfg = ctx.config
+        d = cfg.data
+        dataset = load_images(
+            d.source,
+            size=d.size,
+            channels=d.channels,
+            label=d.label or LABEL,
+            image_column=d.image_column,
+            on_bad_file=d.on_bad_file,
+            storage_options=d.storage_options,
+        )
+        labels = np.array([to_python(v) for v in dataset.labels], dtype=object)
+        train, holdout, counts, plan = ctx.split_and_plan(pd.DataFrame({LABEL: labels}), LABEL)
+        train_idx, holdout_idx = train.index.to_numpy(), holdout.index.to_numpy()
+        if dataset.skipped:
+            log.warning(
+                "skipped %d unreadable image(s) (data.on_bad_file: skip)", len(dataset.skipped)
+            )
+        data = ImageData(
+            classes=list(counts),
+            train_images=dataset.images[train_idx],
+            train_labels=labels[train_idx],
+            holdout_images=dataset.images[holdout_idx],
+            holdout_labels=labels[holdout_idx],
+            counts_before=counts,
+            plan=plan,
+            cleaning={"skipped_files": len(dataset.skipped), "skipped": dataset.skipped[:100]},
+            split_ids={
+                "holdout_sources": [dataset.sources[i] for i in holdout_idx],
+                "train_sources": [dataset.sources[i] for i in train_idx],
+            },
+        )
+        if ctx.tracker:
+            if dataset.skipped:
+                ctx.tracker.log_text(
+                    json.dumps(dataset.skipped, indent=2), "data/skipped_files.json"
+                )
+            real = {
+                c: data.train_images[data.train_labels == c][:GRID_PER_CLASS] for c in data.classes
+            }
+            ctx.tracker.log_image_grid(real, "samples/real.png", title="real train images")
+        return data
+
+    def data_digest(self, data: ImageData) -> str:
+        return images_digest(data.train_images, data.train_labels)
+
+    def fit_unit(
+        self,
+        ctx: JobContext,
+        data: ImageData,
+        classes: Sequence[Any],
+        loop: TrainingLoop,
+        run_name: str,
+        run_id: str | None,
+    ) -> tuple[ImageCGAN, TrainingResult]:
+        """Fit one image unit; adds per-class sample grids every ``tracking.grid_every`` steps."""
+        cfg = ctx.config
+        snapshot = None
+        if ctx.tracker and run_id:
+            every = cfg.tracking.grid_every
+
+            def snapshot(step: int, model: ImageCGAN) -> None:
+                if every and (step % every == 0 or step == cfg.train.steps):
+                    grid = {
+                        c: model.sample(c, GRID_PER_CLASS, seed=cfg.train.seed) for c in classes
+                    }
+                    ctx.tracker.log_image_grid(
+                        grid,
+                        f"samples/{run_name}/step_{step:06d}.png",
+                        run_id,
+                        title=f"step {step}",
+                    )
+
+        return fit_image_unit(
+            data.train_images,
+            data.train_labels.tolist(),
+            classes,
+            gan=settings_from(ImageGANSettings, cfg.model, cfg.data),
+            train=settings_from(ImageTrainSettings, cfg.train),
+            snapshot=snapshot,
+            device=cfg.train.device,
+            loop=loop,
+        )
+
+    def unit_metrics(self, ctx: JobContext, result: TrainingResult) -> dict[str, float]:
+        seen = (result.steps - result.resumed_from) * ctx.config.train.batch_size * ctx.world_size
+        return {"train/images_per_second": seen / max(result.seconds, 1e-9)}
+
+    def assemble(self, data: ImageData, models: Sequence[ImageCGAN]) -> ImageSynthesizer:
+        return ImageSynthesizer(models, data.classes, LABEL)
+
+    def synthesizer_from_payload(self, payload: dict[str, Any], device: str) -> ImageSynthesizer:
+        return image_synthesizer_from_payload(payload, device)
+
+    def generate(
+        self, ctx: JobContext, data: ImageData, synthesizer: ImageSynthesizer
+    ) -> GenerationResult:
+        cfg = ctx.config
+        judge = None
+        if cfg.filter.enabled:
+            classifier = real_classifier(ctx, data)
+            column = {c: i for i, c in enumerate(data.classes)}
+
+            def judge(images: np.ndarray, cls: Any) -> np.ndarray:
+                return classifier.predict_proba(images)[:, column[cls]]
+
+        with cpu_threads(cfg.train.cpu_threads):
+            result = generate_image_shards(
+                synthesizer,
+                data.plan,
+                ctx.output,
+                rows_per_shard=cfg.output.rows_per_shard,
+                seed=cfg.train.seed,
+                image_files=cfg.output.image_files,
+                judge=judge,
+                threshold=cfg.filter.threshold,
+                max_factor=cfg.filter.max_factor,
+                on_shortfall=cfg.filter.on_shortfall,
+            )
+        if ctx.tracker:
+            grid = {
+                c: synthesizer.unit_of[c].sample(c, GRID_PER_CLASS, seed=cfg.train.seed)
+                for c in synthesizer.classes
+            }
+            ctx.tracker.log_image_grid(grid, "samples/final.png", title="generated (EMA generator)")
+            total = sum(result.counts.values())
+            metrics = {"generate/images_per_second": total / max(result.seconds, 1e-9)}
+            for cls, row in result.filter.items():
+                metrics[f"filter/acceptance_rate/{cls}"] = row["acceptance_rate"]
+                metrics[f"filter/filled_below_threshold/{cls}"] = row["filled_below_threshold"]
+            ctx.tracker.log_metrics(metrics)
+        return result
+
+    def validate(self, ctx: JobContext, data: ImageData):
+        """Downstream CNN arms on the holdout, then FID/KID of the synthetic images vs the holdout.
+
+        The synthetic images are read back from the committed shards: what is scored is what the
+        user gets.
+        """
+        from augment.image.fid import fid_report, resolve_extractor
+        from augment.image.validate import validate_images
+
+        cfg = ctx.config
+        v = cfg.validate_
+        images, labels, _ = read_image_shards(ctx.output, require_success=False)
+        if len(images) == 0:
+            images = np.zeros((0, *data.image_shape), dtype=np.uint8)
+        synthetic_index = data.index_of(labels)
+        targets = {i: data.counts_before[c] + data.plan[c] for i, c in enumerate(data.classes)}
+        device = str(resolve_device(cfg.train.device))
+        baseline = real_classifier(ctx, data)
+        with cpu_threads(cfg.train.cpu_threads):
+            report = validate_images(
+                data.train_images,
+                data.index_of(data.train_labels),
+                data.holdout_images,
+                data.index_of(data.holdout_labels),
+                images,
+                synthetic_index,
+                classes=data.classes,
+                target_counts=targets,
+                epochs=v.epochs,
+                seed=cfg.train.seed,
+                device=device,
+                classic=v.albumentations,
+                min_lift=v.min_lift,
+                baseline_model=baseline,
+            )
+            fidelity: dict[str, float] = {}
+            if v.fid and len(images):
+                extractor = resolve_extractor(
+                    v.fid_extractor,
+                    weights_path=v.inception_weights,
+                    classifier=baseline,
+                    device=device,
+                )
+                fidelity = fid_report(
+                    data.holdout_images,
+                    data.index_of(data.holdout_labels),
+                    images,
+                    synthetic_index,
+                    data.classes,
+                    extractor,
+                    kid=v.kid,
+                    seed=cfg.train.seed,
+                )
+                data.extra["fid_extractor"] = extractor.name
+                if ctx.tracker:
+                    ctx.tracker.set_tags({"fid.extractor": extractor.name})
+        return report, fidelity
+
+    def manifest_fields(
+        self, ctx: JobContext, data: ImageData, generation: GenerationResult
+    ) -> dict[str, Any]:
+        return {
+            "image_shape": list(data.image_shape),
+            "columns": ["image", LABEL, "sample_id"],
+            "image_files": "images/" if ctx.config.output.image_files else None,
+            "filter": generation.filter or None,
+            "skipped_files": data.cleaning.get("skipped_files", 0),
+            "fid_extractor": data.extra.get("fid_extractor"),
+        }
+
+
+def real_classifier(ctx: JobContext, data: ImageData) -> Any:
+    """The small CNN trained on the real train split (once per job; see the module docstring)."""
+    if data.real_classifier is None:
+        from augment.image.classifier import train_classifier
+
+        cfg = ctx.config
+        began = time.perf_counter()
+        with cpu_threads(cfg.train.cpu_threads):
+            data.real_classifier = train_classifier(
+                data.train_images,
+                data.index_of(data.train_labels),
+                len(data.classes),
+                epochs=cfg.validate_.epochs,
+                seed=cfg.train.seed,
+                device=str(resolve_device(cfg.train.device)),
+            )
+        data.classifier_seconds = time.perf_counter() - began
+    return data.real_classifier

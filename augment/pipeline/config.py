@@ -1,0 +1,108 @@
+"""The job config at the edge: one pydantic discriminated union over the kinds' configs, keyed by
+``data.kind``, read from YAML with ``--set`` overrides::
+
+    cfg = load_config("configs/breast_cancer.yaml", overrides=["train.steps=200"])
+    type(cfg).__name__   # TabularJobConfig; an image job gives ImageJobConfig
+
+Each kind's config lives in its wing (``augment/<kind>/config.py``); the union is built from the
+registry, so a new kind adds its config there and nowhere else.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Annotated, Any, Union
+
+from pydantic import Discriminator, Tag, TypeAdapter, ValidationError
+
+from augment.core.config import (
+    JobConfig,
+    apply_overrides,
+    format_validation_error,
+    has_key,
+    read_yaml,
+)
+from augment.core.errors import ConfigError
+from augment.pipeline.registry import MODALITIES
+
+DEFAULT_KIND = "tabular"
+
+
+def _kind_of(raw: Any) -> str:
+    """The union's discriminator: ``data.kind`` of a raw mapping or of a validated config."""
+    if isinstance(raw, JobConfig):
+        return raw.data.kind
+    data = raw.get("data") if isinstance(raw, dict) else None
+    kind = data.get("kind", DEFAULT_KIND) if isinstance(data, dict) else DEFAULT_KIND
+    return kind if isinstance(kind, str) else repr(kind)
+
+
+def job_config_type() -> Any:
+    """Every registered kind's JobConfig subclass as one pydantic discriminated union on
+    ``data.kind`` (default ``tabular``)."""
+    return _union(tuple((kind, m.config) for kind, m in MODALITIES.items()))
+
+
+def _union(configs: tuple[tuple[str, type], ...]) -> Any:
+    members = tuple(Annotated[config, Tag(kind)] for kind, config in configs)
+    return Annotated[Union[members], Discriminator(_kind_of)]  # noqa: UP007
+
+
+@functools.cache
+def _adapter(configs: tuple[tuple[str, type], ...]) -> TypeAdapter:
+    return TypeAdapter(_union(configs))
+
+
+def kinds_with_key(loc: tuple[str, ...]) -> list[str]:
+    """The data kinds whose config has the key at ``loc`` (for "applies only to" errors)."""
+    return [kind for kind, m in MODALITIES.items() if has_key(m.config, loc)]
+
+
+def parse_config(raw: dict[str, Any], origin: str = "<dict>") -> JobConfig:
+    """Validate a raw dict into the JobConfig of its ``data.kind``; ConfigError with dotted paths."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"invalid config {origin}: the top level must be a mapping of sections")
+    kind = _kind_of(raw)
+    if kind not in MODALITIES:
+        choices = " or ".join(repr(k) for k in MODALITIES)
+        raise ConfigError(
+            f"invalid config {origin}: data.kind: Input should be {choices} (got {kind!r})"
+        )
+    try:
+        return _adapter(tuple((k, m.config) for k, m in MODALITIES.items())).validate_python(raw)
+    except ValidationError as error:
+        raise ConfigError(_format(error, origin)) from None
+
+
+def _format(error: ValidationError, origin: str) -> str:
+    # A tagged union puts the tag first in every error location; the user wrote no such key.
+    problems = []
+    for problem in error.errors():
+        loc = problem["loc"]
+        if loc and loc[0] in MODALITIES:
+            problem = {**problem, "loc": loc[1:]}
+        problems.append(problem)
+    return format_validation_error(_Errors(problems), origin, kinds_with_key)
+
+
+class _Errors:
+    """The ``errors()`` of a ValidationError, with the union's tag taken off each location."""
+
+    def __init__(self, problems: list[dict[str, Any]]) -> None:
+        self._problems = problems
+
+    def errors(self) -> list[dict[str, Any]]:
+        return self._problems
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> JobConfig:
+    """Read a YAML job config, apply ``--set`` style overrides, and validate it.
+
+    Returns the config model of the job's ``data.kind`` (a :class:`JobConfig` subclass).
+
+    Raises:
+        ConfigError: the file is missing or unreadable, or a key is unknown or of the wrong type.
+    """
+    raw = apply_overrides(read_yaml(path), overrides or [])
+    return parse_config(raw, origin=str(path))
