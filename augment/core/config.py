@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -29,7 +30,41 @@ from augment.core.storage import default_work_dir, is_url, redact
 
 PositiveInt = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
-SamplingStrategy = str | float | dict[str, Annotated[int, Field(ge=0)]]
+STRATEGY_WORDS = ("auto", "not majority", "minority", "not minority", "all")
+
+
+def _sampling_strategy(value: Any) -> Any:
+    """One check, one message in the user's terms (not a line per branch of a union).
+
+    A map's keys are the class labels as they appear in the data: strings, integers, booleans
+    (YAML ``{0: 500, 1: 500}`` or ``{fraud: 500}``); its values target counts, real rows included.
+    """
+    if isinstance(value, str) and value in STRATEGY_WORDS:
+        return value
+    if isinstance(value, float | int) and not isinstance(value, bool) and 0 < value <= 1:
+        return float(value)
+    if isinstance(value, dict) and value:
+        bad = {
+            k: v for k, v in value.items() if isinstance(v, bool) or not isinstance(v, int) or v < 0
+        }
+        odd = [k for k in value if not isinstance(k, str | int | float | bool)]
+        if not bad and not odd:
+            return dict(value)
+        if bad:
+            raise ValueError(
+                f"target counts must be whole numbers >= 0; got {bad} (a count is the class's "
+                "size after balancing, real rows included)"
+            )
+    raise ValueError(
+        f"use one of {', '.join(repr(w) for w in STRATEGY_WORDS)}, a ratio "
+        "minority/majority in (0, 1] (two classes), or a map class -> target count such as "
+        "{fraud: 5000} or {0: 500, 1: 500}"
+    )
+
+
+SamplingStrategy = Annotated[
+    str | float | dict[str | int | float | bool, int], BeforeValidator(_sampling_strategy)
+]
 KIND_HELP = "The kind of data; it picks the keys, the defaults and the modality of the job."
 
 

@@ -75,3 +75,10 @@ def test_imbalance_profile_is_geometric():
     frame = pd.DataFrame({"x": range(200), "y": ["a", "b"] * 100})
     small = subsample_to_ratio(frame, "y", 4, seed=1)
     assert class_counts(small["y"]) == {"a": 100, "b": 25}
+
+
+def test_an_unknown_class_key_names_the_classes_that_exist():
+    with pytest.raises(
+        ConfigError, match=r"names class 7, which is not in the training data; classes are \[0, 1\]"
+    ):
+        plan_samples({0: 40, 1: 4}, {7: 50})

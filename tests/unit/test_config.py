@@ -138,3 +138,40 @@ def test_training_settings_cover_what_shapes_the_model():
     assert parse_config(_raw(train={"steps": 7})).training_settings() != base
     assert parse_config(_raw(model={"noise_dim": 8})).training_settings() != base
     assert parse_config(_raw(output={"clip_to_range": False})).training_settings() != base
+
+
+@pytest.mark.parametrize(
+    ("written", "classes", "plan"),
+    [
+        ("{0: 60, 1: 60}", {0: 60, 1: 6}, {0: 0, 1: 54}),
+        ("{true: 20}", {False: 20, True: 4}, {False: 0, True: 16}),
+        ("{fraud: 30}", {"fraud": 3, "ok": 30}, {"fraud": 27, "ok": 0}),
+        ("'1': 30", {0: 30, 1: 3}, {0: 0, 1: 27}),  # a quoted key still finds an integer class
+    ],
+)
+def test_sampling_strategy_keys_are_the_labels_as_written(tmp_path, written, classes, plan):
+    from augment.core.balance import plan_samples
+
+    value = written if written.startswith("{") else "{" + written + "}"
+    path = tmp_path / "c.yaml"
+    path.write_text("name: x\ndata: {source: 'sklearn:wine', label: target}\n")
+    config = load_config(path, [f"balance.sampling_strategy={value}"])
+    assert plan_samples(classes, config.balance.sampling_strategy) == plan
+    assert (
+        config.fingerprint()
+        == load_config(path, [f"balance.sampling_strategy={value}"]).fingerprint()
+    )
+
+
+@pytest.mark.parametrize(
+    ("strategy", "message"),
+    [
+        ({"a": -1}, r"target counts must be whole numbers >= 0; got \{'a': -1\}"),
+        ("sideways", r"use one of 'auto', 'not majority'.*\(got 'sideways'\)"),
+        (2.5, r"a ratio minority/majority in \(0, 1\]"),
+    ],
+)
+def test_a_bad_sampling_strategy_is_one_line_in_the_users_terms(strategy, message):
+    with pytest.raises(ConfigError, match=message) as caught:
+        parse_config(_raw(balance={"sampling_strategy": strategy}))
+    assert str(caught.value).count("balance.sampling_strategy") == 1
