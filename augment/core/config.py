@@ -65,6 +65,11 @@ def _sampling_strategy(value: Any) -> Any:
 SamplingStrategy = Annotated[
     str | float | dict[str | int | float | bool, int], BeforeValidator(_sampling_strategy)
 ]
+MAX_ROWS_HELP = (
+    "At most this many rows (images) in any arm and in each set the fidelity metrics compare; "
+    "larger ones use a stratified sample (real rows first, the synthetic ones scaled alike per "
+    "class), reported in the summary and MLflow. null = all of them."
+)
 KIND_HELP = "The kind of data; it picks the keys, the defaults and the modality of the job."
 
 
@@ -199,6 +204,7 @@ class ValidateConfig(Strict):
     min_lift: float = Field(
         0.0, description="Do-no-harm gate: fail when lift in balanced accuracy is below this."
     )
+    max_rows: PositiveInt | None = Field(50_000, description=MAX_ROWS_HELP)
 
 
 class TrackingConfig(Strict):

@@ -157,3 +157,79 @@ def score(
         }
     )
     return scores, table, matrix
+
+
+@dataclass
+class ArmRows:
+    """Rows per class that every validation arm draws on: the real rows (the baseline arm, and the
+    real part of the others) and the synthetic rows of the augmented arm, whose counts the classic
+    baseline (SMOTE, albumentations) also makes. ``capped`` when they are a sample."""
+
+    real: dict[Any, int]
+    synthetic: dict[Any, int]
+    capped: bool
+
+    @property
+    def targets(self) -> dict[Any, int]:
+        """Class -> rows of the augmented (and classic) arm: real plus synthetic."""
+        return {
+            c: self.real.get(c, 0) + self.synthetic.get(c, 0)
+            for c in {**self.real, **self.synthetic}
+        }
+
+
+def arm_rows(
+    real: Mapping[Any, int], synthetic: Mapping[Any, int], max_rows: int | None
+) -> ArmRows:
+    """How many rows of each class the arms use so that no arm holds more than ``max_rows``.
+
+    Real rows are the scarce, informative ones: they are kept whole when they fill at most half
+    of the cap, and the synthetic rows share what is left, every class scaled by the same factor
+    (so the augmented arm keeps its class balance). A very large real set is sampled too, each
+    class in proportion but keeping at least :data:`MIN_REAL_PER_CLASS` rows (or all it has), so
+    a rare class stays trainable and SMOTE still finds neighbours.
+    """
+    real, synthetic = dict(real), {c: n for c, n in synthetic.items() if n}
+    n_real, n_synthetic = sum(real.values()), sum(synthetic.values())
+    if not max_rows or n_real + n_synthetic <= max_rows:
+        return ArmRows(real, synthetic, capped=False)
+    synthetic_budget = min(n_synthetic, max(max_rows - n_real, max_rows // 2))
+    real_budget = max_rows - synthetic_budget
+    if n_real > real_budget:
+        real = _scaled(real, real_budget / n_real, floor=MIN_REAL_PER_CLASS)
+    synthetic = _scaled(synthetic, synthetic_budget / n_synthetic, floor=1)
+    return ArmRows(real, synthetic, capped=True)
+
+
+#: the fewest real rows a class keeps in a capped validation (SMOTE needs neighbours)
+MIN_REAL_PER_CLASS = 6
+
+
+def _scaled(counts: Mapping[Any, int], factor: float, floor: int) -> dict[Any, int]:
+    return {c: min(n, max(floor, int(n * factor))) for c, n in counts.items()}
+
+
+def stratified_pick(
+    labels: np.ndarray, per_class: Mapping[Any, int], rng: np.random.Generator
+) -> np.ndarray:
+    """Sorted row indices: ``per_class[c]`` rows of each class ``c`` drawn without replacement."""
+    picks = [
+        rng.choice(np.flatnonzero(labels == cls), size=n, replace=False)
+        for cls, n in per_class.items()
+        if n
+    ]
+    return np.sort(np.concatenate(picks)) if picks else np.zeros(0, dtype=np.int64)
+
+
+def proportional_pick(
+    labels: np.ndarray, max_rows: int | None, rng: np.random.Generator
+) -> np.ndarray:
+    """At most ``max_rows`` row indices, every class in proportion (at least one row each)."""
+    values, counts = np.unique(labels, return_counts=True)
+    if not max_rows or len(labels) <= max_rows:
+        return np.arange(len(labels))
+    factor = max_rows / len(labels)
+    per_class = {
+        v: min(int(n), max(1, int(n * factor))) for v, n in zip(values, counts, strict=True)
+    }
+    return stratified_pick(labels, per_class, rng)

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from augment.core.config import (
     KIND_HELP,
+    MAX_ROWS_HELP,
     DataConfig,
     JobConfig,
     ModelConfig,
@@ -89,6 +90,8 @@ class ImageValidateConfig(ValidateConfig):
     """A small CNN on real / real+synthetic / real+albumentations images; FID and KID."""
 
     epochs: PositiveInt = Field(15, description="Epochs of the downstream CNN in each arm.")
+    # fewer than for tables: a CNN epoch over an image costs more than a classifier on a row
+    max_rows: PositiveInt | None = Field(20_000, description=MAX_ROWS_HELP)
     albumentations: bool = Field(
         True, description="Run the classic-augmentation oversampling arm (the baseline to beat)."
     )

@@ -30,6 +30,7 @@ from augment.core.device import cpu_threads, resolve_device
 from augment.core.generate import GenerationResult
 from augment.core.modality import Modality
 from augment.core.train import TrainingLoop, TrainingResult, settings_from
+from augment.core.validation import proportional_pick
 from augment.image.cgan import ImageCGAN, ImageGANSettings, ImageTrainSettings
 from augment.image.config import ImageJobConfig
 from augment.image.generate import generate_image_shards
@@ -254,6 +255,7 @@ class ImageModality(Modality):
                 classic=v.albumentations,
                 min_lift=v.min_lift,
                 baseline_model=baseline,
+                max_rows=v.max_rows,
             )
             fidelity: dict[str, float] = {}
             if v.fid and len(images):
@@ -263,11 +265,16 @@ class ImageModality(Modality):
                     classifier=baseline,
                     device=device,
                 )
+                # features cost a forward pass per image: a large set is a stratified sample
+                rng = np.random.default_rng(cfg.train.seed)
+                real_index = data.index_of(data.holdout_labels)
+                real_pick = proportional_pick(real_index, v.max_rows, rng)
+                fake_pick = proportional_pick(synthetic_index, v.max_rows, rng)
                 fidelity = fid_report(
-                    data.holdout_images,
-                    data.index_of(data.holdout_labels),
-                    images,
-                    synthetic_index,
+                    data.holdout_images[real_pick],
+                    real_index[real_pick],
+                    images[fake_pick],
+                    synthetic_index[fake_pick],
                     data.classes,
                     extractor,
                     kid=v.kid,

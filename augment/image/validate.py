@@ -26,8 +26,9 @@ import cv2
 import numpy as np
 import torch
 
+from augment.core.balance import class_counts
 from augment.core.errors import DataError
-from augment.core.validation import ValidationReport, build_report
+from augment.core.validation import ValidationReport, arm_rows, build_report, stratified_pick
 from augment.image.classifier import (
     ImageClassifier,
     check_images,
@@ -157,6 +158,7 @@ def validate_images(
     classic: bool = True,
     min_lift: float = 0.0,
     baseline_model: ImageClassifier | None = None,
+    max_rows: int | None = None,
 ) -> ValidationReport:
     """Train the CNN on real, real+synthetic and real+albumentations images; score on the holdout.
 
@@ -178,6 +180,8 @@ def validate_images(
         min_lift: the gate passes when ``lift/balanced_accuracy >= min_lift``.
         baseline_model: a CNN the caller already trained on ``train_images`` (e.g. for the FID
             features); used as the baseline arm instead of training another.
+        max_rows: at most this many images in any arm; larger arms use a stratified sample
+            (:func:`augment.core.validation.arm_rows`), reported in the notes and metrics.
 
     Returns:
         A :class:`augment.core.validation.ValidationReport`. Metric names, with ``<m>`` one of
@@ -232,8 +236,23 @@ def validate_images(
         return train_classifier(images, labels, n_classes, epochs=epochs, seed=seed, device=device)
 
     notes: list[str] = []
+    rows = arm_rows(class_counts(train_labels), class_counts(synthetic_labels), max_rows)
+    if rows.capped:
+        rng = np.random.default_rng(seed)
+        if sum(rows.real.values()) < len(train_images):
+            baseline_model = None  # it saw every real image; the arms see a sample
+        keep = stratified_pick(train_labels, rows.real, rng)
+        train_images, train_labels = train_images[keep], train_labels[keep]
+        keep = stratified_pick(synthetic_labels, rows.synthetic, rng)
+        synthetic_images, synthetic_labels = synthetic_images[keep], synthetic_labels[keep]
+        target_counts = rows.targets
+        notes.append(
+            f"validation used a stratified sample (validate.max_rows={max_rows}): "
+            f"{len(train_images)} real and {len(synthetic_images)} synthetic images"
+        )
     baseline = fit(train_images, train_labels) if baseline_model is None else baseline_model
     models: dict[str, ImageClassifier] = {"baseline": baseline}
+    sizes = {"baseline": len(train_images), "augmented": len(train_images) + len(synthetic_images)}
     if len(synthetic_images):
         models["augmented"] = fit(
             np.concatenate([train_images, synthetic_images]),
@@ -258,6 +277,7 @@ def validate_images(
                 models["albumentations"] = models["baseline"]
             else:
                 models["albumentations"] = fit(classic_images, classic_labels)
+            sizes["albumentations"] = len(classic_images)
 
     predictions: dict[tuple[str, str], np.ndarray] = {}
     by_model: dict[int, np.ndarray] = {}  # arms that are the baseline share its predictions
@@ -265,7 +285,7 @@ def validate_images(
         if id(model) not in by_model:
             by_model[id(model)] = model.predict(holdout_images)
         predictions[arm, CLASSIFIER] = by_model[id(model)]
-    return build_report(
+    report = build_report(
         holdout_labels,
         predictions,
         classes,
@@ -273,3 +293,7 @@ def validate_images(
         min_lift=min_lift,
         notes=notes,
     )
+    report.metrics["validation/capped"] = float(rows.capped)
+    for arm, size in sizes.items():
+        report.metrics[f"validation/rows/{arm}"] = float(size)
+    return report

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from augment.core.cache import frame_digest
@@ -24,6 +25,7 @@ from augment.core.generate import GenerationResult, write_shards
 from augment.core.modality import Modality
 from augment.core.shards import read_shards
 from augment.core.train import settings_from
+from augment.core.validation import proportional_pick
 from augment.tabular.cgan import GANSettings
 from augment.tabular.config import TabularJobConfig
 from augment.tabular.schema import TableSchema, infer_schema
@@ -130,7 +132,7 @@ class TabularModality(Modality):
         The synthetic rows are read back from the shards just written, so what is validated is
         what the user gets.
         """
-        from augment.tabular.fidelity import fidelity_report
+        from augment.tabular.fidelity import fidelity_report, label_values
         from augment.tabular.validate import validate_downstream
 
         cfg = ctx.config
@@ -146,11 +148,23 @@ class TabularModality(Modality):
             smote=cfg.validate_.smote,
             min_lift=cfg.validate_.min_lift,
             seed=cfg.train.seed,
+            max_rows=cfg.validate_.max_rows,
         )
         fidelity: dict[str, float] = {}
         if cfg.validate_.fidelity and len(synthetic):
+            # distances and the detection classifier grow with the rows: each set is a sample
+            rng = np.random.default_rng(cfg.train.seed)
+
+            def sample(frame: pd.DataFrame) -> pd.DataFrame:
+                labels = label_values(frame, data.schema)
+                return frame.iloc[proportional_pick(labels, cfg.validate_.max_rows, rng)]
+
             fidelity = fidelity_report(
-                data.train, synthetic, data.holdout, data.schema, cfg.train.seed
+                sample(data.train),
+                sample(synthetic),
+                sample(data.holdout),
+                data.schema,
+                cfg.train.seed,
             )
         return report, fidelity
 

@@ -28,9 +28,9 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
 
-from augment.core.balance import to_python
+from augment.core.balance import class_counts, to_python
 from augment.core.errors import ConfigError, DataError
-from augment.core.validation import ValidationReport, build_report
+from augment.core.validation import ValidationReport, arm_rows, build_report, stratified_pick
 from augment.tabular.fidelity import label_values
 from augment.tabular.schema import TableSchema
 
@@ -51,6 +51,7 @@ def validate_downstream(
     smote: bool = True,
     min_lift: float = 0.0,
     seed: int = 0,
+    max_rows: int | None = None,
 ) -> ValidationReport:
     """Train classifiers on real, real+synthetic and real+SMOTE rows; score them on the holdout.
 
@@ -64,7 +65,10 @@ def validate_downstream(
         classifiers: names from ``CLASSIFIERS``.
         smote: whether to run the SMOTE arm.
         min_lift: the gate passes when ``lift/balanced_accuracy >= min_lift``.
-        seed: seeds the classifiers and SMOTE.
+        seed: seeds the classifiers, SMOTE and the sample below.
+        max_rows: at most this many rows in any arm. Larger arms use a stratified sample (see
+            :func:`augment.core.validation.arm_rows`): the same real rows in every arm, the same
+            synthetic counts per class in the augmented arm as SMOTE makes.
 
     Returns:
         A ``ValidationReport``. Metric names, with ``<m>`` one of ``accuracy``,
@@ -99,6 +103,20 @@ def validate_downstream(
     train_labels = label_values(train, schema)
     holdout_labels = label_values(holdout, schema)
     synthetic_labels = label_values(synthetic, schema) if len(synthetic) else np.array([])
+    notes: list[str] = []
+    synthetic_counts = class_counts(synthetic_labels) if len(synthetic) else {}
+    rows = arm_rows(class_counts(train_labels), synthetic_counts, max_rows)
+    if rows.capped:
+        rng = np.random.default_rng(seed)
+        keep = stratified_pick(train_labels, rows.real, rng)
+        train, train_labels = train.iloc[keep], train_labels[keep]
+        keep = stratified_pick(synthetic_labels, rows.synthetic, rng)
+        synthetic, synthetic_labels = synthetic.iloc[keep], synthetic_labels[keep]
+        target_counts = rows.targets
+        notes.append(
+            f"validation used a stratified sample (validate.max_rows={max_rows}): "
+            f"{len(train)} real and {len(synthetic)} synthetic rows"
+        )
     if len(set(train_labels.tolist())) < 2:
         raise DataError(
             f"the training rows hold fewer than two classes of {schema.label!r}; "
@@ -125,7 +143,6 @@ def validate_downstream(
     train_x, train_y = _features(train, schema), encode(train_labels)
     holdout_x, holdout_y = _features(holdout, schema), encode(holdout_labels)
 
-    notes: list[str] = []
     arms: dict[str, tuple[pd.DataFrame, np.ndarray]] = {"baseline": (train_x, train_y)}
     if len(synthetic):
         arms["augmented"] = (
@@ -163,7 +180,7 @@ def validate_downstream(
             with threadpool_limits(limits=1, user_api="openmp"):
                 model = _build_classifier(name, schema, seed).fit(arm_x, arm_y)
                 predictions[arm, name] = model.predict(holdout_x)
-    return build_report(
+    report = build_report(
         holdout_y,
         predictions,
         classes,
@@ -171,6 +188,10 @@ def validate_downstream(
         min_lift=min_lift,
         notes=notes,
     )
+    report.metrics["validation/capped"] = float(rows.capped)
+    for arm, (arm_x, _) in arms.items():
+        report.metrics[f"validation/rows/{arm}"] = float(len(arm_x))
+    return report
 
 
 def smote_resample(
@@ -275,7 +296,8 @@ def _build_classifier(name: str, schema: TableSchema, seed: int) -> Pipeline:
     elif name == "random_forest":
         encode = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1)
         steps = [("categorical", encode, categorical), ("continuous", "passthrough", continuous)]
-        model = RandomForestClassifier(n_estimators=200, random_state=seed, n_jobs=1)
+        # every core: the trees are seeded one by one, so the forest is the same for any n_jobs
+        model = RandomForestClassifier(n_estimators=200, random_state=seed, n_jobs=-1)
     elif name == "hist_gradient_boosting":
         # Unknown categories become NaN, which the trees route like missing values.
         encode = OrdinalEncoder(

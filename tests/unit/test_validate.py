@@ -8,6 +8,7 @@ import pytest
 from sklearn.datasets import load_breast_cancer, load_wine
 
 from augment.core.errors import ConfigError
+from augment.core.validation import MIN_REAL_PER_CLASS, ArmRows, arm_rows
 from augment.tabular.schema import infer_schema
 from augment.tabular.validate import (
     CLASSIFIERS,
@@ -133,7 +134,8 @@ def test_report_has_every_metric_name_and_lifts_are_differences(cancer) -> None:
     assert report.classes == ["benign", "malignant"]
     names = METRICS + ["recall/benign", "recall/malignant"]
     classifiers = ["logistic", "random_forest"]
-    expected = {"validation/passed"}
+    expected = {"validation/passed", "validation/capped"}
+    expected |= {f"validation/rows/{arm}" for arm in ("baseline", "augmented", "smote")}
     for metric in names:
         expected |= {f"{arm}/{metric}" for arm in ("baseline", "augmented", "smote")}
         expected |= {f"lift/{metric}", f"lift_vs_smote/{metric}"}
@@ -276,3 +278,39 @@ def test_unknown_classifier_is_a_config_error(cancer) -> None:
     schema = infer_schema(train, "target")
     with pytest.raises(ConfigError, match="validate.classifiers"):
         validate_downstream(train, holdout, train.iloc[:0], schema, {}, ["svm"])
+
+
+def test_arm_rows_keep_the_real_rows_and_scale_the_synthetic_ones_alike():
+    real, synthetic = {"a": 300, "b": 30}, {"a": 10_000, "b": 10_270}
+    assert arm_rows(real, synthetic, None) == ArmRows(real, synthetic, capped=False)
+    assert not arm_rows(real, synthetic, 30_000).capped
+    rows = arm_rows(real, synthetic, 2_330)
+    assert rows.capped and rows.real == real  # 330 real rows fit in half the cap
+    assert sum(rows.real.values()) + sum(rows.synthetic.values()) <= 2_330
+    assert rows.synthetic["a"] / 10_000 == pytest.approx(rows.synthetic["b"] / 10_270, abs=1e-3)
+    # a huge real set is sampled too, in proportion, but a rare class keeps a few rows
+    big = arm_rows({"a": 1_000_000, "b": 40}, {"b": 999_960}, 10_000)
+    assert big.real["b"] == MIN_REAL_PER_CLASS and big.real["a"] <= 5_000
+    assert sum(big.real.values()) + sum(big.synthetic.values()) <= 10_000 + MIN_REAL_PER_CLASS
+
+
+def test_a_large_arm_is_validated_on_a_stratified_sample(cancer) -> None:
+    train, holdout = cancer
+    schema = infer_schema(train, "target")
+    targets = {"benign": 3_000, "malignant": 3_000}
+    synthetic = jittered_minority(train, "target", targets, seed=1)
+    report = validate_downstream(
+        train, holdout, synthetic, schema, targets, classifiers=["logistic"], seed=0, max_rows=900
+    )
+    metrics = report.metrics
+    assert metrics["validation/capped"] == 1.0
+    assert metrics["validation/rows/baseline"] == len(train)  # 277 real rows: all of them
+    assert metrics["validation/rows/augmented"] <= 900
+    assert metrics["validation/rows/smote"] == metrics["validation/rows/augmented"]
+    assert any("stratified sample (validate.max_rows=900)" in note for note in report.notes)
+    assert np.isfinite(metrics["lift/balanced_accuracy"])
+    everything = validate_downstream(
+        train, holdout, synthetic, schema, targets, classifiers=["logistic"], seed=0
+    )
+    assert everything.metrics["validation/capped"] == 0.0
+    assert everything.metrics["validation/rows/augmented"] == len(train) + len(synthetic)

@@ -206,3 +206,18 @@ def test_classic_oversample_handles_colour_and_refuses_empty_classes():
     assert more.shape == (9, 32, 32, 3) and np.bincount(more_labels).tolist() == [4, 5]
     with pytest.raises(DataError, match="class index 2 has no image"):
         classic_oversample(rgb, labels, {2: 3}, seed=0)
+
+
+def test_a_large_arm_is_validated_on_a_stratified_sample(split, report):
+    """248 real training images + 52 synthetic 3s, capped at 280: the synthetic ones (under half
+    the cap) all stay, the real ones are sampled per class to make room (the rare class keeps
+    7 of 8), and the albumentations arm tops up to the same per-class counts."""
+    assert report.metrics["validation/capped"] == 0.0
+    assert report.metrics["validation/rows/augmented"] == 248 + 52
+    capped = run(split, max_rows=280)
+    metrics = capped.metrics
+    assert metrics["validation/capped"] == 1.0
+    assert metrics["validation/rows/baseline"] == 4 * 55 + 7
+    assert metrics["validation/rows/augmented"] == 4 * 55 + 7 + 52
+    assert metrics["validation/rows/albumentations"] == metrics["validation/rows/augmented"]
+    assert "stratified sample (validate.max_rows=280)" in capped.notes[0]
