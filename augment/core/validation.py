@@ -52,12 +52,16 @@ def build_report(
     reference_arm: str | None,
     min_lift: float,
     notes: Sequence[str] = (),
+    arm_sizes: Mapping[str, int] | None = None,
+    capped: bool = False,
 ) -> ValidationReport:
     """Score every ``(arm, classifier) -> predicted class indices`` on the holdout.
 
     ``predictions`` must hold the arms ``baseline`` and ``augmented`` for every classifier, in
     the order the metrics should be written. ``reference_arm`` (a classic baseline that ran)
     adds ``lift_vs_<reference_arm>/<m>``. See :func:`summarise_arms` for the gate.
+    ``arm_sizes`` (rows each arm trained on) and ``capped`` (whether they are a sample, see
+    :func:`arm_rows`) become ``validation/rows/<arm>`` and ``validation/capped``.
     """
     class_keys = unique_metric_keys(classes)
     metrics: dict[str, float] = {}
@@ -71,6 +75,9 @@ def build_report(
     arms = list(dict.fromkeys(arm for arm, _ in predictions))
     names = list(dict.fromkeys(name for _, name in predictions))
     passed = summarise_arms(metrics, arms, names, class_keys, reference_arm, min_lift)
+    metrics["validation/capped"] = float(capped)
+    for arm, size in (arm_sizes or {}).items():
+        metrics[f"validation/rows/{arm}"] = float(size)
     per_class = pd.concat(per_class_tables, ignore_index=True)[
         ["arm", "classifier", "class", "precision", "recall", "f1", "support"]
     ]

@@ -285,15 +285,13 @@ def validate_images(
         if id(model) not in by_model:
             by_model[id(model)] = model.predict(holdout_images)
         predictions[arm, CLASSIFIER] = by_model[id(model)]
-    report = build_report(
+    return build_report(
         holdout_labels,
         predictions,
         classes,
         reference_arm="albumentations" if "albumentations" in models else None,
         min_lift=min_lift,
         notes=notes,
+        arm_sizes=sizes,
+        capped=rows.capped,
     )
-    report.metrics["validation/capped"] = float(rows.capped)
-    for arm, size in sizes.items():
-        report.metrics[f"validation/rows/{arm}"] = float(size)
-    return report

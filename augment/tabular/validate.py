@@ -180,18 +180,16 @@ def validate_downstream(
             with threadpool_limits(limits=1, user_api="openmp"):
                 model = _build_classifier(name, schema, seed).fit(arm_x, arm_y)
                 predictions[arm, name] = model.predict(holdout_x)
-    report = build_report(
+    return build_report(
         holdout_y,
         predictions,
         classes,
         reference_arm="smote" if "smote" in arms else None,
         min_lift=min_lift,
         notes=notes,
+        arm_sizes={arm: len(arm_x) for arm, (arm_x, _) in arms.items()},
+        capped=rows.capped,
     )
-    report.metrics["validation/capped"] = float(rows.capped)
-    for arm, (arm_x, _) in arms.items():
-        report.metrics[f"validation/rows/{arm}"] = float(len(arm_x))
-    return report
 
 
 def smote_resample(
