@@ -38,6 +38,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -339,12 +340,16 @@ def read_shards(
     verify: bool = True,
     require_success: bool = True,
     storage_options: dict[str, Any] | None = None,
+    columns: list[str] | None = None,
+    take: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Read a finished run's shards, checking row counts (and sha256 when ``verify``).
 
     ``path`` is a local folder or an fsspec URL (``storage_options`` go to fsspec).
     ``require_success=False`` is for the job itself, which validates its committed shards before
     it writes the manifest; it then reads every part of ``synthetic/`` in order.
+    ``columns`` reads only those columns; ``take`` (sorted row numbers over all parts in order)
+    keeps only those rows, one part at a time, so a sample of a large run never holds it all.
     """
     out = storage.location(path, storage_options)
     if require_success:
@@ -356,6 +361,7 @@ def read_shards(
         ]
         verify = False
     frames = []
+    read_rows = 0  # rows of the parts before this one (for ``take``)
     for entry in entries:
         file = out / entry["path"]
         data = file.read_bytes()  # one read serves both the checksum and the parse
@@ -363,12 +369,16 @@ def read_shards(
             raise DataError(
                 f"shard {file} does not match its sha256 in the manifest; rerun the job"
             )
-        frame = pq.read_table(pa.BufferReader(data)).to_pandas()
-        if entry["rows"] is not None and len(frame) != entry["rows"]:
+        table = pq.read_table(pa.BufferReader(data), columns=columns)
+        if entry["rows"] is not None and table.num_rows != entry["rows"]:
             raise DataError(
-                f"shard {file} has {len(frame)} rows, the manifest says {entry['rows']}"
+                f"shard {file} has {table.num_rows} rows, the manifest says {entry['rows']}"
             )
-        frames.append(frame)
+        if take is not None:
+            first, taken = read_rows, np.searchsorted(take, read_rows + table.num_rows)
+            read_rows += table.num_rows
+            table = table.take(take[np.searchsorted(take, first) : taken] - first)
+        frames.append(table.to_pandas())
     if not frames:
         return pd.DataFrame()
     return pd.concat(frames, ignore_index=True)

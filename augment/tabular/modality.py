@@ -136,7 +136,16 @@ class TabularModality(Modality):
         from augment.tabular.validate import validate_downstream
 
         cfg = ctx.config
-        synthetic = read_shards(ctx.output, require_success=False)
+        rng = np.random.default_rng(cfg.train.seed)
+        # A large run is read as a sample, each class in proportion, one part at a time: the
+        # arms never use more rows than validate.max_rows (validate_downstream samples again to
+        # fit the real rows in), so the rest need never be in memory.
+        take = None
+        if sum(data.plan.values()):
+            labels = read_shards(ctx.output, require_success=False, columns=[data.label])
+            pick = proportional_pick(label_values(labels, data.schema), cfg.validate_.max_rows, rng)
+            take = pick if len(pick) < len(labels) else None
+        synthetic = read_shards(ctx.output, require_success=False, take=take)
         targets = {c: data.counts_before[c] + data.plan[c] for c in data.counts_before}
         report = validate_downstream(
             data.train,
@@ -153,7 +162,6 @@ class TabularModality(Modality):
         fidelity: dict[str, float] = {}
         if cfg.validate_.fidelity and len(synthetic):
             # distances and the detection classifier grow with the rows: each set is a sample
-            rng = np.random.default_rng(cfg.train.seed)
 
             def sample(frame: pd.DataFrame) -> pd.DataFrame:
                 labels = label_values(frame, data.schema)
