@@ -169,8 +169,9 @@ def prepare_output(
       are kept for resume.
 
     Raises:
-        OutputError: a finished run is there without ``overwrite``, or the location is not
-            writable (checked now with a probe file, not after training).
+        OutputError: the folder holds something that is not an augment run (with or without
+            ``overwrite``), a finished run is there without ``overwrite``, or the location is
+            not writable (checked now with a probe file, not after training).
     """
     out = storage.location(path, storage_options)
     remote = storage.is_remote(out)
@@ -178,6 +179,14 @@ def prepare_output(
     if not remote and out.exists() and not out.is_dir():
         raise OutputError(f"output path {out} is a file; choose a folder with output.path")
     try:
+        foreign = _foreign_entries(out)
+        if foreign:
+            shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+            raise OutputError(
+                f"output {out} is not empty and holds no augment run ({shown}); augment only "
+                "writes into a new or empty folder or over its own run, --overwrite or not: "
+                "choose another output.path (or --output)"
+            )
         finished = (out / SUCCESS).exists()
         if finished and not overwrite:
             raise OutputError(
@@ -214,6 +223,30 @@ def prepare_output(
             if stale.is_file():
                 stale.unlink(missing_ok=True)
     return out
+
+
+#: what a run of augment (finished, crashed or running) keeps in its output folder
+RUN_ENTRIES = frozenset(
+    {SUCCESS, MANIFEST, SHARD_DIR, LOCK, "images", "model", "checkpoints", "holdout_ids.json"}
+)
+
+
+def _foreign_entries(out: Location) -> list[str]:
+    """Names in ``out`` that no augment run writes (its files, staging folders, temporaries).
+
+    A folder holding only augment's names is a run to resume or replace; anything else is the
+    user's, and a job must not write into it (``prepare_output`` would delete parts of it).
+    """
+    try:
+        names = sorted(entry.name for entry in out.iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return [
+        name
+        for name in names
+        if name not in RUN_ENTRIES
+        and not (name.startswith(".") and (".tmp" in name or name.startswith(".write-probe-")))
+    ]
 
 
 class StagedFolder:

@@ -131,6 +131,14 @@ def _damaged_checkpoint(tmp: Path):
     return write_config(tmp, None), []
 
 
+def _users_folder(tmp: Path, *overrides: str):
+    """The output is a non-empty folder of the user's: a document and a subfolder."""
+    (tmp / "out" / "drafts").mkdir(parents=True)
+    (tmp / "out" / "thesis.tex").write_text("mine")
+    (tmp / "out" / "drafts" / "v1.txt").write_text("mine too")
+    return write_config(tmp, None), list(overrides)
+
+
 def _with_output(path_under: Callable[[Path], Path]):
     def setup(tmp: Path):
         path = write_config(tmp, None)
@@ -260,6 +268,15 @@ CASES: dict[str, Case] = {
         _finished_run,
         OutputError,
         ("already holds a finished run", "--overwrite"),
+        output_kept=True,
+    ),
+    "a folder of the user's": Case(
+        _users_folder, OutputError, ("holds no augment run (drafts, thesis.tex)",), output_kept=True
+    ),
+    "a folder of the user's with --overwrite": Case(
+        lambda t: _users_folder(t, "output.overwrite=true"),
+        OutputError,
+        ("holds no augment run", "choose another output.path"),
         output_kept=True,
     ),
     "damaged checkpoint": Case(

@@ -222,3 +222,32 @@ def test_storage_options_are_redacted_and_do_not_change_the_fingerprint(tmp_path
 def test_local_paths_keep_their_exact_behaviour(tmp_path):
     out = prepare_output(tmp_path / "run", overwrite=False)
     assert isinstance(out, Path) and not storage.is_remote(out)
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_a_folder_of_the_users_is_refused_and_left_alone(tmp_path, overwrite):
+    out = tmp_path / "mine"
+    (out / "notes").mkdir(parents=True)
+    (out / "thesis.tex").write_text("do not touch")
+    (out / "notes" / "a.txt").write_text("mine too")
+    before = sorted(str(p.relative_to(out)) for p in out.rglob("*"))
+    with pytest.raises(OutputError, match=r"holds no augment run \(notes, thesis.tex\)"):
+        prepare_output(out, overwrite=overwrite)
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == before
+    assert (out / "thesis.tex").read_text() == "do not touch"
+
+
+def test_a_crashed_run_is_still_resumed_and_an_empty_folder_used(tmp_path, memory_root):
+    crashed = tmp_path / "crashed"
+    (crashed / "checkpoints").mkdir(parents=True)
+    (crashed / "checkpoints" / "unit-all.pt").write_bytes(b"state")
+    (crashed / "holdout_ids.json").write_text("{}")
+    (crashed / f".{SHARD_DIR}.tmp-1234abcd").mkdir()
+    assert prepare_output(crashed, overwrite=False) == crashed
+    assert (crashed / "checkpoints" / "unit-all.pt").exists()  # kept for the resume
+    (tmp_path / "empty").mkdir()
+    prepare_output(tmp_path / "empty", overwrite=False)
+    memfs.pipe(f"{memory_root}/theirs/report.pdf", b"%PDF")
+    with pytest.raises(OutputError, match=r"holds no augment run \(report.pdf\)"):
+        prepare_output(f"{memory_root}/theirs", overwrite=True)
+    assert memfs.cat(f"{memory_root}/theirs/report.pdf") == b"%PDF"
