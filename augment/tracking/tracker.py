@@ -82,6 +82,10 @@ _SYNTHESIZER_SIGNATURE = ModelSignature(
 # MLflow keeps the tracking URI of its fluent API in a process-wide global (and mirrors it into
 # the environment); model logging is serialised so two trackers never swap it under each other.
 _FLUENT_LOCK = threading.Lock()
+
+# Logging the model downloads its artifacts back once, behind a tqdm bar per file that lands in
+# the middle of a job's output. Off unless the user turned it on.
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 _BAD_KEY_CHARS = re.compile(r"[^\w.\- /]")
 _RUN_STATUSES = frozenset(RunStatus.to_string(s) for s in RunStatus.all_status())
 

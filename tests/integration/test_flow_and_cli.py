@@ -140,6 +140,7 @@ def test_cli_run_prints_a_summary_and_exits_zero(tmp_path, mlflow_uri):
     assert "name: clijob" in result.output and "steps: 20" in result.output
     for text in ("class counts", "malignant", "balanced_accuracy", "shards:", "MLflow run"):
         assert text in result.output
+    assert "Downloading artifacts" not in result.output  # MLflow's progress bars are off
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert sum(manifest["counts_generated"].values()) > 0
 
