@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import sys
+import types
 import typing
 from pathlib import Path
 from typing import Any
@@ -45,20 +46,13 @@ A column per kind gives the default; `-` means the key does not exist for that k
 """
 
 
-def _type_name(annotation: Any) -> str:
-    text = repr(annotation) if not isinstance(annotation, type) else annotation.__name__
-    for noise in ("typing.", "Annotated[", "NoneType"):
-        text = text.replace(noise, "None" if noise == "NoneType" else "")
-    return " ".join(text.split())
-
-
 def _describe_type(annotation: Any) -> str:
     origin = typing.get_origin(annotation)
     if origin is typing.Literal:
         return " \\| ".join(f"`{value}`" for value in typing.get_args(annotation))
     if origin is typing.Annotated:
         return _describe_type(typing.get_args(annotation)[0])
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if origin in (typing.Union, types.UnionType):
         return " \\| ".join(_describe_type(arg) for arg in typing.get_args(annotation))
     if annotation is type(None):
         return "null"
@@ -67,7 +61,7 @@ def _describe_type(annotation: Any) -> str:
         return f"{origin.__name__}[{args}]"
     if isinstance(annotation, type):
         return annotation.__name__
-    return _type_name(annotation)
+    return repr(annotation).replace("typing.", "")  # e.g. Any
 
 
 def _default(info: Any) -> str:

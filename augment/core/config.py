@@ -20,7 +20,6 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    ValidationError,
     field_validator,
     model_validator,
 )
@@ -417,14 +416,17 @@ def has_key(model: type[BaseModel], path: tuple[str, ...]) -> bool:
     return False
 
 
-def format_validation_error(error: ValidationError, origin: str, kinds_with_key: Any = None) -> str:
+def format_validation_error(
+    problems: list[dict[str, Any]], origin: str, kinds_with_key: Any = None
+) -> str:
     """One line per problem, each starting with its dotted path: ``train.lr: Input should be ...``.
 
-    ``kinds_with_key(path)`` names the data kinds whose config has an unknown key, so that a key
-    of another kind says which (``model.pac: applies only to data.kind: tabular``).
+    ``problems`` are pydantic's ``ValidationError.errors()``. ``kinds_with_key(path)`` names the
+    data kinds whose config has an unknown key, so that a key of another kind says which
+    (``model.pac: applies only to data.kind: tabular``).
     """
     lines = []
-    for problem in error.errors():
+    for problem in problems:
         loc = tuple(str(part) for part in problem["loc"])
         path = ".".join(loc) or "<root>"
         message = problem["msg"]

@@ -38,12 +38,6 @@ def _kind_of(raw: Any) -> str:
     return kind if isinstance(kind, str) else repr(kind)
 
 
-def job_config_type() -> Any:
-    """Every registered kind's JobConfig subclass as one pydantic discriminated union on
-    ``data.kind`` (default ``tabular``)."""
-    return _union(tuple((kind, m.config) for kind, m in MODALITIES.items()))
-
-
 def _union(configs: tuple[tuple[str, type], ...]) -> Any:
     members = tuple(Annotated[config, Tag(kind)] for kind, config in configs)
     return Annotated[Union[members], Discriminator(_kind_of)]  # noqa: UP007
@@ -83,17 +77,7 @@ def _format(error: ValidationError, origin: str) -> str:
         if loc and loc[0] in MODALITIES:
             problem = {**problem, "loc": loc[1:]}
         problems.append(problem)
-    return format_validation_error(_Errors(problems), origin, kinds_with_key)
-
-
-class _Errors:
-    """The ``errors()`` of a ValidationError, with the union's tag taken off each location."""
-
-    def __init__(self, problems: list[dict[str, Any]]) -> None:
-        self._problems = problems
-
-    def errors(self) -> list[dict[str, Any]]:
-        return self._problems
+    return format_validation_error(problems, origin, kinds_with_key)
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> JobConfig:
