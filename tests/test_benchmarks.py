@@ -85,3 +85,26 @@ def test_quick_image_ablations_print_table_and_write_json(tmp_path: Path) -> Non
     for variant in variants:
         assert 0 <= run[variant]["balanced_accuracy"] <= 1
         assert run[variant]["fid_domain"] >= 0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_quick_scale_benchmark_prints_table_and_writes_json(tmp_path: Path) -> None:
+    output = tmp_path / "scale.json"
+    completed = subprocess.run(
+        [sys.executable, "-m", "benchmarks.scale", "--quick", "--output", str(output)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    assert "| case | generated | cap |" in completed.stdout
+    results = json.loads(output.read_text())["results"]
+    assert [r["case"] for r in results] == ["table", "image", "validate", "validate"]
+    for row in results:
+        assert row["peak_rss_mb"] > 0 and row["per_second"] > 0
+    capped, uncapped = results[2], results[3]
+    assert capped["cap"] == "5000" and uncapped["cap"] == "None"
+    assert any("stratified sample" in note for note in capped["notes"])

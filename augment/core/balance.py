@@ -161,12 +161,17 @@ def split_and_plan(
     seed: int,
     imbalance_ratio: float | None,
     sampling_strategy: Any,
+    population: Mapping[Any, int] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[Any, int], dict[Any, int]]:
     """What every kind does before fitting: the stratified holdout split, the optional
     subsampling to an imbalance ratio (demos, benchmarks), the class counts and the plan.
 
     ``frame`` holds the label column (tables: every column; images: the labels alone, one row per
     image); the returned train and holdout frames keep its row ids.
+
+    ``population`` is for a ``frame`` that is a sample of a larger table: the class counts of
+    every row of that table. The counts the plan is made from are then the population's less
+    the holdout, as if the split had been made on the whole table.
 
     Returns:
         ``(train, holdout, counts, plan)``: counts per class of the train split (sorted classes)
@@ -176,4 +181,7 @@ def split_and_plan(
     if imbalance_ratio:
         train = subsample_to_ratio(train, label, imbalance_ratio, seed)
     counts = class_counts(train[label])
+    if population is not None and not imbalance_ratio:
+        held = class_counts(held_out[label]) if len(held_out) else {}
+        counts = {cls: int(population.get(cls, n)) - held.get(cls, 0) for cls, n in counts.items()}
     return train, held_out, counts, plan_samples(counts, sampling_strategy)

@@ -7,6 +7,7 @@ the modality of the job's data kind; the wings read it but never import the pipe
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,7 @@ class JobContext:
         return self.work if self.work is not None else self.output
 
     def split_and_plan(
-        self, frame: pd.DataFrame, label: str
+        self, frame: pd.DataFrame, label: str, population: Mapping[Any, int] | None = None
     ) -> tuple[pd.DataFrame, pd.DataFrame, dict[Any, int], dict[Any, int]]:
         """:func:`augment.core.balance.split_and_plan` with this job's holdout fraction, seed,
         imbalance ratio and sampling strategy: ``(train, holdout, counts, plan)``."""
@@ -57,6 +58,7 @@ class JobContext:
             seed=cfg.train.seed,
             imbalance_ratio=cfg.data.imbalance_ratio,
             sampling_strategy=cfg.balance.sampling_strategy,
+            population=population,
         )
 
     def log_output_file(self, name: str, artifact_file: str) -> None:

@@ -14,10 +14,15 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
+import numpy as np
+
 from augment.core.context import JobContext
+from augment.core.errors import DataError
 from augment.core.generate import GenerationResult
+from augment.core.storage import Location
 from augment.core.synthesizer import UnitSynthesizer
 from augment.core.train import TrainingLoop, TrainingResult
 from augment.core.validation import ValidationReport
@@ -37,6 +42,40 @@ class PreparedData(Protocol):
 
     @property
     def label(self) -> str: ...
+
+
+@dataclass
+class FeatureComparison:
+    """One feature's real and synthetic values, for the report's per-feature plots."""
+
+    name: str
+    categorical: bool
+    real: np.ndarray  # (R,) values of the real training rows of the generated classes
+    synthetic: np.ndarray  # (S,) values of the synthetic rows
+    distance: float  # KS statistic (numbers) or total variation distance (categories), 0..1
+    real_weights: np.ndarray | None = None  # (R,) the real rows weighted to the synthetic mix
+
+
+@dataclass
+class ReportInputs:
+    """What a kind adds to ``report.html``, as plain values and arrays (the report draws them).
+
+    Every field is optional: the report shows the sections whose data is there.
+    """
+
+    items: str = "rows"  # what the kind generates, in a sentence ("rows", "images")
+    classic_arm: str = ""  # how to name the classic baseline arm ("SMOTE", ...)
+    fidelity_name: str = ""  # what ``per_class_fidelity`` measures, e.g. "FID (domain features)"
+    per_class_fidelity: dict[Any, float] = field(default_factory=dict)  # generated classes only
+    # (name, value, what it means in one line): detection AUC, DCR, FID, ...
+    measures: list[tuple[str, float, str]] = field(default_factory=list)
+    features: list[FeatureComparison] = field(default_factory=list)  # every feature column
+    # the real and the synthetic correlation matrices over ``correlation_columns``
+    correlation_columns: list[str] = field(default_factory=list)
+    real_correlation: np.ndarray | None = None  # (F, F)
+    synthetic_correlation: np.ndarray | None = None  # (F, F)
+    # class -> (real images, synthetic images), uint8 (n, H, W, C) each
+    image_pairs: dict[Any, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
 
 class Modality(ABC):
@@ -97,3 +136,29 @@ class Modality(ABC):
     ) -> dict[str, Any]:
         """What the manifest says about this kind's output beyond the shared fields."""
         return {}
+
+    def report_inputs(self, ctx: JobContext, data: Any, fidelity: dict[str, float]) -> ReportInputs:
+        """What ``report.html`` shows of this kind beyond the shared sections (verdict, classes,
+        confusion matrices, timings, config): real vs synthetic data and fidelity. Called after
+        validation, with the committed shards on disk and the fidelity metrics of
+        :meth:`validate` (empty when validation is off). Keep it to a few seconds."""
+        return ReportInputs()
+
+    def shard_items(
+        self,
+        output: Location,
+        manifest: dict[str, Any],
+        real: Any | None,
+        features: list[str] | None = None,
+    ) -> Any:
+        """The items of a finished run of this kind, for :class:`augment.ShardDataset`: an
+        object with ``labels`` and ``synthetic_mask`` (one per item, real items first when
+        ``real``, this kind's prepared data, is given) and ``item(index, transform)``.
+
+        Raises:
+            DataError: this kind's runs cannot be read as a dataset.
+        """
+        raise DataError(
+            f"runs of kind {self.kind!r} cannot be read as a dataset; read the shards with "
+            "augment.core.shards.read_shards"
+        )

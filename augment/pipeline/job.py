@@ -23,6 +23,7 @@ import logging
 import shutil
 import time
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,13 +35,22 @@ from augment.core.context import JobContext
 from augment.core.device import cpu_threads, resolve_device
 from augment.core.errors import ModelFileError, ValidationFailed
 from augment.core.generate import GenerationResult
-from augment.core.modality import Modality
-from augment.core.shards import MANIFEST, OutputLock, finalize, prepare_output, write_json_atomic
+from augment.core.modality import Modality, PreparedData
+from augment.core.shards import (
+    JOB_YAML,
+    MANIFEST,
+    REPORT,
+    OutputLock,
+    finalize,
+    prepare_output,
+    write_json_atomic,
+)
 from augment.core.storage import Location
 from augment.core.synthesizer import training_units
 from augment.core.train import TrainingLoop, TrainingResult
 from augment.core.validation import ValidationReport
 from augment.pipeline.registry import load_synthesizer, modality
+from augment.pipeline.report_data import write_report
 
 log = logging.getLogger(__name__)
 MODEL_FILE = "model/synthesizer.pt"
@@ -78,6 +88,7 @@ class JobResult:
     notes: list[str] = field(default_factory=list)
     cache_hit: bool = False
     training: list[dict[str, Any]] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per phase
 
     def summary(self) -> dict[str, Any]:
         """Plain, JSON-able data: what the CLI prints and what the Prefect flow returns."""
@@ -95,6 +106,8 @@ class JobResult:
             "notes": self.notes,
             "cache_hit": self.cache_hit,
             "training": self.training,
+            "timings": self.timings,
+            "report": str(self.output / REPORT) if (self.output / REPORT).exists() else None,
         }
 
 
@@ -327,6 +340,7 @@ def finish_job(
     metrics = dict(report.metrics if report else {})
     metrics.update(fidelity)
     passed = report.passed if report else True
+    write_report(ctx, data, report, fidelity, counts_after)  # report.html, before _SUCCESS
     model_uri = run_id = tracking_uri = None
     if ctx.tracker:
         tracker = ctx.tracker
@@ -383,6 +397,8 @@ def finish_job(
             world_size=ctx.world_size, effective_batch_size=cfg.train.batch_size * ctx.world_size
         )
     manifest.update(_modality(ctx).manifest_fields(ctx, data, generation))
+    # the resolved config (credentials masked), to repeat or edit the job
+    storage.write_bytes(ctx.output / JOB_YAML, cfg.to_yaml().encode())
     finalize(ctx.output, manifest)
     if ctx.tracker:
         ctx.log_output_file(MANIFEST, MANIFEST)
@@ -400,9 +416,10 @@ def finish_job(
         tracking_uri=tracking_uri,
         model_uri=model_uri,
         seconds=time.perf_counter() - ctx.started,
-        notes=list(report.notes) if report else [],
+        notes=[*data.cleaning.get("notes", []), *(report.notes if report else [])],
         cache_hit=ctx.cache_hit,
         training=ctx.training,
+        timings=dict(ctx.timings),
     )
 
 
@@ -416,24 +433,56 @@ def fail_job(ctx: JobContext) -> None:
             ctx.lock.release()
 
 
-def run_job(config: JobConfig, raise_on_gate: bool = False, force: bool = False) -> JobResult:
+class JobObserver:
+    """What :func:`run_job` tells its caller as it goes; the CLI shows it. Does nothing here.
+
+    ``phase`` wraps each step: ``load``, ``train`` (``units``: how many GANs; the training loop
+    shows its own progress bar, so nothing else may draw while it runs), ``generate``
+    (``count``: how many rows or images), ``validate`` and ``finish`` (report, MLflow,
+    manifest). ``loaded`` comes once the data is split and the plan is made.
+    """
+
+    def loaded(self, ctx: JobContext, data: PreparedData) -> None:
+        """The data is loaded and the plan made (``data.counts_before``, ``data.plan``)."""
+
+    def phase(self, name: str, **detail: Any) -> AbstractContextManager[None]:
+        return nullcontext()
+
+
+def run_job(
+    config: JobConfig,
+    raise_on_gate: bool = False,
+    force: bool = False,
+    observer: JobObserver | None = None,
+) -> JobResult:
     """Run the whole job in this process. See ``flows/`` for the same steps under Prefect.
 
     ``force`` trains even when the cache holds a generator for the same data and settings.
+    ``observer`` hears of each phase as it starts and ends (the CLI's progress lines).
 
     Raises:
         ValidationFailed: only when ``raise_on_gate`` and the do-no-harm gate failed.
     """
+    watch = observer or JobObserver()
     ctx = start_job(config, force=force)
     try:
-        data = load_data(ctx)
+        with watch.phase("load"):
+            data = load_data(ctx)
+        watch.loaded(ctx, data)
         synthesizer = reuse_synthesizer(ctx, data)
         if synthesizer is None:
-            fitted = [fit_unit_step(ctx, data, classes) for classes in units_for(ctx, data)]
+            units = units_for(ctx, data)
+            with watch.phase("train", units=len(units)):
+                fitted = [fit_unit_step(ctx, data, classes) for classes in units]
             synthesizer = assemble(ctx, data, fitted)
-        generation = generate_step(ctx, data, synthesizer)
-        report, fidelity = validate_step(ctx, data) if config.validate_.enabled else (None, {})
-        result = finish_job(ctx, data, generation, report, fidelity)
+        with watch.phase("generate", count=sum(data.plan.values())):
+            generation = generate_step(ctx, data, synthesizer)
+        report, fidelity = None, {}
+        if config.validate_.enabled:
+            with watch.phase("validate"):
+                report, fidelity = validate_step(ctx, data)
+        with watch.phase("finish"):
+            result = finish_job(ctx, data, generation, report, fidelity)
     except BaseException:
         fail_job(ctx)
         raise

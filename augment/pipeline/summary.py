@@ -1,82 +1,117 @@
-"""What a finished job prints for a person: class counts, holdout scores, fidelity, where the
-output went. The CLI and the torchrun entry point (:mod:`augment.pipeline.distributed`) print the
-same summary (``JobResult.summary()``, plain data)."""
+"""What a finished job prints for a person, in about fifteen lines: the holdout scores of each
+arm, the verdict in a sentence, fidelity, counts, and where the shards, the report and the
+MLflow run are. The CLI and the torchrun entry point (:mod:`augment.pipeline.distributed`) print
+the same summary (``JobResult.summary()``, plain data)."""
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-console = Console()
+# A log file or CI gets 100 columns rather than rich's 80 (the score table needs ~90).
+console = Console(width=None if sys.stdout.isatty() else 100)
+
+_CLASSIC_NAMES = {"smote": "SMOTE", "albumentations": "albumentations oversampling"}
 
 
 def print_summary(summary: dict[str, Any]) -> None:
-    counts = Table(title="class counts (train split)")
-    for column in ("class", "before", "generated", "after"):
-        counts.add_column(column, justify="right" if column != "class" else "left")
-    for cls, before in summary["counts_before"].items():
-        counts.add_row(
-            cls, str(before), str(summary["plan"].get(cls, 0)), str(summary["counts_after"][cls])
-        )
-    console.print(counts)
-
     metrics = summary["metrics"]
     # The classic baseline is SMOTE for tables and albumentations oversampling for images.
     classic = "albumentations" if any(k.startswith("albumentations/") for k in metrics) else "smote"
-    scores = Table(title="holdout scores (mean over classifiers)")
-    scores.add_column("metric")
-    for arm in ("baseline", "augmented", classic, "lift", f"lift_vs_{classic}"):
-        scores.add_column(arm, justify="right")
-    for name in ("accuracy", "balanced_accuracy", "macro_f1"):
-        row = [
-            f"{metrics[k]:+.4f}" if k in metrics else "-"
-            for k in (
-                f"baseline/{name}",
-                f"augmented/{name}",
-                f"{classic}/{name}",
-                f"lift/{name}",
-                f"lift_vs_{classic}/{name}",
-            )
-        ]
-        scores.add_row(name, *row)
+    classic_name = _CLASSIC_NAMES[classic]
     if any(k.startswith("baseline/") for k in metrics):
+        scores = Table(title="holdout scores (mean over classifiers)", title_justify="left")
+        scores.add_column("metric")
+        for arm in ("real", "real+synthetic", f"real+{classic_name.split()[0]}", "lift"):
+            scores.add_column(arm, justify="right")
+        scores.add_column(f"vs {classic_name.split()[0]}", justify="right")
+        for name in ("balanced_accuracy", "macro_f1", "accuracy"):
+            keys = (f"baseline/{name}", f"augmented/{name}", f"{classic}/{name}")
+            row = [f"{metrics[k]:.4f}" if k in metrics else "-" for k in keys]
+            row += [
+                f"{metrics[k]:+.4f}" if k in metrics else "-"
+                for k in (f"lift/{name}", f"lift_vs_{classic}/{name}")
+            ]
+            scores.add_row(name, *row)
         console.print(scores)
-    behind = metrics.get(f"lift_vs_{classic}/balanced_accuracy")
-    if behind is not None and behind < 0:  # say it in words, not only as a signed figure
-        name = "albumentations oversampling" if classic == "albumentations" else "SMOTE"
-        console.print(
-            f"[yellow]note:[/yellow] {name} beat the synthetic data by {-behind:.4f} balanced "
-            "accuracy on this holdout; the gate compares with real data only"
-        )
+    console.print(_verdict(summary, classic_name), highlight=False)
 
     fidelity = [
-        ("Fréchet distance (encoded space)", "fidelity/frechet"),
-        ("detection AUC (0.5 = indistinguishable)", "fidelity/detection_auc"),
-        ("mean marginal distance", "fidelity/marginal_mean"),
-        ("DCR synthetic / holdout (memorisation if << 1)", "fidelity/dcr/ratio"),
+        ("detection AUC {:.3f} (0.5: indistinguishable)", "fidelity/detection_auc"),
+        ("DCR ratio {:.2f} (<< 1: copies of real rows)", "fidelity/dcr/ratio"),
+        ("marginal distance {:.3f}", "fidelity/marginal_mean"),
+        ("Fréchet {:.1f}", "fidelity/frechet"),
     ]
-    for label, key in fidelity:
-        if key in metrics:
-            console.print(f"{label}: {metrics[key]:.4f}")
-    for key in sorted(
-        k for k in metrics if k.count("/") == 1 and k.split("/")[0] in ("fid", "kid")
-    ):
-        console.print(f"{key.upper()} ({key.split('/')[1]} features): {metrics[key]:.4f}")
+    parts = [text.format(metrics[key]) for text, key in fidelity if key in metrics]
+    parts += [
+        f"{key.split('/')[0].upper()} {metrics[key]:.2f} ({key.split('/')[1]})"
+        for key in sorted(k for k in metrics if k.count("/") == 1)
+        if key.split("/")[0] in ("fid", "kid")
+    ]
+    if parts:
+        console.print("fidelity " + " · ".join(parts), highlight=False)
+    if "validation/capped" in metrics and metrics["validation/capped"]:
+        sizes = ", ".join(
+            f"{k.split('/')[-1]} {int(v):,}"
+            for k, v in metrics.items()
+            if k.startswith("validation/rows/")
+        )
+        console.print(f"sampled  validation used a stratified sample: {sizes}", soft_wrap=True)
     if summary.get("cache_hit"):
         console.print("[cyan]cache hit[/cyan]: reused the trained generator (--force retrains)")
     for note in summary.get("notes", []):
-        console.print(f"[yellow]note:[/yellow] {note}")
-    console.print(f"shards: {summary['output']}/synthetic  (manifest.json, _SUCCESS)")
+        console.print(f"[yellow]note:[/yellow] {note}", highlight=False)
+
+    after = ", ".join(
+        f"{cls} {before:,} → {summary['counts_after'][cls]:,}"
+        for cls, before in summary["counts_before"].items()
+    )
+    console.print(f"counts   {after}", highlight=False, soft_wrap=True)
+    generated = sum(summary["plan"].values())
+    console.print(
+        f"shards   {summary['output']}/synthetic ({generated:,} generated)",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if summary.get("report"):
+        console.print(f"report   {summary['report']}", highlight=False, soft_wrap=True)
     if summary.get("mlflow_run_id"):
         from augment.tracking import is_server_uri  # tracking ran, so mlflow is imported already
 
         where = summary["tracking_uri"] if is_server_uri(summary["tracking_uri"]) else "augment ui"
         console.print(
-            f"MLflow run {summary['mlflow_run_id']} in {summary['tracking_uri']} "
-            f"(model {summary['model_uri']}); browse it with: {where}",
+            f"mlflow   run {summary['mlflow_run_id']}, model {summary['model_uri']}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        console.print(
+            f"         in {summary['tracking_uri']}; browse it with: {where}",
+            highlight=False,
             soft_wrap=True,
         )
     state = "[green]passed[/green]" if summary["passed"] else "[red]failed[/red]"
-    console.print(f"validation {state} in {summary['seconds']:.1f}s")
+    console.print(f"validation {state}, job done in {summary['seconds']:.1f}s")
+
+
+def _verdict(summary: dict[str, Any], classic_name: str) -> str:
+    """The answer to "did it help?" in one sentence."""
+    metrics = summary["metrics"]
+    lift = metrics.get("lift/balanced_accuracy")
+    if lift is None:
+        return "verdict  not validated (validate.enabled: false): no holdout scores"
+    word = "[green]helped[/green]" if lift > 0 else "[red]did not help[/red]"
+    if abs(lift) < 0.001:
+        word = "[yellow]made no difference[/yellow]"
+    text = f"verdict  the synthetic data {word}: balanced accuracy {lift:+.4f} over real data alone"
+    behind = metrics.get(f"lift_vs_{classic_name.split()[0].lower()}/balanced_accuracy")
+    if behind is not None and behind < 0:  # say it in words, not only as a signed figure
+        text += (
+            f"; note: {classic_name} beat the synthetic data by {-behind:.4f} balanced "
+            "accuracy on this holdout (the gate compares with real data only)"
+        )
+    elif behind is not None:
+        text += f", {behind:+.4f} over {classic_name}"
+    return text

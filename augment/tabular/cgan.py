@@ -291,6 +291,19 @@ class SpanActivation(nn.Module):
             bias[: len(columns), s] = 0.0
         self.register_buffer("position", position)
         self.register_buffer("bias", bias)
+        # For hard (one-hot) sampling: the encoder column of each plain cell and of each grid
+        # cell (w, s), so the winners are scattered straight into the output (unused cells
+        # never win; they point at column 0). Not saved: rebuilt from the spans.
+        plain = torch.empty(n_tanh + n_linear, dtype=torch.long)
+        plain[position[kinds["tanh"] + kinds["linear"]]] = torch.tensor(
+            kinds["tanh"] + kinds["linear"], dtype=torch.long
+        )
+        cell_column = torch.zeros(width * n_soft, dtype=torch.long)
+        for s, columns in enumerate(softmax_spans):
+            for w, column in enumerate(columns):
+                cell_column[w * n_soft + s] = column
+        self.register_buffer("plain_column", plain, persistent=False)
+        self.register_buffer("cell_column", cell_column, persistent=False)
         self.n_tanh, self.n_linear, self.width, self.n_soft = n_tanh, n_linear, width, n_soft
         self.dim = offset  # the encoder's width
         self.raw_dim = n_tanh + n_linear + width * n_soft  # the generator's output width
@@ -299,23 +312,44 @@ class SpanActivation(nn.Module):
         self, raw: torch.Tensor, tau: float, hard: bool, generator: torch.Generator | None
     ) -> torch.Tensor:
         """(B, raw_dim) in the model layout -> (B, dim) in the encoder's column order."""
-        n_plain = self.n_tanh + self.n_linear
-        parts = [torch.tanh(raw[:, : self.n_tanh]), raw[:, self.n_tanh : n_plain]]
+        if hard:
+            return self.sample(raw, generator)[0]
+        parts = self._plain(raw)
         if self.n_soft:
-            logits = raw[:, n_plain:].reshape(-1, self.width, self.n_soft) + self.bias
-            uniform = torch.rand(
-                logits.shape, generator=generator, device=raw.device, dtype=raw.dtype
-            ).clamp_(1e-10, 1 - 1e-7)
-            noisy = logits - uniform.log_().neg_().log_()  # + Gumbel(0, 1) noise
-            if hard:
-                # max(1).indices, not argmax(1): the same first maximum, ~13x faster on the CPU
-                # along a middle dimension (measured: 1.8 ms vs 24 ms for (4096, 6, 30))
-                winner = torch.nn.functional.one_hot(noisy.max(1).indices, self.width)  # (B, S, W)
-                probs = winner.transpose(1, 2).to(raw.dtype)
-            else:
-                probs = torch.softmax(noisy / tau, dim=1)
+            probs = torch.softmax(self._gumbel_logits(raw, generator) / tau, dim=1)
             parts.append(probs.reshape(raw.shape[0], -1))
         return torch.cat(parts, dim=1).index_select(1, self.position)
+
+    def sample(
+        self, raw: torch.Tensor, generator: torch.Generator | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Hard (one-hot) sampling: the (B, dim) vector and the (B, S) winner of each softmax
+        span in span order (None without softmax spans), which the decoder takes as codes."""
+        parts = self._plain(raw)
+        if not self.n_soft:
+            return torch.cat(parts, dim=1).index_select(1, self.position), None
+        # max(1).indices, not argmax(1): the same first maximum, ~13x faster on the CPU along
+        # a middle dimension (measured: 1.8 ms vs 24 ms for (4096, 6, 30))
+        winners = self._gumbel_logits(raw, generator).max(1).indices  # (B, S)
+        cells = winners * self.n_soft + torch.arange(self.n_soft, device=raw.device)
+        # Written straight into the output: the same values as one_hot + cat + index_select,
+        # at a third of the time for 4096 rows of 30 spans.
+        out = raw.new_zeros(raw.shape[0], self.dim)
+        out.index_copy_(1, self.plain_column, torch.cat(parts, dim=1))
+        return out.scatter_(1, self.cell_column[cells], 1.0), winners
+
+    def _plain(self, raw: torch.Tensor) -> list[torch.Tensor]:
+        n_plain = self.n_tanh + self.n_linear
+        return [torch.tanh(raw[:, : self.n_tanh]), raw[:, self.n_tanh : n_plain]]
+
+    def _gumbel_logits(self, raw: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """The (B, W, S) softmax grid's logits plus Gumbel(0, 1) noise."""
+        logits = raw[:, self.n_tanh + self.n_linear :].reshape(-1, self.width, self.n_soft)
+        logits = logits + self.bias
+        uniform = torch.rand(
+            logits.shape, generator=generator, device=raw.device, dtype=raw.dtype
+        ).clamp_(1e-10, 1 - 1e-7)
+        return logits - uniform.log_().neg_().log_()
 
 
 # -- training ---------------------------------------------------------------------------------
@@ -509,17 +543,20 @@ class TabularCGAN:
         rng = torch.Generator(device=self.device).manual_seed(seed * 100_003 + cls)
         cond_row = torch.zeros(1, self.n_classes, device=self.device)
         cond_row[0, cls] = 1.0
-        parts = []
+        parts, winners = [], []
         for start in range(0, n_rows, batch_size):
             size = min(batch_size, n_rows - start)
             z = torch.randn(size, self.settings.noise_dim, generator=rng, device=self.device)
             z = z * self.settings.truncation
             with autocast(self.device):
                 raw = self.ema(torch.cat([z, cond_row.expand(size, -1)], dim=1))
-            vec = self.activation(raw.float(), self.settings.gumbel_tau, True, rng)
+            vec, won = self.activation.sample(raw.float(), rng)
             parts.append(vec.cpu().numpy())
+            if won is not None:  # the codes the decoder would otherwise argmax for
+                winners.append(won.cpu().numpy())
         encoded = np.concatenate(parts) if parts else np.zeros((0, self.encoder.output_dim))
-        return self.encoder.inverse_transform(encoded)
+        codes = np.concatenate(winners) if winners else None
+        return self.encoder.inverse_transform(encoded, codes)
 
     def state_dict(self) -> dict[str, Any]:
         assert self.ema is not None

@@ -44,6 +44,12 @@ class TabularDataConfig(DataConfig):
         description="Rows with missing values: refuse them, drop them, or impute (median / "
         "most frequent).",
     )
+    max_rows: PositiveInt | None = Field(
+        1_000_000,
+        description="A Parquet source with more rows is read in two streaming passes: the label "
+        "column for the class counts (the plan counts every row), then a sample of at most this "
+        "many rows to fit on, the rarest classes kept whole. null = read every row.",
+    )
     constant_columns: Literal["error", "keep"] = Field(
         "error",
         description="A column with one value in the train split: refuse it (error) or keep it; a "

@@ -141,7 +141,7 @@ def fidelity_report(
 
     # Real rows of the generated classes, weighted so that their class mix is the synthetic one;
     # rows of other classes weigh 0.
-    real_weights = _weights_to_mix(real_labels, synthetic_labels)
+    real_weights = weights_to_mix(real_labels, synthetic_labels)
     comparable = real_weights > 0
 
     report: dict[str, float] = {}
@@ -158,7 +158,7 @@ def fidelity_report(
             else float("nan")
         )
 
-    marginals = _marginal_distances(
+    marginals = marginal_distances(
         real.iloc[np.flatnonzero(comparable)], real_weights[comparable], synthetic, schema
     )
     for key, distance in zip(unique_metric_keys(schema.names), marginals, strict=True):
@@ -198,7 +198,7 @@ def _classes_in_order(labels: np.ndarray, schema: TableSchema) -> list[Any]:
     return ordered + [label for label in present if label not in ordered]
 
 
-def _weights_to_mix(real_labels: np.ndarray, synthetic_labels: np.ndarray) -> np.ndarray:
+def weights_to_mix(real_labels: np.ndarray, synthetic_labels: np.ndarray) -> np.ndarray:
     """Row weights for the real rows so that each class carries its share of the synthetic rows.
 
     Rows of classes absent from the synthetic rows get weight 0. Weights sum to the number of
@@ -210,7 +210,7 @@ def _weights_to_mix(real_labels: np.ndarray, synthetic_labels: np.ndarray) -> np
     return pd.Series(real_labels).map(per_row_weight).fillna(0.0).to_numpy(dtype=np.float64)
 
 
-def _marginal_distances(
+def marginal_distances(
     real: pd.DataFrame, real_weights: np.ndarray, synthetic: pd.DataFrame, schema: TableSchema
 ) -> list[float]:
     if len(real) == 0:

@@ -7,6 +7,7 @@ and it serialises to plain JSON so that saved models never need pickle.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -17,6 +18,11 @@ from augment.core.balance import to_python
 from augment.core.errors import DataError
 
 ColumnKind = Literal["continuous", "categorical"]
+
+
+@functools.cache
+def _pandas_dtype(name: str) -> Any:
+    return pd.api.types.pandas_dtype(name)  # ~50 us a call: once per name, not per batch
 
 
 @dataclass
@@ -33,11 +39,20 @@ class ColumnSpec:
 
     def restore(self, values: np.ndarray | pd.Series) -> pd.Series:
         """Give decoded values this column's original dtype."""
+        return pd.Series(self.restore_array(values), name=self.name)
+
+    def restore_array(self, values: np.ndarray | pd.Series) -> Any:
+        """Decoded values as an array of this column's original dtype (a NumPy array, or a
+        pandas array for a category or an extension dtype): what a DataFrame is built from
+        without a per-column Series."""
         if self.dtype == "category":
-            return pd.Series(pd.Categorical(values, categories=self.categories), name=self.name)
+            return pd.Categorical(values, categories=self.categories)
         if self.integer:
             values = np.rint(np.asarray(values, dtype=np.float64))
-        return pd.Series(values, name=self.name).astype(self.dtype)
+        dtype = _pandas_dtype(self.dtype)
+        if isinstance(dtype, np.dtype):
+            return np.asarray(values).astype(dtype, copy=False)
+        return pd.array(values, dtype=dtype)
 
 
 @dataclass

@@ -13,11 +13,13 @@ A URL goes through fsspec (:mod:`augment.core.storage`); credentials come from t
 from __future__ import annotations
 
 import difflib
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
 from augment.core import storage
@@ -52,7 +54,9 @@ def _parquet_dataset(files: list[Location]) -> pads.Dataset:
     return pads.dataset(paths, format="parquet", filesystem=storage.arrow_path(files[0])[1])
 
 
-def _read_parquet(path: Location) -> pd.DataFrame:
+def _read_parquet(
+    path: Location, label: str, max_rows: int | None, seed: int
+) -> tuple[pd.DataFrame, TableSample | None]:
     if path.is_dir():
         files = sorted((p for p in path.rglob("*.parquet") if p.is_file()), key=lambda p: p.parts)
         if not files:
@@ -63,7 +67,9 @@ def _read_parquet(path: Location) -> pd.DataFrame:
         if file.stat().st_size == 0:
             raise DataError(f"Parquet file {file} is empty (0 bytes); remove or regenerate it")
     try:
-        return _parquet_dataset(files).to_table().to_pandas()
+        dataset = _parquet_dataset(files)
+        sampled = _sample_parquet(dataset, label, max_rows, seed) if max_rows else None
+        return sampled if sampled else (dataset.to_table().to_pandas(), None)
     except (pa.ArrowInvalid, pa.ArrowException, OSError) as error:
         # Find the culprit so the message names one file, not the whole directory.
         for file in files:
@@ -78,6 +84,77 @@ def _read_parquet(path: Location) -> pd.DataFrame:
             f"cannot read Parquet source {path}: {str(error).splitlines()[0]}; "
             "check that all files share one schema"
         ) from None
+
+
+@dataclass
+class TableSample:
+    """What a sampled read of a large Parquet source found: its class counts over every row
+    (the plan is made from these) and how many rows of each class the sample kept."""
+
+    rows: int
+    counts: dict[Any, int]
+    kept: dict[Any, int]
+
+    def note(self, max_rows: int) -> str:
+        whole = [str(c) for c, n in self.counts.items() if self.kept.get(c, 0) == n]
+        cut = {c: n for c, n in self.counts.items() if self.kept.get(c, 0) < n}
+        parts = [f"all rows of {', '.join(whole)}"] if whole else []
+        parts += [f"{self.kept.get(c, 0):,} of {n:,} rows of {c}" for c, n in cut.items()]
+        return (
+            f"data.max_rows={max_rows:,}: the source has {self.rows:,} rows; the model is fitted "
+            f"on a sample of {sum(self.kept.values()):,} ({'; '.join(parts)}); the plan counts "
+            "every row"
+        )
+
+
+def class_quotas(counts: dict[Any, int], max_rows: int) -> dict[Any, int]:
+    """Rows to keep per class so that at most ``max_rows`` are kept: the smallest classes whole,
+    the remaining budget shared evenly by the larger ones (water filling). The rare classes are
+    what the model must learn, so they are the last to be cut."""
+    quotas, budget = {}, max_rows
+    ordered = sorted(counts.items(), key=lambda item: item[1])
+    for position, (cls, n) in enumerate(ordered):
+        share = budget // (len(ordered) - position)
+        quotas[cls] = min(n, share)
+        budget -= quotas[cls]
+    return {cls: quotas[cls] for cls in counts}
+
+
+def _sample_parquet(
+    dataset: pads.Dataset, label: str, max_rows: int, seed: int
+) -> tuple[pd.DataFrame, TableSample] | None:
+    """Two streaming passes over a large Parquet source: the label column alone for the class
+    counts, then every column batch by batch, keeping each row of class c with probability
+    quota(c) / count(c). Memory holds one batch and the sample, never the whole table.
+    Returns None when the source is small enough to read whole."""
+    rows = dataset.count_rows()
+    if rows <= max_rows:
+        return None
+    if label not in dataset.schema.names:
+        return None  # load_table names the missing label with its usual message
+    totals: dict[Any, int] = {}
+    for batch in dataset.to_batches(columns=[label]):
+        for item in pc.value_counts(_plain(batch.column(0))).to_pylist():
+            totals[item["values"]] = totals.get(item["values"], 0) + item["counts"]
+    counts = {c: totals[c] for c in sorted(totals, key=lambda c: (c is None, str(c)))}
+    quotas = class_quotas(counts, max_rows)
+    rates = pd.Series({c: quotas[c] / n for c, n in counts.items()})
+    rng = np.random.default_rng(seed)
+    kept_tables = []
+    for batch in dataset.to_batches():
+        labels = pd.Series(_plain(batch.column(label)).to_pandas())
+        rate = labels.map(rates).fillna(1.0).to_numpy(dtype=np.float64)  # a missing label: kept
+        keep = np.flatnonzero(rng.random(len(labels)) < rate)
+        if len(keep):
+            kept_tables.append(pa.Table.from_batches([batch.take(pa.array(keep))]))
+    table = pa.concat_tables(kept_tables) if kept_tables else dataset.schema.empty_table()
+    frame = table.to_pandas()
+    kept = {c: int(n) for c, n in frame[label].value_counts(dropna=False).items()}
+    return frame, TableSample(rows=rows, counts=counts, kept=kept)
+
+
+def _plain(column: pa.Array) -> pa.Array:
+    return column.dictionary_decode() if pa.types.is_dictionary(column.type) else column
 
 
 def _read_csv(path: Location) -> pd.DataFrame:
@@ -106,6 +183,23 @@ def load_table(
 ) -> pd.DataFrame:
     """Load a labelled table with a fresh RangeIndex (the row ids used for the holdout record).
 
+    See :func:`read_table` for the arguments and errors; this reads every row.
+    """
+    return read_table(source, label, fmt, drop_columns, storage_options)[0]
+
+
+def read_table(
+    source: str,
+    label: str,
+    fmt: str = "auto",
+    drop_columns: list[str] | None = None,
+    storage_options: dict[str, Any] | None = None,
+    max_rows: int | None = None,
+    seed: int = 0,
+) -> tuple[pd.DataFrame, TableSample | None]:
+    """Load a labelled table with a fresh RangeIndex (the row ids used for the holdout record),
+    as a sample when it is a Parquet source of more than ``max_rows`` rows.
+
     Args:
         source: a Parquet file or directory, a CSV file (each a local path or an fsspec URL
             such as ``s3://bucket/key``), or ``sklearn:breast_cancer`` / ``sklearn:wine`` (label
@@ -114,10 +208,17 @@ def load_table(
         fmt: ``auto`` (by suffix; directories are Parquet), ``parquet`` or ``csv``.
         drop_columns: columns to remove before anything else.
         storage_options: passed to fsspec when ``source`` is a URL (endpoint, credentials).
+        max_rows: a Parquet source with more rows is read in two streaming passes and sampled
+            per class (:func:`class_quotas`, seeded by ``seed``); the :class:`TableSample` then
+            gives the class counts of every row. CSV files and built-in datasets are read whole.
+
+    Returns:
+        ``(frame, sample)``; ``sample`` is None when every row was read.
 
     Raises:
         DataError: missing or unreadable file, empty table, missing label column.
     """
+    sample = None
     if source.startswith(BUILTIN_PREFIX):
         frame = _load_builtin(source[len(BUILTIN_PREFIX) :])
         origin = source
@@ -127,7 +228,10 @@ def load_table(
             raise DataError(f"data source {path} does not exist; check data.source")
         if fmt == "auto":
             fmt = "csv" if path.suffix.lower() in {".csv", ".txt"} else "parquet"
-        frame = _read_csv(path) if fmt == "csv" else _read_parquet(path)
+        if fmt == "csv":
+            frame = _read_csv(path)
+        else:
+            frame, sample = _read_parquet(path, label, max_rows, seed)
         origin = str(path)
 
     if frame.empty or len(frame.columns) == 0:
@@ -147,7 +251,7 @@ def load_table(
         if label in drop_columns:
             raise DataError(f"data.drop_columns lists the label column {label!r}; remove it")
         frame = frame.drop(columns=drop_columns)
-    return frame.reset_index(drop=True)
+    return frame.reset_index(drop=True), sample
 
 
 def handle_missing(frame: pd.DataFrame, label: str, policy: str) -> tuple[pd.DataFrame, dict]:

@@ -144,6 +144,66 @@ class TabularEncoder:
                 spans.append(Span(len(self.categories[column.name]), "softmax"))
         self.spans = spans
         self.output_dim = sum(span.dim for span in spans)
+        self._build_gmm_decoder()
+        self._build_span_index()
+
+    def _build_span_index(self) -> None:
+        # ``_span_of[i]``: the softmax span of schema column i, counted among softmax spans only
+        # (a continuous column's modes, a categorical column's levels; -1 for a quantile
+        # column), to read a column's code from the winners that hard sampling gives.
+        span_of, next_span = [], 0
+        for column in self.schema.columns:
+            has_span = column.kind != "continuous" or self.continuous == "gmm"
+            span_of.append(next_span if has_span else -1)
+            next_span += has_span
+        self._span_of = np.asarray(span_of, dtype=np.intp)
+
+    def _build_gmm_decoder(self) -> None:
+        # Decoding all mode-normalized columns at once: for column c, the encoded positions of
+        # its alpha and of its modes (padded to the widest; padding points at the alpha and is
+        # masked), and its modes' means and stds. One gather and one argmax then replace a
+        # dozen NumPy calls per column.
+        offsets = [
+            start
+            for column, start in zip(self.schema.columns, self._column_offsets(), strict=True)
+            if column.kind == "continuous"
+        ]
+        if self.continuous != "gmm" or not offsets:
+            self._gmm = None
+            return
+        width = max(len(active) for active in self.active_modes)
+        n_columns = len(offsets)
+        alpha = np.asarray(offsets, dtype=np.intp)
+        modes = np.repeat(alpha[:, None], width, axis=1)
+        padding = np.ones((n_columns, width), dtype=bool)
+        means = np.zeros((n_columns, width))
+        stds = np.zeros((n_columns, width))
+        for i, active in enumerate(self.active_modes):
+            k = len(active)
+            modes[i, :k] = alpha[i] + 1 + np.arange(k)
+            padding[i, :k] = False
+            means[i, :k] = self.mode_means[i, active]
+            stds[i, :k] = self.mode_stds[i, active]
+        self._gmm = {
+            "alpha": alpha,
+            "modes": modes,
+            "padding": padding,
+            "means": means,
+            "stds": stds,
+        }
+
+    def _decode_gmm(self, encoded: np.ndarray, mode: np.ndarray | None = None) -> np.ndarray:
+        """(N, output_dim) -> (N, C) values of the mode-normalized columns, in schema order.
+        ``mode`` (N, C): each column's mode when already known (one-hot input)."""
+        gmm = self._gmm
+        if mode is None:
+            scores = encoded[:, gmm["modes"]]  # (N, C, K)
+            scores[:, gmm["padding"]] = -np.inf
+            mode = scores.argmax(axis=2)  # the first maximum, as the per-column argmax gave
+        columns = np.arange(mode.shape[1])
+        alpha = np.clip(encoded[:, gmm["alpha"]], -1.0, 1.0)
+        x = gmm["means"][columns, mode] + 4 * gmm["stds"][columns, mode] * alpha
+        return x * self.scale + self.center
 
     # -- encoding -----------------------------------------------------------------------------
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
@@ -185,44 +245,54 @@ class TabularEncoder:
                 blocks.append(onehot)
         return np.concatenate(blocks, axis=1).astype(np.float32)
 
-    def inverse_transform(self, encoded: np.ndarray) -> pd.DataFrame:
-        """(N, output_dim) -> rows with the input's column names, dtypes and category sets."""
+    def inverse_transform(
+        self, encoded: np.ndarray, codes: np.ndarray | None = None
+    ) -> pd.DataFrame:
+        """(N, output_dim) -> rows with the input's column names, dtypes and category sets.
+
+        ``codes`` (N, softmax spans): the winner of every softmax span, in span order, when the
+        caller already knows them (hard sampling draws them); they replace an argmax per span
+        and give the same rows.
+        """
         encoded = np.asarray(encoded, dtype=np.float64)
-        columns: dict[str, pd.Series] = {}
+        # Arrays, not Series: one DataFrame at the end costs far less than a Series and an
+        # astype per column (generation decodes millions of rows through here).
+        columns: dict[str, Any] = {}
         offset = 0
         continuous_index = 0
-        quantile = self.continuous == "quantile" and bool(self.schema.continuous)
-        decoded = self._from_gaussian(encoded) if quantile else None
-        for column in self.schema.columns:
-            if column.kind == "continuous" and decoded is not None:
+        decoded = None  # (N, C): every continuous column, decoded in one pass
+        if self.schema.continuous:
+            quantile = self.continuous == "quantile"
+            if quantile:
+                decoded = self._from_gaussian(encoded)
+            else:
+                continuous = [c.kind == "continuous" for c in self.schema.columns]
+                mode = None if codes is None else codes[:, self._span_of[continuous]]
+                decoded = self._decode_gmm(encoded, mode)
+        for position, column in enumerate(self.schema.columns):
+            if column.kind == "continuous":
                 values = decoded[:, continuous_index]
+                offset += (
+                    1
+                    if self.continuous == "quantile"
+                    else 1 + len(self.active_modes[continuous_index])
+                )
                 continuous_index += 1
-                offset += 1
-                if self.clip_to_range:
-                    values = np.clip(values, column.minimum, column.maximum)
-                columns[column.name] = column.restore(values)
-            elif column.kind == "continuous":
-                i = continuous_index
-                continuous_index += 1
-                active = self.active_modes[i]
-                alpha = np.clip(encoded[:, offset], -1.0, 1.0)
-                mode = encoded[:, offset + 1 : offset + 1 + len(active)].argmax(axis=1)
-                offset += 1 + len(active)
-                x = self.mode_means[i, active][mode] + 4 * self.mode_stds[i, active][mode] * alpha
-                values = x * self.scale[i] + self.center[i]
-                if self.clip_to_range:
-                    values = np.clip(values, column.minimum, column.maximum)
-                columns[column.name] = column.restore(values)
             else:
                 categories = self.categories[column.name]
-                codes = encoded[:, offset : offset + len(categories)].argmax(axis=1)
+                if codes is None:
+                    level = encoded[:, offset : offset + len(categories)].argmax(axis=1)
+                else:
+                    level = codes[:, self._span_of[position]]
                 offset += len(categories)
-                values = np.empty(len(codes), dtype=object)
-                values[:] = [categories[c] for c in codes]
-                columns[column.name] = column.restore(values)
-        return pd.DataFrame({name: series.to_numpy() for name, series in columns.items()}).astype(
-            {c.name: columns[c.name].dtype for c in self.schema.columns}
-        )
+                lookup = np.empty(len(categories), dtype=object)
+                lookup[:] = categories
+                columns[column.name] = column.restore_array(lookup[level])
+                continue
+            if self.clip_to_range:
+                values = np.clip(values, column.minimum, column.maximum)
+            columns[column.name] = column.restore_array(values)
+        return pd.DataFrame(columns, index=pd.RangeIndex(len(encoded)))
 
     def _continuous_offsets(self) -> list[int]:
         starts = zip(self.schema.columns, self._column_offsets(), strict=True)

@@ -23,6 +23,9 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import math
 import os
 import re
@@ -47,7 +50,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.models.signature import ModelSignature
 from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
 from mlflow.types.schema import AnyType, ColSpec, ParamSchema, ParamSpec, Schema
-from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NOTE
 from mlflow.utils.validation import (
     MAX_ENTITY_KEY_LENGTH,
     MAX_METRICS_PER_BATCH,
@@ -58,6 +61,8 @@ from mlflow.utils.validation import (
 
 from augment.core.errors import ConfigError, ModelFileError
 from augment.tracking import plots
+
+log = logging.getLogger(__name__)
 
 __all__ = ["JobTracker", "LossLogger", "is_server_uri", "resolve_tracking_uri", "run_link"]
 
@@ -549,6 +554,25 @@ class JobTracker:
         for key, figure in plots.confusion_matrices(confusion, classes):
             self._log_figure(figure, f"confusion/{_clean_artifact_path(key)}.png", run_id)
 
+    def log_report(
+        self,
+        html: str,
+        description: str,
+        artifact_file: str = "report.html",
+        run_id: str | None = None,
+    ) -> None:
+        """Store the job's HTML report and show ``description`` on the run's page.
+
+        Args:
+            html: The page (self-contained: its images are inlined).
+            description: A sentence or two of Markdown, the run's description in the MLflow UI
+                (the ``mlflow.note.content`` tag).
+            artifact_file: Artifact name of the page.
+            run_id: Target run; the parent run when ``None``.
+        """
+        self.log_text(html, artifact_file, run_id=run_id)
+        self.set_tags({MLFLOW_RUN_NOTE: description}, run_id=run_id)
+
     # -- model ----------------------------------------------------------------------------------
 
     def log_synthesizer(
@@ -586,9 +610,12 @@ class JobTracker:
             status_before = self.client.get_run(target).info.status
             try:
                 # Leaving this block marks the run as ended; the finally below undoes that.
+                # MLflow prints "Successfully registered model ..." straight to stderr; it
+                # goes to the log instead (-v in the CLI shows it).
                 with (
                     mlflow.start_run(run_id=target, nested=mlflow.active_run() is not None),
                     warnings.catch_warnings(),
+                    contextlib.redirect_stderr(io.StringIO()) as printed,
                 ):
                     # An input example would make MLflow load the synthesizer (and torch) and
                     # sample from it at log time; the explicit signature already covers serving.
@@ -604,6 +631,8 @@ class JobTracker:
             finally:
                 if status_before == "RUNNING":
                     self.client.update_run(target, status="RUNNING")
+        for line in printed.getvalue().splitlines():
+            log.info("mlflow: %s", line)
         if registered_model_name and info.registered_model_version is not None:
             return f"models:/{registered_model_name}/{info.registered_model_version}"
         return info.model_uri

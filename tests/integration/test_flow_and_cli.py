@@ -82,7 +82,7 @@ def test_cli_engine_prefect_runs_the_per_class_flow_on_the_ephemeral_server(
     assert flow_run.state.is_completed(), flow_run.state
     manifest = read_manifest(tmp_path / "out")
     assert len(set(manifest["counts_after"].values())) == 1
-    [run_id] = re.findall(r"MLflow run ([0-9a-f]{32})", result.output)
+    [run_id] = re.findall(r"mlflow +run ([0-9a-f]{32})", result.output)
     client = mlflow.MlflowClient(mlflow_uri)
     run = client.get_run(run_id)
     assert "lift/balanced_accuracy" in run.data.metrics
@@ -136,17 +136,22 @@ def test_cli_run_prints_a_summary_and_exits_zero(tmp_path, mlflow_uri):
     path = write_config(tmp_path, mlflow_uri, name="clijob", validate={"min_lift": -1.0})
     result = runner.invoke(app, ["run", str(path), "--set", "train.steps=20"])
     assert result.exit_code == 0, result.output
-    # the resolved config (defaults filled in, overrides applied) is printed first
-    assert "name: clijob" in result.output and "steps: 20" in result.output
-    for text in ("class counts", "malignant", "balanced_accuracy", "shards:", "MLflow run"):
+    # quiet by default: no config dump, no library chatter, one short page
+    assert "name: clijob" not in result.output
+    for text in ("malignant", "balanced_accuracy", "verdict", "shards ", "report ", "mlflow "):
         assert text in result.output
-    assert "Downloading artifacts" not in result.output  # MLflow's progress bars are off
+    for noise in ("Downloading artifacts", "Creating initial MLflow", "Successfully registered"):
+        assert noise not in result.output
+    assert len(result.output.splitlines()) <= 40, result.output
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert sum(manifest["counts_generated"].values()) > 0
 
     again = runner.invoke(app, ["run", str(path)])
     assert again.exit_code == 4 and "--overwrite" in again.output
-    assert runner.invoke(app, ["run", str(path), "--overwrite"]).exit_code == 0
+    # -v shows the resolved config (defaults filled in, overrides applied)
+    verbose = runner.invoke(app, ["run", str(path), "--overwrite", "-v", "--set", "train.steps=5"])
+    assert verbose.exit_code == 0, verbose.output
+    assert "name: clijob" in verbose.output and "steps: 5" in verbose.output
 
 
 def test_cli_gate_failure_exits_non_zero_and_keeps_shards(tmp_path):

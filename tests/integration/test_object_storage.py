@@ -91,7 +91,15 @@ def test_tabular_job_from_s3_to_s3(tmp_path, mlflow_uri, s3_bucket, monkeypatch)
     assert max(names.index(p) for p in parts) < names.index("manifest.json")
     # what is on the store: the run and nothing else (no lock, no probe, no checkpoints)
     assert _objects(url) == sorted(
-        ["_SUCCESS", "manifest.json", "holdout_ids.json", "model/synthesizer.pt", *parts]
+        [
+            "_SUCCESS",
+            "manifest.json",
+            "report.html",
+            "job.yaml",
+            "holdout_ids.json",
+            "model/synthesizer.pt",
+            *parts,
+        ]
     )
     # checkpoints stayed in the local work dir; the model file was uploaded from there
     assert sorted(p.name for p in (tmp_path / "work" / "checkpoints").iterdir()) == ["unit-all.pt"]

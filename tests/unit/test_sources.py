@@ -6,7 +6,7 @@ import pytest
 
 from augment.core.errors import DataError
 from augment.tabular.schema import infer_schema
-from augment.tabular.sources import handle_missing, load_table
+from augment.tabular.sources import class_quotas, handle_missing, load_table, read_table
 
 
 @pytest.mark.parametrize(("name", "classes"), [("breast_cancer", 2), ("wine", 3)])
@@ -100,3 +100,65 @@ def test_high_cardinality_categorical_is_refused():
     frame = pd.DataFrame({"id": [f"user{i}" for i in range(50)], "label": [0, 1] * 25})
     with pytest.raises(DataError, match="'id' has 50 distinct values"):
         infer_schema(frame, "label", max_categories=20)
+
+
+def _large_folder(tmp_path, label_type="str"):
+    rng = np.random.default_rng(0)
+    labels = np.repeat(["a", "b", "c"], [25_000, 4_500, 500])
+    rng.shuffle(labels)
+    frame = pd.DataFrame({"x": rng.normal(size=len(labels)), "y": labels})
+    if label_type == "category":
+        frame["y"] = frame["y"].astype("category")
+    folder = tmp_path / "big"
+    folder.mkdir()
+    for i, part in enumerate(np.array_split(np.arange(len(frame)), 3)):
+        frame.iloc[part].to_parquet(folder / f"part-{i}.parquet", row_group_size=4_000)
+    return folder
+
+
+@pytest.mark.parametrize("label_type", ["str", "category"])
+def test_large_parquet_is_sampled_per_class_with_every_row_counted(tmp_path, label_type):
+    folder = _large_folder(tmp_path, label_type)
+    frame, sample = read_table(str(folder), "y", max_rows=5_000, seed=1)
+    assert sample is not None
+    assert sample.rows == 30_000
+    assert sample.counts == {"a": 25_000, "b": 4_500, "c": 500}
+    # the rare class is kept whole; the others share the rest of the budget evenly
+    assert class_quotas(sample.counts, 5_000) == {"a": 2_250, "b": 2_250, "c": 500}
+    kept = frame["y"].astype(str).value_counts().to_dict()
+    assert kept["c"] == 500
+    assert abs(kept["a"] - 2_250) < 200 and abs(kept["b"] - 2_250) < 200
+    assert sample.kept == {k: kept[k] for k in sample.kept}
+    assert list(frame.columns) == ["x", "y"]
+    assert "30,000 rows" in sample.note(5_000) and "all rows of c" in sample.note(5_000)
+    # seeded: the same rows again
+    again, _ = read_table(str(folder), "y", max_rows=5_000, seed=1)
+    pd.testing.assert_frame_equal(frame, again)
+    # small enough: every row, no sample
+    whole, none = read_table(str(folder), "y", max_rows=30_000)
+    assert none is None and len(whole) == 30_000
+
+
+def test_job_on_a_sampled_source_plans_for_every_row(tmp_path):
+    from augment.pipeline.config import parse_config
+    from augment.pipeline.job import run_job
+
+    folder = _large_folder(tmp_path)
+    config = parse_config(
+        {
+            "name": "sampled",
+            "data": {"source": str(folder), "label": "y", "max_rows": 3_000},
+            "train": {"steps": 2, "batch_size": 64, "device": "cpu"},
+            "balance": {"sampling_strategy": {"c": 2_000}},
+            "output": {"path": str(tmp_path / "run")},
+            "validate": {"enabled": False},
+            "tracking": {"enabled": False},
+        }
+    )
+    result = run_job(config)
+    # the holdout (30%) comes out of the sample; the counts are every row's less the holdout
+    holdout_c = 500 - result.counts_before["c"]
+    assert 100 <= holdout_c <= 200
+    assert result.counts_before["a"] > 20_000
+    assert result.plan == {"a": 0, "b": 0, "c": 2_000 - result.counts_before["c"]}
+    assert any("data.max_rows=3,000" in note for note in result.notes)

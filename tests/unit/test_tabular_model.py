@@ -67,6 +67,24 @@ def test_activation_puts_every_column_where_the_encoder_expects_it():
     assert len(set(position.tolist())) == act.dim
 
 
+def test_hard_sampling_scatters_what_the_one_hot_layout_gives():
+    # The hard path writes its winners straight into the output; the reference builds the
+    # one-hot grid in the model layout and reorders it, as the soft path does.
+    act = SpanActivation(SPANS)
+    raw = torch.randn(256, act.raw_dim)
+    hard = act(raw, tau=0.5, hard=True, generator=torch.Generator().manual_seed(3))
+
+    generator = torch.Generator().manual_seed(3)
+    n_plain = act.n_tanh + act.n_linear
+    logits = raw[:, n_plain:].reshape(-1, act.width, act.n_soft) + act.bias
+    uniform = torch.rand(logits.shape, generator=generator).clamp_(1e-10, 1 - 1e-7)
+    winner = (logits - uniform.log().neg().log()).max(1).indices
+    grid = torch.nn.functional.one_hot(winner, act.width).transpose(1, 2).float()
+    plain = [torch.tanh(raw[:, : act.n_tanh]), raw[:, act.n_tanh : n_plain]]
+    expected = torch.cat([*plain, grid.reshape(256, -1)], dim=1).index_select(1, act.position)
+    assert torch.equal(hard, expected)
+
+
 def test_hard_sampling_follows_the_logits():
     act = SpanActivation([Span(4, "softmax")])
     raw = torch.full((200, act.raw_dim), -30.0)

@@ -1,0 +1,209 @@
+"""Scale: generation throughput and peak memory for big jobs, and what the validation cap buys.
+
+Run from the repository root::
+
+    python -m benchmarks.scale              # 100k and 1M rows, 10k and 100k images, validation
+                                            # at 200k rows with and without the cap, and the
+                                            # 2M-row breast_cancer job (about 15 minutes)
+    python -m benchmarks.scale --rows 10000000   # add the 10M-row case (by hand; minutes more)
+    python -m benchmarks.scale --quick      # smoke test: small sizes (what the slow test runs)
+
+Every case is a real job (``augment.run_job``: load, fit, generate into the output, validate) in
+a fresh Python process, so its peak RSS (``ru_maxrss``) is its own. Tracking is off except in the
+full job, which logs to a throwaway MLflow store as a user's job would.
+
+- ``table``: breast_cancer (30 numeric columns), the GAN trained for a few steps (throughput
+  does not depend on quality), then ``N`` rows generated into Parquet parts, validation off.
+  rows/s is the generation phase: sampling, decoding, Arrow conversion, compression, writes.
+- ``image``: digits at 28x28 (10 classes), ``N`` images as PNG bytes in Parquet parts.
+- ``validate``: the breast_cancer job with ``N`` generated rows, validation (downstream arms and
+  fidelity) with ``validate.max_rows`` at its default and with no cap.
+- ``job``: the breast_cancer job with 1,000,000 rows of each class, all other settings default.
+
+Prints a markdown table and writes ``benchmarks/results/scale.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+RESULTS = Path(__file__).parent / "results" / "scale.json"
+
+
+def _config(kind: str, n: int, output: Path, **overrides: Any) -> dict[str, Any]:
+    """The job configuration of one case: the shipped example with ``n`` samples planned."""
+    if kind == "image":
+        per_class, extra = n // 10, n % 10
+        strategy = {digit: per_class + (digit < extra) for digit in range(10)}
+        config: dict[str, Any] = {
+            "name": "scale_images",
+            "data": {"source": "sklearn:digits", "kind": "image", "size": 28, "channels": 1},
+            "balance": {"sampling_strategy": strategy},
+            "model": {"width": 32},
+            "train": {"steps": 20, "batch_size": 128, "device": "cpu", "seed": 0},
+            "validate": {"enabled": False},
+        }
+    else:
+        half = n // 2
+        config = {
+            "name": "scale_table",
+            "data": {"source": "sklearn:breast_cancer", "label": "target"},
+            "balance": {"sampling_strategy": {"benign": n - half, "malignant": half}},
+            "train": {"steps": 20, "batch_size": 64, "device": "cpu", "seed": 0},
+            "validate": {"enabled": False},
+        }
+    config["output"] = {"path": str(output / "run")}
+    config["tracking"] = {"enabled": False}
+    for section, values in overrides.items():
+        config.setdefault(section, {}).update(values)
+    return config
+
+
+def run_case(case: str, n: int, cap: str) -> dict[str, Any]:
+    """One case in this process; returns its measurements."""
+    from augment.pipeline.config import parse_config
+    from augment.pipeline.job import run_job
+
+    with tempfile.TemporaryDirectory(prefix="augment-scale-") as tmp:
+        output = Path(tmp)
+        if case == "table":
+            config = _config("table", n, output)
+        elif case == "image":
+            config = _config("image", n, output)
+        elif case == "validate":
+            validate: dict[str, Any] = {"enabled": True}
+            if cap != "default":
+                validate["max_rows"] = None if cap == "none" else int(cap)
+            config = _config("table", n, output, validate=validate)
+        elif case == "job":
+            config = _config(
+                "table",
+                n,
+                output,
+                train={"steps": 250},
+                validate={"enabled": True},
+                tracking={"enabled": True, "uri": f"sqlite:///{output / 'mlflow.db'}"},
+            )
+        else:
+            raise SystemExit(f"unknown case {case!r}")
+        job_config = parse_config(config)
+        began = time.perf_counter()
+        result = run_job(job_config)
+        seconds = time.perf_counter() - began
+        shard_bytes = sum(f.stat().st_size for f in (output / "run").rglob("*.parquet"))
+    generated = sum(result.plan.values())
+    generate = result.timings.get("generate", float("nan"))
+    return {
+        "case": case,
+        "n": generated,
+        "cap": str(job_config.validate_.max_rows) if case in ("validate", "job") else None,
+        "seconds": round(seconds, 2),
+        "timings": {k: round(v, 2) for k, v in result.timings.items()},
+        "per_second": round(generated / generate) if generate else None,
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "shard_mb": round(shard_bytes / 2**20, 1),
+        "notes": result.notes,
+    }
+
+
+def _spawn(case: str, n: int, cap: str = "default") -> dict[str, Any]:
+    command = [sys.executable, "-m", "benchmarks.scale", "--case", case, "--n", str(n)]
+    command += ["--cap", cap]
+    print(f"running {case} n={n:,} cap={cap} ...", file=sys.stderr, flush=True)
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"case {case} n={n} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| case | generated | cap | job s | generate s | validate s | per second | peak RSS MB |",
+        "|---|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        t = row["timings"]
+        unit = "images/s" if row["case"] == "image" else "rows/s"
+        rate = f"{row['per_second']:,} {unit}" if row["per_second"] else "-"
+        lines.append(
+            f"| {row['case']} | {row['n']:,} | {row['cap'] or '-'} | {row['seconds']:.1f} "
+            f"| {t.get('generate', 0):.1f} | {t.get('validate', 0):.1f} | {rate} "
+            f"| {row['peak_rss_mb']:,} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--case", help=argparse.SUPPRESS)
+    parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--cap", default="default", help=argparse.SUPPRESS)
+    parser.add_argument("--quick", action="store_true", help="small sizes, for the smoke test")
+    parser.add_argument(
+        "--rows", type=int, nargs="*", default=None, help="table generation sizes to measure"
+    )
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    if args.case:  # a child process: one case, one JSON line
+        print(json.dumps(run_case(args.case, args.n, args.cap)))
+        return
+
+    if args.quick:
+        rows, images, validate_n, caps, job_n = [20_000], [2_000], 20_000, ("5000", "none"), None
+    else:
+        rows, images, validate_n, job_n = (
+            [100_000, 1_000_000],
+            [10_000, 100_000],
+            200_000,
+            2_000_000,
+        )
+        caps = ("default", "none")
+    if args.rows:
+        rows = args.rows
+    results = [_spawn("table", n) for n in rows]
+    results += [_spawn("image", n) for n in images]
+    results += [_spawn("validate", validate_n, cap) for cap in caps]
+    if job_n:
+        results.append(_spawn("job", job_n))
+
+    table = _table(results)
+    print(table)
+    for row in results:
+        for note in row["notes"]:
+            print(f"- {row['case']} {row['n']:,}: {note}")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(
+        json.dumps(
+            {
+                "date": datetime.now(UTC).isoformat(timespec="seconds"),
+                "machine": {
+                    "cores": os.cpu_count(),
+                    "python": platform.python_version(),
+                    "platform": platform.platform(),
+                },
+                "quick": args.quick,
+                "results": results,
+                "table": table,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    print(f"wrote {args.output}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
