@@ -526,23 +526,42 @@ def profile(
     label: str = typer.Option(..., "--label", help="Label column."),
     fmt: str = typer.Option("auto", "--format", help="auto, parquet or csv."),
 ) -> None:
-    """Print class counts and the imbalance ratio of a labelled table."""
+    """Print the class counts, and the role augment infers for every column with its missing
+    share and distinct values: what a job will do with the table, before running it."""
 
     def go() -> None:
         from augment.core.balance import class_counts
-        from augment.tabular.sources import load_table
+        from augment.tabular.roles import infer_roles
+        from augment.tabular.sources import read_table
 
-        frame = load_table(source, label, fmt)
-        counts = class_counts(frame[label].dropna())
-        table = Table(title=f"{source}: {len(frame)} rows, {len(frame.columns) - 1} features")
+        frame, sample = read_table(source, label, fmt, max_rows=1_000_000)
+        rows = sample.rows if sample else len(frame)
+        counts = sample.counts if sample else class_counts(frame[label].dropna())
+        table = Table(title=f"{source}: {rows:,} rows, {len(frame.columns) - 1} features")
         table.add_column("class")
         table.add_column("rows", justify="right")
         table.add_column("share", justify="right")
         for cls, n in sorted(counts.items(), key=lambda item: -item[1]):
-            table.add_row(str(cls), str(n), f"{n / len(frame):.1%}")
+            table.add_row(str(cls), f"{n:,}", f"{n / rows:.1%}")
         console.print(table)
         ratio = max(counts.values()) / min(counts.values())
         console.print(f"imbalance ratio (largest / smallest): {ratio:.2f}")
+
+        columns = Table(title="columns" + (f" (a sample of {len(frame):,} rows)" if sample else ""))
+        for heading in ("column", "role", "dtype", "missing", "distinct", "why"):
+            columns.add_column(
+                heading, justify="right" if heading in ("missing", "distinct") else "left"
+            )
+        for column in infer_roles(frame, label):
+            columns.add_row(
+                column.name,
+                column.role,
+                column.dtype,
+                f"{column.missing:.0%}" if column.missing else "-",
+                f"{column.distinct:,}",
+                column.why,
+            )
+        console.print(columns)
 
     _guard(go)
 

@@ -69,7 +69,7 @@ def print_summary(summary: dict[str, Any]) -> None:
         f"{cls} {before:,} → {summary['counts_after'][cls]:,}"
         for cls, before in summary["counts_before"].items()
     )
-    console.print(f"counts   {after}", highlight=False, soft_wrap=True)
+    console.print(f"counts   {after}", highlight=False)
     generated = sum(summary["plan"].values())
     console.print(
         f"shards   {summary['output']}/synthetic ({generated:,} generated)",

@@ -30,6 +30,7 @@ from augment.core.train import settings_from
 from augment.core.validation import proportional_pick
 from augment.tabular.cgan import GANSettings
 from augment.tabular.config import TabularJobConfig
+from augment.tabular.roles import refuse_copied_columns
 from augment.tabular.schema import TableSchema, infer_schema
 from augment.tabular.sources import handle_missing, read_table
 from augment.tabular.synthesizer import (
@@ -107,6 +108,7 @@ class TabularModality(Modality):
             cleaning["notes"] = [sample.note(d.max_rows)]
             cleaning["source_rows"] = sample.rows
             log.warning(cleaning["notes"][0])
+        refuse_copied_columns(frame, d.label, set(d.columns))
         train, holdout, counts, plan = ctx.split_and_plan(frame, d.label, population)
         schema = infer_schema(
             train,

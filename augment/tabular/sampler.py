@@ -27,6 +27,7 @@ from augment.core.errors import DataError
 from augment.core.sampler import COMMON_CONSTRAINTS, GANSampler
 from augment.core.train import TrainingLoop, settings_from
 from augment.tabular.cgan import GANSettings, TrainSettings
+from augment.tabular.roles import refuse_copied_columns
 from augment.tabular.schema import infer_schema
 from augment.tabular.synthesizer import (
     SYNTHESIZER_FORMAT,
@@ -140,6 +141,7 @@ class GANOverSampler(GANSampler):
         frame, overrides = self._frame(X)
         label = _label_name(self.__dict__.pop("_y_original", None), list(frame.columns))
         frame[label] = column_or_1d(y)
+        refuse_copied_columns(frame, label, set(overrides), python_api=True)
         schema = infer_schema(frame, label, overrides=overrides)
         return (frame, schema), schema.classes
 

@@ -198,6 +198,9 @@ def test_cli_profile(tmp_path, mixed_frame):
     result = runner.invoke(app, ["profile", str(source), "--label", "label"])
     assert result.exit_code == 0, result.output
     assert "imbalance ratio (largest / smallest): 5.00" in result.output
+    # every column's inferred role, missing share and distinct count
+    assert re.search(r"│ amount +│ continuous +│ float64", result.output), result.output
+    assert re.search(r"│ channel +│ categorical +│", result.output), result.output
     missing = runner.invoke(app, ["profile", str(source), "--label", "lable"])
     assert missing.exit_code == 3 and "did you mean 'label'" in missing.output
 

@@ -162,3 +162,36 @@ def test_job_on_a_sampled_source_plans_for_every_row(tmp_path):
     assert result.counts_before["a"] > 20_000
     assert result.plan == {"a": 0, "b": 0, "c": 2_000 - result.counts_before["c"]}
     assert any("data.max_rows=3,000" in note for note in result.notes)
+
+
+def test_generation_fans_out_over_workers_as_docs_operations_shows(tmp_path):
+    """docs/operations.md, "1 billion rows": each worker loads the job's generator and writes
+    its share of the counts, with its own seed, into its own folder; every folder holds exact
+    counts and the shares differ."""
+    from augment import load_synthesizer
+    from augment.core.generate import write_shards
+    from augment.core.shards import read_shards
+    from augment.core.storage import location
+    from augment.pipeline.config import parse_config
+    from augment.pipeline.job import run_job
+
+    config = {
+        "name": "fanout",
+        "data": {"source": "sklearn:wine", "label": "target"},
+        "train": {"steps": 2, "batch_size": 32, "device": "cpu"},
+        "output": {"path": str(tmp_path / "run")},
+        "validate": {"enabled": False},
+        "tracking": {"enabled": False},
+    }
+    run_job(parse_config(config))
+    counts = {"class_0": 300, "class_2": 200}
+    parts = []
+    for k in range(2):  # what each worker runs
+        synth = load_synthesizer(tmp_path / "run" / "model" / "synthesizer.pt")
+        out = location(tmp_path / f"part-{k:03d}")
+        result = write_shards(out, counts, synth.class_batches(counts, seed=1000 + k), 250)
+        assert result.counts == counts
+        parts.append(read_shards(out, require_success=False))
+    for frame in parts:
+        assert frame["target"].value_counts().to_dict() == counts
+    assert not parts[0].equals(parts[1])
