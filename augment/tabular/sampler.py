@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 from sklearn.utils import column_or_1d
 from sklearn.utils._param_validation import Interval, StrOptions
 
@@ -112,13 +113,27 @@ class GANOverSampler(GANSampler):
     # imbalanced-learn would turn X into a float array; keep DataFrames (mixed dtypes) as they are.
     def _check_X_y(self, X, y, accept_sparse=None):  # noqa: N802 - imblearn's name
         y, binarize_y = self._check_target(y)
+        X = _dense(X)
         if not isinstance(X, pd.DataFrame):
             X = np.asarray(X)
             if X.ndim != 2:
                 raise DataError(f"X must be 2-D (rows, features), got shape {X.shape}")
         if len(X) != len(y):
             raise DataError(f"X has {len(X)} rows but y has {len(y)}; they must match")
+        # what scikit-learn's estimators record, for get_feature_names_out and pipelines
+        self.n_features_in_ = X.shape[1]
+        if isinstance(X, pd.DataFrame) and all(isinstance(c, str) for c in X.columns):
+            self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
         return X, y, binarize_y
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        """The output's column names: the input's (an oversampler adds rows, not columns)."""
+        from sklearn.utils.validation import _check_feature_names_in, check_is_fitted
+
+        check_is_fitted(self, "n_features_in_")
+        return _check_feature_names_in(self, input_features)
 
     @staticmethod
     def _check_target(y):
@@ -141,6 +156,23 @@ class GANOverSampler(GANSampler):
         frame, overrides = self._frame(X)
         label = _label_name(self.__dict__.pop("_y_original", None), list(frame.columns))
         frame[label] = column_or_1d(y)
+        # A missing category is a level of its own; a missing number cannot be modelled yet.
+        numeric = [
+            c
+            for c in frame.columns
+            if c != label
+            and c not in overrides
+            and pd.api.types.is_numeric_dtype(frame[c].dtype)
+            and not pd.api.types.is_bool_dtype(frame[c].dtype)
+        ]
+        missing = frame[numeric].isna().sum()
+        if missing.any():
+            listed = ", ".join(f"{c} ({n} rows)" for c, n in missing[missing > 0].items())
+            raise DataError(
+                f"X has missing values in the numeric column(s) {listed}; GANOverSampler does "
+                "not model missing numbers yet: impute them first (sklearn.impute.SimpleImputer "
+                "before it in the pipeline)"
+            )
         refuse_copied_columns(frame, label, set(overrides), python_api=True)
         schema = infer_schema(frame, label, overrides=overrides)
         return (frame, schema), schema.classes
@@ -193,4 +225,37 @@ class GANOverSampler(GANSampler):
     def fit_resample(self, X, y, **params):
         self.input_kind_ = "dataframe" if isinstance(X, pd.DataFrame) else "array"
         self._y_original = y  # imbalanced-learn hands _fit_resample a plain array
-        return super().fit_resample(X, y, **params)
+        X_res, y_res = super().fit_resample(X, y, **params)
+        if sparse.issparse(X):  # a sparse matrix in, a sparse matrix of the same format out
+            X_res = type(X)(X_res)
+        return X_res, y_res
+
+
+#: the most cells a sparse input is densified to (8 bytes each: 1.6 GB)
+MAX_DENSE_CELLS = 200_000_000
+
+
+def _dense(X):
+    """X with sparse storage made dense: a scipy sparse matrix, or a DataFrame of pandas
+    sparse columns (imbalanced-learn casts the output back to the input's dtypes). The GAN
+    models every cell, so sparsity saves nothing inside; a matrix too large to densify is
+    refused rather than allowed to exhaust memory."""
+    is_frame = isinstance(X, pd.DataFrame)
+    if not (
+        sparse.issparse(X) or is_frame and any(isinstance(t, pd.SparseDtype) for t in X.dtypes)
+    ):
+        return X
+    cells = X.shape[0] * X.shape[1]
+    if cells > MAX_DENSE_CELLS:
+        raise DataError(
+            f"X is sparse with {X.shape[0]:,} rows x {X.shape[1]:,} columns; densified it "
+            f"would take {cells * 8 / 2**30:.1f} GB (limit {MAX_DENSE_CELLS:,} cells): select "
+            "fewer columns (e.g. the informative ones) or reduce them (TruncatedSVD) first"
+        )
+    if sparse.issparse(X):
+        return X.toarray()
+    return (
+        X.sparse.to_dense()
+        if all(isinstance(t, pd.SparseDtype) for t in X.dtypes)
+        else (X.apply(lambda c: c.sparse.to_dense() if isinstance(c.dtype, pd.SparseDtype) else c))
+    )
