@@ -155,6 +155,11 @@ def main() -> None:
     parser.add_argument(
         "--rows", type=int, nargs="*", default=None, help="table generation sizes to measure"
     )
+    parser.add_argument(
+        "--cases",
+        default="table,image,validate,job",
+        help="which cases to run (comma-separated): table, image, validate, job",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
     if args.case:  # a child process: one case, one JSON line
@@ -173,10 +178,11 @@ def main() -> None:
         caps = ("default", "none")
     if args.rows:
         rows = args.rows
-    results = [_spawn("table", n) for n in rows]
-    results += [_spawn("image", n) for n in images]
-    results += [_spawn("validate", validate_n, cap) for cap in caps]
-    if job_n:
+    cases = set(args.cases.split(","))
+    results = [_spawn("table", n) for n in rows] if "table" in cases else []
+    results += [_spawn("image", n) for n in images] if "image" in cases else []
+    results += [_spawn("validate", validate_n, cap) for cap in caps] if "validate" in cases else []
+    if job_n and "job" in cases:
         results.append(_spawn("job", job_n))
 
     table = _table(results)

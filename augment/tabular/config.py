@@ -39,10 +39,12 @@ class TabularDataConfig(DataConfig):
     max_categories: PositiveInt = Field(
         1000, description="Refuse a categorical column with more distinct values than this."
     )
-    missing: Literal["error", "drop", "impute"] = Field(
-        "error",
-        description="Rows with missing values: refuse them, drop them, or impute (median / "
-        "most frequent).",
+    missing: Literal["model", "error", "drop", "impute"] = Field(
+        "model",
+        description="Missing values: model them (a missing number becomes a value and a flag "
+        "the GAN learns, a missing category a level; generated rows have gaps where real ones "
+        "do), refuse them, drop those rows, or impute (median / most frequent). Rows without "
+        "a label are dropped, except under error.",
     )
     max_rows: PositiveInt | None = Field(
         1_000_000,

@@ -24,7 +24,7 @@ from augment.core.errors import DataError
 from augment.core.persist import load_payload
 from augment.core.shards import read_shards
 from augment.core.storage import Location
-from augment.tabular.schema import TableSchema
+from augment.tabular.schema import TableSchema, category_codes
 from augment.tabular.synthesizer import SYNTHESIZER_FORMAT
 
 if TYPE_CHECKING:  # the modality imports this module when asked for items
@@ -51,7 +51,8 @@ class TableItems:
     ) -> None:
         label = manifest["label"]
         synthetic = read_shards(output)  # sha256 checked per part
-        parts = [real.train] if real is not None else []
+        # the real rows as the user has them (missing numbers blank, no flag columns)
+        parts = [real.missing.restore(real.train.copy())] if real is not None else []
         if len(synthetic):
             parts.append(synthetic)
         self.frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
@@ -130,9 +131,8 @@ def _categories(schema: TableSchema, name: str) -> list[Any]:
 
 def _one_hot(series: pd.Series, categories: list[Any]) -> np.ndarray:
     """``(N, K)`` float32 one-hot of ``series`` over ``categories``; other values are all 0."""
-    values = [to_python(v) for v in series.tolist()]
-    codes = pd.Categorical(values, categories=categories).codes  # (N,), -1 when not a category
-    block = np.zeros((len(values), len(categories)), dtype=np.float32)
+    codes = category_codes(series, categories)  # (N,), -1 when not a category
+    block = np.zeros((len(codes), len(categories)), dtype=np.float32)
     known = codes >= 0
     block[np.flatnonzero(known), codes[known]] = 1.0
     return block

@@ -24,7 +24,7 @@ from sklearn.neighbors import NearestNeighbors
 from augment.core.balance import to_python
 from augment.core.errors import DataError
 from augment.core.metrics import frechet_distance, unique_metric_keys
-from augment.tabular.schema import TableSchema
+from augment.tabular.schema import TableSchema, category_codes
 
 # Below this distance a synthetic row counts as a copy of a training row.
 _COPY_DISTANCE = 1e-8
@@ -75,7 +75,7 @@ def embed_rows(frame: pd.DataFrame, schema: TableSchema, reference: pd.DataFrame
             blocks.append(((values - mean) / std)[:, None])  # (N, 1)
         else:
             categories = list(spec.categories or [])
-            codes = pd.Categorical(frame[spec.name], categories=categories).codes  # -1 = unseen
+            codes = category_codes(frame[spec.name], categories)  # -1 = unseen
             one_hot = np.zeros((len(frame), len(categories)), dtype=np.float64)  # (N, K)
             seen = codes >= 0
             one_hot[np.flatnonzero(seen), codes[seen]] = 1.0

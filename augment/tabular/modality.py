@@ -14,7 +14,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -30,6 +30,7 @@ from augment.core.train import settings_from
 from augment.core.validation import proportional_pick
 from augment.tabular.cgan import GANSettings
 from augment.tabular.config import TabularJobConfig
+from augment.tabular.missing import MissingValues
 from augment.tabular.roles import refuse_copied_columns
 from augment.tabular.schema import TableSchema, infer_schema
 from augment.tabular.sources import handle_missing, read_table
@@ -53,6 +54,8 @@ class TableData:
     counts_before: dict[Any, int]
     plan: dict[Any, int]
     cleaning: dict[str, Any]
+    # numeric columns with gaps: train and holdout hold them as a value and a flag
+    missing: MissingValues = field(default_factory=MissingValues)
 
     @property
     def classes(self) -> list[Any]:
@@ -105,11 +108,18 @@ class TabularModality(Modality):
         population = None
         if sample is not None:
             population = sample.counts
-            cleaning["notes"] = [sample.note(d.max_rows)]
+            cleaning.setdefault("notes", []).append(sample.note(d.max_rows))
             cleaning["source_rows"] = sample.rows
-            log.warning(cleaning["notes"][0])
+            log.warning(cleaning["notes"][-1])
         refuse_copied_columns(frame, d.label, set(d.columns))
         train, holdout, counts, plan = ctx.split_and_plan(frame, d.label, population)
+        missing = MissingValues()
+        if d.missing == "model":  # a value and a flag per numeric column with gaps
+            declared = {name for name, kind in d.columns.items() if kind == "categorical"}
+            missing = MissingValues.fit(train, d.label, skip=declared, also=holdout)
+            train, holdout = missing.to_model(train), missing.to_model(holdout)
+            if missing:
+                cleaning["missing_modelled"] = sorted(missing.flags)
         schema = infer_schema(
             train,
             d.label,
@@ -118,7 +128,9 @@ class TabularModality(Modality):
             max_categories=d.max_categories,
             constant_columns=d.constant_columns,
         )
-        return TableData(schema, list(frame.columns), train, holdout, counts, plan, cleaning)
+        return TableData(
+            schema, list(frame.columns), train, holdout, counts, plan, cleaning, missing
+        )
 
     def data_digest(self, data: TableData) -> str:
         schema = json.dumps(data.schema.to_dict(), sort_keys=True, default=str)
@@ -140,7 +152,7 @@ class TabularModality(Modality):
         )
 
     def assemble(self, data: TableData, models: Sequence[Any]) -> Synthesizer:
-        return Synthesizer(models, data.schema, data.columns)
+        return Synthesizer(models, data.schema, data.columns, data.missing)
 
     def synthesizer_from_payload(self, payload: dict[str, Any], device: str) -> Synthesizer:
         return synthesizer_from_payload(payload, device)
@@ -309,7 +321,8 @@ def _read_synthetic(
         labels = read_shards(ctx.output, require_success=False, columns=[data.label])
         pick = proportional_pick(label_values(labels, data.schema), max_rows, rng)
         take = pick if len(pick) < len(labels) else None
-    return read_shards(ctx.output, require_success=False, take=take)
+    # in the model's form, as train and holdout are: missing numbers as a value and a flag
+    return data.missing.to_model(read_shards(ctx.output, require_success=False, take=take))
 
 
 def _correlation(values: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:

@@ -28,6 +28,7 @@ from augment.core.errors import DataError
 from augment.core.sampler import COMMON_CONSTRAINTS, GANSampler
 from augment.core.train import TrainingLoop, settings_from
 from augment.tabular.cgan import GANSettings, TrainSettings
+from augment.tabular.missing import MissingValues
 from augment.tabular.roles import refuse_copied_columns
 from augment.tabular.schema import infer_schema
 from augment.tabular.synthesizer import (
@@ -156,29 +157,15 @@ class GANOverSampler(GANSampler):
         frame, overrides = self._frame(X)
         label = _label_name(self.__dict__.pop("_y_original", None), list(frame.columns))
         frame[label] = column_or_1d(y)
-        # A missing category is a level of its own; a missing number cannot be modelled yet.
-        numeric = [
-            c
-            for c in frame.columns
-            if c != label
-            and c not in overrides
-            and pd.api.types.is_numeric_dtype(frame[c].dtype)
-            and not pd.api.types.is_bool_dtype(frame[c].dtype)
-        ]
-        missing = frame[numeric].isna().sum()
-        if missing.any():
-            listed = ", ".join(f"{c} ({n} rows)" for c, n in missing[missing > 0].items())
-            raise DataError(
-                f"X has missing values in the numeric column(s) {listed}; GANOverSampler does "
-                "not model missing numbers yet: impute them first (sklearn.impute.SimpleImputer "
-                "before it in the pipeline)"
-            )
         refuse_copied_columns(frame, label, set(overrides), python_api=True)
-        schema = infer_schema(frame, label, overrides=overrides)
-        return (frame, schema), schema.classes
+        # a missing number is modelled as a value and a flag; a missing category is a level
+        missing = MissingValues.fit(frame, label, skip=set(overrides))
+        model_rows = missing.to_model(frame)
+        schema = infer_schema(model_rows, label, overrides=overrides)
+        return (model_rows, schema, missing, list(frame.columns)), schema.classes
 
     def _fit_unit(self, prepared, classes: list[Any], seed: int):
-        frame, schema = prepared
+        frame, schema, _, _ = prepared
         return fit_table_unit(
             frame,
             schema,
@@ -192,8 +179,8 @@ class GANOverSampler(GANSampler):
         )[0]
 
     def _assemble(self, models, prepared, classes: list[Any]) -> Synthesizer:
-        frame, schema = prepared
-        return Synthesizer(models, schema, list(frame.columns))
+        _, schema, missing, columns = prepared
+        return Synthesizer(models, schema, columns, missing)
 
     def _sample(self, plan: Mapping[Any, int], seed: int) -> tuple[Any, np.ndarray]:
         generated = self.synthesizer_.sample(plan, seed=seed)

@@ -20,6 +20,27 @@ from augment.core.errors import DataError
 ColumnKind = Literal["continuous", "categorical"]
 
 
+def category_value(value: Any) -> Any:
+    """A level as the model keeps it: a plain Python value, and every kind of missing value
+    (None, NaN, pd.NA, NaT) as None, a level of its own."""
+    value = to_python(value)
+    try:
+        if pd.isna(value):
+            return None
+    except (TypeError, ValueError):  # not a scalar: keep it as it is
+        pass
+    return value
+
+
+def category_codes(values: Any, categories: list[Any]) -> np.ndarray:
+    """(N,) int64 index of each value in ``categories`` (-1 when not one of them); a missing
+    value of any kind matches the missing level (None)."""
+    lookup = {value: j for j, value in enumerate(categories)}
+    return np.array(
+        [lookup.get(category_value(v), -1) for v in pd.Series(values).tolist()], dtype=np.int64
+    )
+
+
 @functools.cache
 def _pandas_dtype(name: str) -> Any:
     return pd.api.types.pandas_dtype(name)  # ~50 us a call: once per name, not per batch
@@ -45,13 +66,17 @@ class ColumnSpec:
         """Decoded values as an array of this column's original dtype (a NumPy array, or a
         pandas array for a category or an extension dtype): what a DataFrame is built from
         without a per-column Series."""
-        if self.dtype == "category":
-            return pd.Categorical(values, categories=self.categories)
+        if self.dtype == "category":  # a missing level (None) becomes a missing value
+            levels = [c for c in self.categories or [] if c is not None]
+            return pd.Categorical(values, categories=levels)
         if self.integer:
             values = np.rint(np.asarray(values, dtype=np.float64))
         dtype = _pandas_dtype(self.dtype)
         if isinstance(dtype, np.dtype):
-            return np.asarray(values).astype(dtype, copy=False)
+            values = np.asarray(values)
+            if values.dtype == object and dtype.kind in "fc":
+                values = np.where(pd.isna(values), np.nan, values)  # the missing level: NaN
+            return values.astype(dtype, copy=False)
         return pd.array(values, dtype=dtype)
 
 
@@ -192,7 +217,7 @@ def infer_schema(
                 )
             )
         else:
-            categories = sorted({to_python(v) for v in series.unique()}, key=_sort_key)
+            categories = sorted({category_value(v) for v in series.unique()}, key=_sort_key)
             if len(categories) > max_categories:
                 raise DataError(
                     f"column {name!r} has {len(categories)} distinct values, more than "

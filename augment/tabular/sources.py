@@ -255,9 +255,11 @@ def read_table(
 
 
 def handle_missing(frame: pd.DataFrame, label: str, policy: str) -> tuple[pd.DataFrame, dict]:
-    """Deal with NaN (and infinite) feature values by policy ``error``, ``drop`` or ``impute``.
+    """Deal with NaN (and infinite) feature values by policy ``model``, ``error``, ``drop`` or
+    ``impute``; infinite values count as missing.
 
-    Rows with a missing label are always dropped under ``drop``/``impute`` and an error otherwise.
+    ``model`` keeps the features' gaps for :mod:`augment.tabular.missing` to model. Rows with a
+    missing label are dropped under every policy but ``error``, which refuses them.
     Returns the cleaned frame and a report ``{"missing": {column: count}, "dropped_rows": n}``.
     """
     numeric = frame.select_dtypes(include="number")
@@ -269,6 +271,17 @@ def handle_missing(frame: pd.DataFrame, label: str, policy: str) -> tuple[pd.Dat
     missing = {str(column): int(n) for column, n in counts.items() if n > 0}
     report = {"missing": missing, "dropped_rows": 0}
     if not missing:
+        return frame, report
+    if policy == "model":  # the features keep their gaps (augment.tabular.missing)
+        before = len(frame)
+        frame = frame.dropna(subset=[label])
+        report["dropped_rows"] = before - len(frame)
+        if frame.empty:
+            raise DataError(f"no rows are left: every row lacks its label {label!r}")
+        if report["dropped_rows"]:
+            report["notes"] = [
+                f"{report['dropped_rows']} row(s) without a label ({label}) were left out"
+            ]
         return frame, report
     if policy == "error":
         listed = ", ".join(f"{column} ({n} rows)" for column, n in missing.items())

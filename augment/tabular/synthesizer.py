@@ -19,6 +19,7 @@ import pandas as pd
 from augment.core.synthesizer import UnitSynthesizer, fit_unit, load_device
 from augment.core.train import TrainingLoop, TrainingResult, TrainSettings
 from augment.tabular.cgan import GANSettings, TabularCGAN
+from augment.tabular.missing import MissingValues
 from augment.tabular.schema import TableSchema
 from augment.tabular.transform import TabularEncoder
 
@@ -72,10 +73,17 @@ class Synthesizer(UnitSynthesizer):
     format = SYNTHESIZER_FORMAT
     batch_size = 4096
 
-    def __init__(self, units: Sequence[TabularCGAN], schema: TableSchema, columns: Sequence[str]):
+    def __init__(
+        self,
+        units: Sequence[TabularCGAN],
+        schema: TableSchema,
+        columns: Sequence[str],
+        missing: MissingValues | None = None,
+    ):
         super().__init__(units)
-        self.schema = schema
+        self.schema = schema  # of the model's columns (missing-value flags included)
         self.columns = list(columns)  # the input's column order, label included
+        self.missing = missing or MissingValues()  # blanks the cells the flags mark
 
     def class_batches(
         self, counts: Mapping[Any, int], seed: int = 0, batch_size: int = 4096
@@ -83,6 +91,7 @@ class Synthesizer(UnitSynthesizer):
         """Yield ``(class, rows)`` batches, label column included; exactly ``counts[c]`` rows of
         class c, with the input's columns and dtypes."""
         for cls, rows in self.unit_batches(counts, seed, batch_size):
+            rows = self.missing.restore(rows)
             rows[self.schema.label] = self.schema.restore_labels([cls] * len(rows)).to_numpy()
             yield cls, rows[self.columns]
 
@@ -103,10 +112,19 @@ class Synthesizer(UnitSynthesizer):
     sample_frame = sample
 
     def _payload(self) -> dict[str, Any]:
-        return {"schema": self.schema.to_dict(), "columns": self.columns}
+        return {
+            "schema": self.schema.to_dict(),
+            "columns": self.columns,
+            "missing": self.missing.to_dict(),
+        }
 
 
 def synthesizer_from_payload(payload: dict[str, Any], device: str = "cpu") -> Synthesizer:
     target = load_device(device)
     units = [TabularCGAN.from_state_dict(state, target) for state in payload["units"]]
-    return Synthesizer(units, TableSchema.from_dict(payload["schema"]), payload["columns"])
+    return Synthesizer(
+        units,
+        TableSchema.from_dict(payload["schema"]),
+        payload["columns"],
+        MissingValues.from_dict(payload.get("missing")),  # files before 2026-12 have none
+    )

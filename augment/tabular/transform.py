@@ -28,8 +28,7 @@ import numpy as np
 import pandas as pd
 from sklearn.preprocessing import QuantileTransformer
 
-from augment.core.balance import to_python
-from augment.tabular.schema import TableSchema
+from augment.tabular.schema import TableSchema, category_codes
 
 _VAR_FLOOR = 1e-4  # in standardised units: keeps a constant column or a spike mode finite
 _MIN_WEIGHT = 5e-3  # mixture components lighter than this are pruned after EM
@@ -234,11 +233,7 @@ class TabularEncoder:
                 blocks += [alpha[:, None], onehot]
             else:
                 categories = self.categories[column.name]
-                lookup = {value: j for j, value in enumerate(categories)}
-                codes = np.array(
-                    [lookup.get(to_python(v), -1) for v in frame[column.name].tolist()],
-                    dtype=np.int64,
-                )
+                codes = category_codes(frame[column.name], categories)
                 onehot = np.zeros((n_rows, len(categories)))
                 seen = codes >= 0
                 onehot[np.flatnonzero(seen), codes[seen]] = 1.0

@@ -192,14 +192,19 @@ CASES: dict[str, Case] = {
         lambda t: _table_job(t, _frame(40, 1)), DataError, ("'y'", "single row", "add rows")
     ),
     # features
+    # missing values are modelled by default; data.missing: error refuses them
     "nan in a feature": Case(
-        lambda t: _table_job(t, _frame().assign(amount=lambda f: f.amount.mask(f.index == 3))),
+        lambda t: _table_job(
+            t, _frame().assign(amount=lambda f: f.amount.mask(f.index == 3)), "data.missing=error"
+        ),
         DataError,
         ("amount (1 rows)", "data.missing"),
     ),
     "inf in a feature": Case(
         lambda t: _table_job(
-            t, _frame().assign(visits=lambda f: f.visits.mask(f.index == 5, np.inf))
+            t,
+            _frame().assign(visits=lambda f: f.visits.mask(f.index == 5, np.inf)),
+            "data.missing=error",
         ),
         DataError,
         ("visits (1 rows)", "data.missing"),

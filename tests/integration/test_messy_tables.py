@@ -1,0 +1,57 @@
+"""A customer table with gaps, nullable dtypes and a flag column, through the job (issue 16)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+from typer.testing import CliRunner
+
+from augment.cli import app
+from augment.core.shards import read_manifest, read_shards
+
+runner = CliRunner()
+
+
+def _customers(n: int = 900) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    churned = np.where(rng.random(n) < 0.15, "yes", "no")
+    amount = rng.gamma(2, 50, n)
+    amount[rng.random(n) < np.where(churned == "yes", 0.35, 0.1)] = np.nan
+    age = np.where(rng.random(n) < 0.2, None, rng.integers(18, 90, n))
+    return pd.DataFrame(
+        {
+            "amount": amount,
+            "age": pd.array(age, dtype="Int64"),
+            "country": pd.array(rng.choice(["FR", "DE", "NZ", None], n), dtype="string"),
+            "vip": rng.random(n) < 0.2,
+            "visits": rng.poisson(3, n),
+            "churned": churned,
+        }
+    )
+
+
+def test_a_table_with_gaps_runs_with_defaults_and_keeps_them(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    frame = _customers()
+    frame.to_parquet(tmp_path / "customers.parquet")
+    args = ["run", "customers.parquet", "--label", "churned", "--set", "validate.min_lift=-1"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "runs" / "customers"
+    manifest = read_manifest(run)
+    assert manifest["counts_generated"]["yes"] > 0
+    # the shards have the input's schema: nullable integers and strings stay what they were
+    shard_schema = pq.read_schema(next((run / "synthetic").glob("*.parquet")))
+    assert str(shard_schema.field("age").type) == "int64"  # Int64 with nulls, as pandas wrote it
+    synthetic = read_shards(run)
+    assert str(synthetic["age"].dtype) == "Int64"
+    assert synthetic["vip"].dtype == bool
+    # gaps where the real rows have them, at their rate in the generated class
+    real = frame[frame["churned"] == "yes"]
+    fake = synthetic[synthetic["churned"] == "yes"]
+    for column in ("amount", "age"):
+        assert abs(fake[column].isna().mean() - real[column].isna().mean()) <= 0.1, column
+    assert fake["amount"].dropna().between(0, frame["amount"].max()).all()
+    # validation scored every arm (the holdout has gaps too)
+    assert "balanced_accuracy" in result.output and "verdict" in result.output
