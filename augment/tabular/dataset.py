@@ -51,8 +51,8 @@ class TableItems:
     ) -> None:
         label = manifest["label"]
         synthetic = read_shards(output)  # sha256 checked per part
-        # the real rows as the user has them (missing numbers blank, no flag columns)
-        parts = [real.missing.restore(real.train.copy())] if real is not None else []
+        # the real rows as the user has them (times, gaps; no flag columns)
+        parts = [real.form.restore(real.train.copy())] if real is not None else []
         if len(synthetic):
             parts.append(synthetic)
         self.frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()

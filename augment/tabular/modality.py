@@ -30,7 +30,7 @@ from augment.core.train import settings_from
 from augment.core.validation import proportional_pick
 from augment.tabular.cgan import GANSettings
 from augment.tabular.config import TabularJobConfig
-from augment.tabular.missing import MissingValues
+from augment.tabular.form import TableForm
 from augment.tabular.roles import refuse_copied_columns
 from augment.tabular.schema import TableSchema, infer_schema
 from augment.tabular.sources import handle_missing, read_table
@@ -54,8 +54,8 @@ class TableData:
     counts_before: dict[Any, int]
     plan: dict[Any, int]
     cleaning: dict[str, Any]
-    # numeric columns with gaps: train and holdout hold them as a value and a flag
-    missing: MissingValues = field(default_factory=MissingValues)
+    # train and holdout are in the model's form (datetimes as seconds, gaps as value + flag)
+    form: TableForm = field(default_factory=TableForm)
 
     @property
     def classes(self) -> list[Any]:
@@ -113,13 +113,17 @@ class TabularModality(Modality):
             log.warning(cleaning["notes"][-1])
         refuse_copied_columns(frame, d.label, set(d.columns))
         train, holdout, counts, plan = ctx.split_and_plan(frame, d.label, population)
-        missing = MissingValues()
-        if d.missing == "model":  # a value and a flag per numeric column with gaps
-            declared = {name for name, kind in d.columns.items() if kind == "categorical"}
-            missing = MissingValues.fit(train, d.label, skip=declared, also=holdout)
-            train, holdout = missing.to_model(train), missing.to_model(holdout)
-            if missing:
-                cleaning["missing_modelled"] = sorted(missing.flags)
+        # the model's form: datetimes as seconds, and (data.missing: model) a missing number
+        # as a value and a flag; fitted on the train split alone
+        declared = {name for name, kind in d.columns.items() if kind == "categorical"}
+        form = TableForm.fit(
+            train, d.label, skip=declared, also=holdout, missing=d.missing == "model"
+        )
+        train, holdout = form.to_model(train), form.to_model(holdout)
+        if form.missing:
+            cleaning["missing_modelled"] = sorted(form.missing.flags)
+        if form.datetimes:
+            cleaning["datetimes"] = sorted(form.datetimes.columns)
         schema = infer_schema(
             train,
             d.label,
@@ -128,9 +132,7 @@ class TabularModality(Modality):
             max_categories=d.max_categories,
             constant_columns=d.constant_columns,
         )
-        return TableData(
-            schema, list(frame.columns), train, holdout, counts, plan, cleaning, missing
-        )
+        return TableData(schema, list(frame.columns), train, holdout, counts, plan, cleaning, form)
 
     def data_digest(self, data: TableData) -> str:
         schema = json.dumps(data.schema.to_dict(), sort_keys=True, default=str)
@@ -152,7 +154,7 @@ class TabularModality(Modality):
         )
 
     def assemble(self, data: TableData, models: Sequence[Any]) -> Synthesizer:
-        return Synthesizer(models, data.schema, data.columns, data.missing)
+        return Synthesizer(models, data.schema, data.columns, data.form)
 
     def synthesizer_from_payload(self, payload: dict[str, Any], device: str) -> Synthesizer:
         return synthesizer_from_payload(payload, device)
@@ -314,15 +316,16 @@ def _read_synthetic(
 ) -> pd.DataFrame:
     """The committed synthetic rows; a large run as a sample of at most ``max_rows``, each class
     in proportion, read one part at a time so that the rest is never in memory."""
-    from augment.tabular.fidelity import label_values
-
     take = None
     if sum(data.plan.values()):
         labels = read_shards(ctx.output, require_success=False, columns=[data.label])
-        pick = proportional_pick(label_values(labels, data.schema), max_rows, rng)
+        # class codes in sorted label order, not a Python object per row: 10M labels cost
+        # 80 MB, not 600 (the same classes in the same order, so the same sample)
+        codes, _ = pd.factorize(labels[data.label], sort=True)
+        pick = proportional_pick(codes, max_rows, rng)
         take = pick if len(pick) < len(labels) else None
-    # in the model's form, as train and holdout are: missing numbers as a value and a flag
-    return data.missing.to_model(read_shards(ctx.output, require_success=False, take=take))
+    # in the model's form, as train and holdout are (datetimes as seconds, gaps as flags)
+    return data.form.to_model(read_shards(ctx.output, require_success=False, take=take))
 
 
 def _correlation(values: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:

@@ -28,7 +28,7 @@ from augment.core.errors import DataError
 from augment.core.sampler import COMMON_CONSTRAINTS, GANSampler
 from augment.core.train import TrainingLoop, settings_from
 from augment.tabular.cgan import GANSettings, TrainSettings
-from augment.tabular.missing import MissingValues
+from augment.tabular.form import TableForm
 from augment.tabular.roles import refuse_copied_columns
 from augment.tabular.schema import infer_schema
 from augment.tabular.synthesizer import (
@@ -158,11 +158,12 @@ class GANOverSampler(GANSampler):
         label = _label_name(self.__dict__.pop("_y_original", None), list(frame.columns))
         frame[label] = column_or_1d(y)
         refuse_copied_columns(frame, label, set(overrides), python_api=True)
-        # a missing number is modelled as a value and a flag; a missing category is a level
-        missing = MissingValues.fit(frame, label, skip=set(overrides))
-        model_rows = missing.to_model(frame)
+        # datetimes as seconds; a missing number as a value and a flag (a missing category is
+        # a level of its own)
+        form = TableForm.fit(frame, label, skip=set(overrides))
+        model_rows = form.to_model(frame)
         schema = infer_schema(model_rows, label, overrides=overrides)
-        return (model_rows, schema, missing, list(frame.columns)), schema.classes
+        return (model_rows, schema, form, list(frame.columns)), schema.classes
 
     def _fit_unit(self, prepared, classes: list[Any], seed: int):
         frame, schema, _, _ = prepared
@@ -179,8 +180,8 @@ class GANOverSampler(GANSampler):
         )[0]
 
     def _assemble(self, models, prepared, classes: list[Any]) -> Synthesizer:
-        _, schema, missing, columns = prepared
-        return Synthesizer(models, schema, columns, missing)
+        _, schema, form, columns = prepared
+        return Synthesizer(models, schema, columns, form)
 
     def _sample(self, plan: Mapping[Any, int], seed: int) -> tuple[Any, np.ndarray]:
         generated = self.synthesizer_.sample(plan, seed=seed)

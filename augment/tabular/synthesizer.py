@@ -19,7 +19,7 @@ import pandas as pd
 from augment.core.synthesizer import UnitSynthesizer, fit_unit, load_device
 from augment.core.train import TrainingLoop, TrainingResult, TrainSettings
 from augment.tabular.cgan import GANSettings, TabularCGAN
-from augment.tabular.missing import MissingValues
+from augment.tabular.form import TableForm
 from augment.tabular.schema import TableSchema
 from augment.tabular.transform import TabularEncoder
 
@@ -78,12 +78,12 @@ class Synthesizer(UnitSynthesizer):
         units: Sequence[TabularCGAN],
         schema: TableSchema,
         columns: Sequence[str],
-        missing: MissingValues | None = None,
+        form: TableForm | None = None,
     ):
         super().__init__(units)
         self.schema = schema  # of the model's columns (missing-value flags included)
         self.columns = list(columns)  # the input's column order, label included
-        self.missing = missing or MissingValues()  # blanks the cells the flags mark
+        self.form = form or TableForm()  # the model's rows back to the user's form
 
     def class_batches(
         self, counts: Mapping[Any, int], seed: int = 0, batch_size: int = 4096
@@ -91,7 +91,7 @@ class Synthesizer(UnitSynthesizer):
         """Yield ``(class, rows)`` batches, label column included; exactly ``counts[c]`` rows of
         class c, with the input's columns and dtypes."""
         for cls, rows in self.unit_batches(counts, seed, batch_size):
-            rows = self.missing.restore(rows)
+            rows = self.form.restore(rows)
             rows[self.schema.label] = self.schema.restore_labels([cls] * len(rows)).to_numpy()
             yield cls, rows[self.columns]
 
@@ -115,7 +115,7 @@ class Synthesizer(UnitSynthesizer):
         return {
             "schema": self.schema.to_dict(),
             "columns": self.columns,
-            "missing": self.missing.to_dict(),
+            "form": self.form.to_dict(),
         }
 
 
@@ -126,5 +126,5 @@ def synthesizer_from_payload(payload: dict[str, Any], device: str = "cpu") -> Sy
         units,
         TableSchema.from_dict(payload["schema"]),
         payload["columns"],
-        MissingValues.from_dict(payload.get("missing")),  # files before 2026-12 have none
+        TableForm.from_dict(payload.get("form")),  # files before 2026-12 have none
     )

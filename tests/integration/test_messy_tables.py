@@ -19,8 +19,16 @@ def _customers(n: int = 900) -> pd.DataFrame:
     amount = rng.gamma(2, 50, n)
     amount[rng.random(n) < np.where(churned == "yes", 0.35, 0.1)] = np.nan
     age = np.where(rng.random(n) < 0.2, None, rng.integers(18, 90, n))
+    days = pd.to_timedelta(rng.integers(0, 700, n), unit="D")
+    signup = (pd.Timestamp("2023-01-01") + days).tz_localize("Europe/Paris")  # local midnights
+    seen = pd.Series(
+        pd.Timestamp("2024-06-01 09:00") + pd.to_timedelta(rng.integers(0, 10**6, n), "s")
+    )
+    seen[rng.random(n) < 0.1] = pd.NaT
     return pd.DataFrame(
         {
+            "signup": signup,  # dates in a zone
+            "seen": seen,  # times to the second, some unknown
             "amount": amount,
             "age": pd.array(age, dtype="Int64"),
             "country": pd.array(rng.choice(["FR", "DE", "NZ", None], n), dtype="string"),
@@ -53,5 +61,12 @@ def test_a_table_with_gaps_runs_with_defaults_and_keeps_them(tmp_path, monkeypat
     for column in ("amount", "age"):
         assert abs(fake[column].isna().mean() - real[column].isna().mean()) <= 0.1, column
     assert fake["amount"].dropna().between(0, frame["amount"].max()).all()
+    # datetimes: the input's dtype and zone, inside the seen range, dates still dates
+    assert synthetic["signup"].dtype == frame["signup"].dtype
+    assert synthetic["signup"].between(frame["signup"].min(), frame["signup"].max()).all()
+    local = synthetic["signup"].dt.tz_localize(None)
+    assert (local == local.dt.normalize()).all()
+    assert str(synthetic["seen"].dtype) == str(frame["seen"].dtype)
+    assert abs(fake["seen"].isna().mean() - real["seen"].isna().mean()) <= 0.1
     # validation scored every arm (the holdout has gaps too)
     assert "balanced_accuracy" in result.output and "verdict" in result.output
