@@ -67,6 +67,10 @@ class GANSampler(BaseOverSampler):
     def _fit_unit(self, prepared: Any, classes: list[Any], seed: int) -> Any:
         raise NotImplementedError
 
+    def _needs_model(self) -> bool:
+        """False when the kind's settings generate without a trained model (no unit is fit)."""
+        return True
+
     def _assemble(self, models: list[Any], prepared: Any, classes: list[Any]) -> Any:
         raise NotImplementedError
 
@@ -91,6 +95,7 @@ class GANSampler(BaseOverSampler):
             models = [
                 self._fit_unit(prepared, unit, seed)
                 for unit in training_units(classes, plan, self.mode)
+                if self._needs_model()
             ]
             self.synthesizer_ = self._assemble(models, prepared, classes)
             self.seed_ = seed
@@ -119,6 +124,7 @@ class GANSampler(BaseOverSampler):
                 "seed": self.seed_,
                 **{name: getattr(self, f"{name}_") for name in self._SAVED},
                 "sampling_strategy_": {str(k): int(v) for k, v in self.sampling_strategy_.items()},
+                **self._saved_state(),
             },
         )
 
@@ -144,7 +150,15 @@ class GANSampler(BaseOverSampler):
         sampler.seed_ = int(extra.get("seed", 0))
         for name, default in cls._SAVED.items():
             setattr(sampler, f"{name}_", type(default)(extra.get(name, default)))
+        sampler._restore_state(extra)
         return sampler
+
+    def _saved_state(self) -> dict[str, Any]:
+        """Fitted state of the kind, besides the synthesizer, that ``save`` stores (plain data)."""
+        return {}
+
+    def _restore_state(self, extra: dict[str, Any]) -> None:
+        """Rebuild what ``_saved_state`` stored, on a loaded sampler."""
 
     def _require_fitted(self) -> None:
         if not hasattr(self, "synthesizer_"):

@@ -1,0 +1,87 @@
+"""Rows around real anchors, the neighbour check on generated rows, and how the sampler mixes them."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from augment import GANOverSampler
+from augment.tabular.anchored import RowSpace
+from augment.tabular.schema import infer_schema
+
+FAST = {"steps": 20, "batch_size": 32, "generator_dims": (32,), "discriminator_dims": (32,)}
+
+
+@pytest.fixture
+def space(mixed_frame):
+    return RowSpace(mixed_frame, infer_schema(mixed_frame, "label"))
+
+
+def test_interpolated_rows_stay_within_the_class_and_keep_dtypes(space, mixed_frame):
+    rows = space.interpolate("rare", 200, np.random.default_rng(0))
+    rare = mixed_frame[mixed_frame["label"] == "rare"]
+    assert len(rows) == 200
+    assert rows.dtypes.equals(rare.drop(columns="label").dtypes)
+    # on the segment between two rows of the class: inside the class's own range
+    for name in ("amount", "visits"):
+        assert rows[name].between(rare[name].min(), rare[name].max()).all()
+    # categorical values are those of one end
+    for name in ("channel", "member", "tier", "small_int"):
+        assert set(rows[name]) <= set(rare[name])
+    assert (rows["visits"] == np.rint(rows["visits"])).all()
+
+
+def test_interpolation_is_seeded(space):
+    first = space.interpolate("rare", 50, np.random.default_rng(1))
+    again = space.interpolate("rare", 50, np.random.default_rng(1))
+    other = space.interpolate("rare", 50, np.random.default_rng(2))
+    pd.testing.assert_frame_equal(first, again)
+    assert not first.equals(other)
+
+
+def test_neighbour_share_is_zero_deep_among_other_classes(space, mixed_frame):
+    common = mixed_frame[mixed_frame["label"] == "common"].drop(columns="label")
+    rare = mixed_frame[mixed_frame["label"] == "rare"].drop(columns="label")
+    # a real row's nearest rows include itself, so a class's own rows score above zero
+    assert (space.neighbour_share(rare, "rare") > 0).all()
+    assert space.neighbour_share(common, "rare").mean() < space.neighbour_share(rare, "rare").mean()
+
+
+@pytest.mark.parametrize(("generator", "anchored"), [("gan", 0), ("mix", 40), ("anchored", 80)])
+def test_generator_choice_splits_exact_counts(mixed_frame, generator, anchored):
+    X, y = mixed_frame.drop(columns="label"), mixed_frame["label"]
+    sampler = GANOverSampler(generator=generator, anchored_share=0.5, random_state=0, **FAST)
+    X_res, y_res = sampler.fit_resample(X, y)
+    assert pd.Series(y_res).value_counts().to_dict() == {"common": 100, "rare": 100}
+    assert X_res.dtypes.equals(X.dtypes)
+    assert sampler.n_anchored_ == {"rare": anchored}
+    assert sampler.n_generated_ == {"common": 0, "rare": 80}
+    # the anchored path trains no GAN
+    assert (len(sampler.synthesizer_.units) == 0) == (generator == "anchored")
+
+
+def test_filter_keeps_the_rows_nearest_their_class_and_exact_counts(mixed_frame):
+    X, y = mixed_frame.drop(columns="label"), mixed_frame["label"]
+    on = GANOverSampler(generator="gan", random_state=0, **FAST)
+    off = GANOverSampler(generator="gan", filter_generated=False, random_state=0, **FAST)
+    X_on, y_on = on.fit_resample(X, y)
+    X_off, y_off = off.fit_resample(X, y)
+    assert on.n_dropped_ == {"rare": 80} and off.n_dropped_ == {"rare": 0}
+    assert len(y_on) == len(y_off) == 200
+    share_on = on.space_.neighbour_share(X_on.iloc[len(X) :], "rare")
+    share_off = off.space_.neighbour_share(X_off.iloc[len(X) :], "rare")
+    assert share_on.mean() >= share_off.mean()
+    # what was dropped scores no higher than what was kept
+    drawn = on.synthesizer_.sample({"rare": 160}, seed=on.seed_).drop(columns="label")
+    all_shares = np.sort(on.space_.neighbour_share(drawn, "rare"))
+    assert share_on.min() >= all_shares[79]
+
+
+def test_anchored_sampler_saves_and_loads(tmp_path, mixed_frame):
+    X, y = mixed_frame.drop(columns="label"), mixed_frame["label"]
+    sampler = GANOverSampler(generator="anchored", random_state=0)
+    sampler.fit_resample(X, y)
+    sampler.save(tmp_path / "anchored.pt")
+    loaded = GANOverSampler.load(tmp_path / "anchored.pt")
+    X_new, y_new = loaded.sample({"rare": 9})
+    pd.testing.assert_frame_equal(X_new, sampler.sample({"rare": 9})[0])
+    assert set(y_new) == {"rare"}
