@@ -65,6 +65,10 @@ class GANOverSampler(GANSampler):
         random_state: seed; the same seed and data give the same rows.
         categorical_columns: column names (DataFrame) or indices (array) to treat as categorical,
             on top of the inferred ones (strings, bools, categoricals, integers with few values).
+        continuous: ``quantile`` (the sampler's default: a quantile transform to a normal, one
+            number per column) or ``gmm`` (mode-specific normalisation, a job's default). With
+            half the rows anchored, ``quantile`` ranked as well on the KEEL benchmark, scored
+            higher with forests and 5-NN, and fits in three quarters of the time.
         generator: where the new rows come from. ``mix`` (the default): a share
             ``anchored_share`` of each class's rows is anchored (between a real row of the class
             and one of its 5 nearest same-class rows, see :mod:`augment.tabular.anchored`), the
@@ -118,7 +122,7 @@ class GANOverSampler(GANSampler):
         pac: int = 4,
         ema_decay: float = 0.95,
         max_modes: int = 6,
-        continuous: str = "gmm",
+        continuous: str = "quantile",
         device: str = "auto",
         precision: str = "auto",
         random_state: Any = None,
