@@ -10,8 +10,9 @@ standard deviation):
   the nearer end. This is our own generator path (``generator="anchored"`` or the share of a
   ``"mix"``), chosen explicitly and reported; no third-party oversampler is called.
 - ``RowSpace.neighbour_share``: for generated rows of a class, the share of their nearest real
-  training rows that belong to that class. A row at 0 lies deep among the other classes; the
-  sampler drops those (it over-generates first, so the counts stay exact).
+  training rows that belong to that class; a row at 0 lies deep among the other classes. The
+  sampler draws twice the GAN rows it needs and keeps the half with the highest share, so the
+  counts stay exact.
 """
 
 from __future__ import annotations
