@@ -11,8 +11,8 @@ standard deviation):
   ``"mix"``), chosen explicitly and reported; no third-party oversampler is called.
 - ``RowSpace.neighbour_share``: for generated rows of a class, the share of their nearest real
   training rows that belong to that class; a row at 0 lies deep among the other classes. The
-  sampler draws twice the GAN rows it needs and keeps the half with the highest share, so the
-  counts stay exact.
+  sampler draws three times the GAN rows it needs and keeps the third with the highest share, so
+  the counts stay exact.
 """
 
 from __future__ import annotations

@@ -40,6 +40,9 @@ from augment.tabular.synthesizer import (
 )
 
 _FALLBACK_LABEL = "__augment_label__"
+# The neighbour check draws this many GAN rows per row it keeps (2 and 3 were measured on KEEL;
+# 3 ranked better in balanced accuracy and AUC, for a few hundredths of a second).
+_DRAWS_PER_KEPT_ROW = 3
 
 
 def _label_name(y: Any, columns: list[str]) -> str:
@@ -77,8 +80,8 @@ class GANOverSampler(GANSampler):
             trees and forests best, the anchored ones logistic regression and nearest neighbours;
             the mix ranks first.
         anchored_share: the anchored share of the rows in ``mix`` mode (the rest is the GAN's).
-        filter_generated: draw twice the GAN rows needed and keep the half whose 5 nearest real
-            training rows are most often of their own class (the counts stay exact);
+        filter_generated: draw three times the GAN rows needed and keep the third whose 5
+            nearest real training rows are most often of their own class (the counts stay exact);
             ``n_dropped_`` says how many drawn rows were dropped.
 
     Fitted attributes: ``sampling_strategy_``, ``synthesizer_`` (no units with
@@ -223,15 +226,15 @@ class GANOverSampler(GANSampler):
     def _gan_rows(self, cls: Any, n_rows: int, seed: int) -> tuple[pd.DataFrame, int]:
         """``n_rows`` GAN rows of ``cls``, and how many rows drawn were dropped.
 
-        With ``filter_generated``, twice the rows are drawn and ranked by the share of their
+        With ``filter_generated``, three times the rows are drawn and ranked by the share of their
         nearest real training rows that are of ``cls``; the ``n_rows`` with the highest share
         are kept (earlier draws first among equals), in the order they were drawn. Rows deep
         among other classes go first; they are what blurs a linear model's ranking."""
         if not self.filter_generated or n_rows == 0:
             return self.synthesizer_.sample({cls: n_rows}, seed=seed), 0
-        drawn = self.synthesizer_.sample({cls: 2 * n_rows}, seed=seed)
+        drawn = self.synthesizer_.sample({cls: _DRAWS_PER_KEPT_ROW * n_rows}, seed=seed)
         in_model_form = self.synthesizer_.form.to_model(drawn)[self.space_.schema.names]
-        share = self.space_.neighbour_share(in_model_form, cls)  # (2 n_rows,)
+        share = self.space_.neighbour_share(in_model_form, cls)  # (3 n_rows,)
         kept = np.sort(np.argsort(-share, kind="stable")[:n_rows])
         return drawn.iloc[kept].reset_index(drop=True), len(drawn) - n_rows
 
