@@ -247,10 +247,13 @@ class GANOverSampler(GANSampler):
             gan, self.n_dropped_[cls] = self._gan_rows(cls, n_gan, seed)
             # one stream per seed and class (by its place among all classes), apart from the GAN's
             rng = np.random.default_rng([seed, schema.classes.index(cls), 1])
-            # interpolated in the model's form, then back to the user's (times, gaps)
-            anchored = self.synthesizer_.form.restore(self.space_.interpolate(cls, n_anchored, rng))
-            anchored[label] = schema.restore_labels([cls] * n_anchored).to_numpy()
-            parts += [part for part in (gan, anchored[gan.columns]) if len(part)]
+            parts += [gan] if len(gan) else []
+            if n_anchored:
+                # interpolated in the model's form, then back to the user's (times, gaps)
+                rows = self.space_.interpolate(cls, n_anchored, rng)
+                anchored = self.synthesizer_.form.restore(rows)
+                anchored[label] = schema.restore_labels([cls] * n_anchored).to_numpy()
+                parts.append(anchored[self.synthesizer_.columns])
             self.n_anchored_[cls] = n_anchored
         generated = (
             pd.concat(parts, ignore_index=True) if parts else self.synthesizer_.sample({}, seed)
@@ -281,10 +284,15 @@ class GANOverSampler(GANSampler):
 
     # -- persistence: the real rows that anchored rows and the neighbour check need ---------
     def _saved_state(self) -> dict[str, Any]:
+        # the anchors and the neighbour check need the real rows; GAN rows alone do not, and
+        # then the file holds no real row
+        if self.generator == "gan" and not self.filter_generated:
+            return {}
         return {"real_rows": self.space_.state_dict()}
 
     def _restore_state(self, extra: dict[str, Any]) -> None:
-        self.space_ = RowSpace.from_state_dict(extra["real_rows"], self.synthesizer_.schema)
+        if "real_rows" in extra:
+            self.space_ = RowSpace.from_state_dict(extra["real_rows"], self.synthesizer_.schema)
 
     def fit_resample(self, X, y, **params):
         self.input_kind_ = "dataframe" if isinstance(X, pd.DataFrame) else "array"

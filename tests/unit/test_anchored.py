@@ -85,3 +85,26 @@ def test_anchored_sampler_saves_and_loads(tmp_path, mixed_frame):
     X_new, y_new = loaded.sample({"rare": 9})
     pd.testing.assert_frame_equal(X_new, sampler.sample({"rare": 9})[0])
     assert set(y_new) == {"rare"}
+
+
+def test_a_gan_only_sampler_saves_no_real_row(tmp_path):
+    import json
+
+    import numpy as np
+    import pandas as pd
+
+    from augment import GANOverSampler
+    from augment.core.persist import load_payload
+    from augment.tabular.sampler import SYNTHESIZER_FORMAT
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.normal(size=60), "b": rng.normal(size=60)})
+    y = np.array([0] * 48 + [1] * 12)
+    for generator, filtered, holds_rows in (("gan", False, False), ("mix", True, True)):
+        sampler = GANOverSampler(steps=2, generator=generator, filter_generated=filtered)
+        sampler.fit_resample(X, y)
+        sampler.save(tmp_path / "s.pt")
+        extra = load_payload(tmp_path / "s.pt", SYNTHESIZER_FORMAT)["extra"]
+        assert ("real_rows" in extra) is holds_rows, json.dumps(list(extra))
+        again = GANOverSampler.load(tmp_path / "s.pt")
+        assert len(again.sample({1: 5})[1]) == 5
