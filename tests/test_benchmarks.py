@@ -14,9 +14,10 @@ METHODS = {"none", "random_oversampling", "smote", "ctgan", "augment", "augment_
 DATASETS = ("breast_cancer", "wine")
 
 
-def _run_quick(module: str, output: Path) -> subprocess.CompletedProcess[str]:
+def run_benchmark(module: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m <module> <args>`` from the repository root; it must exit 0."""
     completed = subprocess.run(
-        [sys.executable, "-m", module, "--quick", "--output", str(output)],
+        [sys.executable, "-m", module, *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -24,6 +25,11 @@ def _run_quick(module: str, output: Path) -> subprocess.CompletedProcess[str]:
         check=False,
     )
     assert completed.returncode == 0, completed.stderr[-4000:]
+    return completed
+
+
+def _run_quick(module: str, output: Path) -> subprocess.CompletedProcess[str]:
+    completed = run_benchmark(module, "--quick", "--output", str(output))
     assert "QUICK smoke test" in completed.stdout
     return completed
 
@@ -91,15 +97,7 @@ def test_quick_image_ablations_print_table_and_write_json(tmp_path: Path) -> Non
 @pytest.mark.timeout(1800)
 def test_quick_scale_benchmark_prints_table_and_writes_json(tmp_path: Path) -> None:
     output = tmp_path / "scale.json"
-    completed = subprocess.run(
-        [sys.executable, "-m", "benchmarks.scale", "--quick", "--output", str(output)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        check=False,
-    )
-    assert completed.returncode == 0, completed.stderr[-4000:]
+    completed = run_benchmark("benchmarks.scale", "--quick", "--output", str(output))
     assert "| case | generated | cap |" in completed.stdout
     results = json.loads(output.read_text())["results"]
     assert [r["case"] for r in results] == ["table", "image", "validate", "validate"]

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +11,7 @@ import pandas as pd
 import pytest
 
 from benchmarks.keel_data import KeelFormatError, dat_file, load_keel, parse_dat, read_dat
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.test_benchmarks import run_benchmark
 
 TINY_DAT = """\
 % a comment line
@@ -151,25 +148,9 @@ def test_reader_on_the_wheel_s_tables() -> None:
 def test_keel_benchmark_on_two_small_tables(tmp_path: Path) -> None:
     _require_bench_packages()
     out = tmp_path / "keel"
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.keel",
-            "--datasets",
-            ",".join(SMALL_DATASETS),
-            "--folds",
-            "2",
-            "--out",
-            str(out),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        check=False,
+    completed = run_benchmark(
+        "benchmarks.keel", "--datasets", ",".join(SMALL_DATASETS), "--folds", "2", "--out", str(out)
     )
-    assert completed.returncode == 0, completed.stderr[-4000:]
     for dataset in SMALL_DATASETS:
         assert f"## {dataset} (" in completed.stdout
     assert "## Mean ranks over 2 datasets x 4 classifiers" in completed.stdout

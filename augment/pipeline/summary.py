@@ -37,7 +37,7 @@ def print_summary(summary: dict[str, Any]) -> None:
             ]
             scores.add_row(name, *row)
         console.print(scores)
-    console.print(_verdict(summary, classic_name), highlight=False)
+    console.print(_verdict(summary, classic), highlight=False)
 
     fidelity = [
         ("detection AUC {:.3f} (0.5: indistinguishable)", "fidelity/detection_auc"),
@@ -96,8 +96,9 @@ def print_summary(summary: dict[str, Any]) -> None:
     console.print(f"validation {state}, job done in {summary['seconds']:.1f}s")
 
 
-def _verdict(summary: dict[str, Any], classic_name: str) -> str:
-    """The answer to "did it help?" in one sentence."""
+def _verdict(summary: dict[str, Any], classic: str) -> str:
+    """The answer to "did it help?" in one sentence; ``classic`` is the baseline arm's key."""
+    classic_name = _CLASSIC_NAMES[classic]
     metrics = summary["metrics"]
     lift = metrics.get("lift/balanced_accuracy")
     if lift is None:
@@ -106,7 +107,7 @@ def _verdict(summary: dict[str, Any], classic_name: str) -> str:
     if abs(lift) < 0.001:
         word = "[yellow]made no difference[/yellow]"
     text = f"verdict  the synthetic data {word}: balanced accuracy {lift:+.4f} over real data alone"
-    behind = metrics.get(f"lift_vs_{classic_name.split()[0].lower()}/balanced_accuracy")
+    behind = metrics.get(f"lift_vs_{classic}/balanced_accuracy")
     if behind is not None and behind < 0:  # say it in words, not only as a signed figure
         text += (
             f"; note: {classic_name} beat the synthetic data by {-behind:.4f} balanced "

@@ -169,11 +169,8 @@ def refuse_copied_columns(
     """
     from augment.core.errors import DataError
 
-    suspects = [
-        p
-        for p in infer_roles(frame.drop(columns=list(declared & set(frame.columns))), label)
-        if p.role in ("id", "text")
-    ]
+    kept = {name: "categorical" for name in declared if name in frame.columns and name != label}
+    suspects = [p for p in infer_roles(frame, label, kept) if p.role in ("id", "text")]
     if not suspects:
         return
     first = suspects[0]

@@ -156,6 +156,8 @@ class TabularEncoder:
             span_of.append(next_span if has_span else -1)
             next_span += has_span
         self._span_of = np.asarray(span_of, dtype=np.intp)
+        continuous = [column.kind == "continuous" for column in self.schema.columns]
+        self._mode_span = self._span_of[np.asarray(continuous, dtype=bool)]
 
     def _build_gmm_decoder(self) -> None:
         # Decoding all mode-normalized columns at once: for column c, the encoded positions of
@@ -261,8 +263,7 @@ class TabularEncoder:
             if quantile:
                 decoded = self._from_gaussian(encoded)
             else:
-                continuous = [c.kind == "continuous" for c in self.schema.columns]
-                mode = None if codes is None else codes[:, self._span_of[continuous]]
+                mode = None if codes is None else codes[:, self._mode_span]
                 decoded = self._decode_gmm(encoded, mode)
         for position, column in enumerate(self.schema.columns):
             if column.kind == "continuous":

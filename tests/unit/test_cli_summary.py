@@ -44,3 +44,17 @@ def test_a_baseline_that_wins_is_named(classic, name, capsys):
 def test_no_note_when_the_synthetic_data_wins(capsys):
     cli.print_summary(_summary(_arms("smote", 0.01)))
     assert "beat the synthetic data" not in capsys.readouterr().out
+
+
+def test_the_summary_says_which_sample_validation_used(capsys):
+    metrics = {
+        **_arms("smote", 0.01),
+        "validation/capped": 1.0,
+        "validation/rows/baseline": 398.0,
+        "validation/rows/augmented": 50_000.0,
+    }
+    cli.print_summary(_summary(metrics))
+    out = " ".join(capsys.readouterr().out.split())
+    assert "validation used a stratified sample: baseline 398, augmented 50,000" in out
+    cli.print_summary(_summary(_arms("smote", 0.01) | {"validation/capped": 0.0}))
+    assert "stratified sample" not in capsys.readouterr().out
