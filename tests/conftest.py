@@ -188,7 +188,7 @@ def image_config(tmp_path, mlflow_uri, name="img", **sections):
     config = {
         "name": name,
         "data": {"source": "sklearn:digits", "kind": "image", "size": 8, "imbalance_ratio": 5},
-        "model": {"width": 8, "noise_dim": 16},
+        "model": {"width": 8, "noise_dim": 16, "autoencoder_steps": 10, "choice_epochs": 1},
         "train": {"steps": 20, "batch_size": 32, "checkpoint_every": 10, "progress": False},
         "output": {"path": str(tmp_path / "out"), "rows_per_shard": 200},
         "validate": {"epochs": 2, "fid_extractor": "domain"},

@@ -118,6 +118,11 @@ class Modality(ABC):
     def assemble(self, data: Any, models: Sequence[Any]) -> UnitSynthesizer:
         """The synthesizer that routes each class to its fitted unit."""
 
+    def complete(self, ctx: JobContext, data: Any, synthesizer: UnitSynthesizer) -> UnitSynthesizer:
+        """Fit what the kind builds on the trained units before the synthesizer is saved (e.g.
+        the images' shared autoencoder and the validated recipe); the default adds nothing."""
+        return synthesizer
+
     @abstractmethod
     def synthesizer_from_payload(self, payload: dict[str, Any], device: str) -> UnitSynthesizer:
         """Rebuild a synthesizer from its saved payload (see :mod:`augment.core.persist`)."""

@@ -97,8 +97,8 @@ class GANSampler(BaseOverSampler):
                 for unit in training_units(classes, plan, self.mode)
                 if self._needs_model()
             ]
+            self.seed_ = seed  # before _assemble: a kind may fit more there
             self.synthesizer_ = self._assemble(models, prepared, classes)
-            self.seed_ = seed
             new_x, new_y = self._sample({c: n for c, n in plan.items() if n}, seed)
             found = new_y.tolist()
             self.n_generated_ = {c: found.count(c) for c in plan}

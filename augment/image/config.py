@@ -62,6 +62,26 @@ class ImageModelConfig(ModelConfig):
         "'none' turns it off.",
     )
     channels_last: bool = Field(True, description="NHWC memory format (faster on CPU and GPU).")
+    recipe: Literal["auto", "latent", "latent+warp", "mix", "mix+warp", "gan", "gan+warp"] = Field(
+        "auto",
+        description="What generated images are made of: the GAN's samples, images between real "
+        "codes of an autoencoder shared by all classes (latent), half of each (mix), each "
+        "optionally warped once (+warp). auto: the best candidate on an inner split of the "
+        "training images.",
+    )
+    recipe_candidates: (
+        list[Literal["latent", "latent+warp", "mix", "mix+warp", "gan", "gan+warp"]] | None
+    ) = Field(None, description="The recipes auto tries; null: all six.")
+    autoencoder_steps: PositiveInt = Field(
+        600, description="Optimizer steps of the shared autoencoder (batches of every class)."
+    )
+    latent_dim: PositiveInt = Field(32, description="Code size of the shared autoencoder.")
+    choice_epochs: PositiveInt = Field(
+        10, description="Epochs of the CNN that judges each candidate recipe (auto)."
+    )
+    choice_share: Annotated[float, Field(gt=0, lt=1)] = Field(
+        0.25, description="Share of each class's training images held out to judge recipes."
+    )
 
 
 class ImageTrainConfig(TrainConfig):
@@ -105,6 +125,11 @@ class ImageValidateConfig(ValidateConfig):
         None, description="Path of the FID Inception weights; default: the torch hub cache."
     )
     kid: bool = Field(True, description="Also report KID with the same extractor.")
+    stacking: bool = Field(
+        True,
+        description="Run the arms with albumentations on the fly: real + classic, and real + "
+        "synthetic + classic (stacked); their difference is lift_stacked_vs_classic.",
+    )
 
 
 class FilterConfig(Strict):

@@ -181,6 +181,79 @@ class ImageModality(Modality):
     def assemble(self, data: ImageData, models: Sequence[ImageCGAN]) -> ImageSynthesizer:
         return ImageSynthesizer(models, data.classes, LABEL)
 
+    def complete(
+        self, ctx: JobContext, data: ImageData, synthesizer: ImageSynthesizer
+    ) -> ImageSynthesizer:
+        """Fit the shared autoencoder on every training image and settle the recipe: the
+        configured one, or (``model.recipe: auto``) the best on an inner split of the training
+        images (:mod:`augment.image.choice`); logged as ``generate.recipe`` and
+        ``choice/<recipe>``."""
+        from augment.image.choice import ALL_RECIPES, choose_recipe
+        from augment.image.latent import LatentSettings, fit_latent_bank
+        from augment.image.synthesizer import Recipe
+
+        cfg = ctx.config
+        m = cfg.model
+        names = list(m.recipe_candidates or ALL_RECIPES) if m.recipe == "auto" else [m.recipe]
+        recipes = [Recipe.parse(n) for n in names]
+        began = time.perf_counter()
+        device = resolve_device(cfg.train.device)
+        with cpu_threads(cfg.train.cpu_threads):
+            if any(r.needs_bank for r in recipes):
+                settings = LatentSettings(
+                    size=cfg.data.size,
+                    channels=cfg.data.channels,
+                    latent_dim=m.latent_dim,
+                    steps=m.autoencoder_steps,
+                    precision=cfg.train.precision,
+                )
+                synthesizer.bank = fit_latent_bank(
+                    data.train_images,
+                    data.train_labels.tolist(),
+                    data.classes,
+                    settings,
+                    seed=cfg.train.seed,
+                    device=device,
+                )
+            choice = None
+            if m.recipe == "auto":
+                choice = choose_recipe(
+                    synthesizer,
+                    data.train_images,
+                    data.index_of(data.train_labels),
+                    len(data.classes),
+                    candidates=recipes,
+                    share=m.choice_share,
+                    epochs=m.choice_epochs,
+                    seed=cfg.train.seed,
+                    device=device,
+                )
+                synthesizer.use(choice.recipe)
+            else:
+                synthesizer.use(recipes[0])
+        if synthesizer.bank is not None:  # keep only the real images of classes that get new ones
+            bank = synthesizer.bank
+            synthesizer.bank = bank.restricted(
+                {c: np.arange(len(bank.anchors[c])) for c, n in data.plan.items() if n > 0}
+            )
+            synthesizer.use(synthesizer.recipe)
+        ctx.timings["transfer"] = time.perf_counter() - began
+        data.extra["recipe"] = {
+            "recipe": synthesizer.recipe.name,
+            "chosen": choice is not None,
+            **(choice.as_dict() if choice else {}),
+        }
+        if ctx.tracker:
+            ctx.tracker.log_params({"generate.recipe": synthesizer.recipe.name})
+            if choice is not None:
+                ctx.tracker.log_metrics(
+                    {
+                        f"choice/{name.replace('+', '_')}": score
+                        for name, score in choice.scores.items()
+                    }
+                )
+        return synthesizer
+
     def synthesizer_from_payload(self, payload: dict[str, Any], device: str) -> ImageSynthesizer:
         return image_synthesizer_from_payload(payload, device)
 
@@ -188,6 +261,8 @@ class ImageModality(Modality):
         self, ctx: JobContext, data: ImageData, synthesizer: ImageSynthesizer
     ) -> GenerationResult:
         cfg = ctx.config
+        # a cached synthesizer carries its recipe; the choice's scores were logged when it was fit
+        data.extra.setdefault("recipe", {"recipe": synthesizer.recipe.name, "chosen": None})
         judge = None
         if cfg.filter.enabled:
             classifier = real_classifier(ctx, data)
@@ -258,6 +333,7 @@ class ImageModality(Modality):
                 min_lift=v.min_lift,
                 baseline_model=baseline,
                 max_rows=v.max_rows,
+                stacking=v.stacking,
             )
             fidelity: dict[str, float] = {}
             if v.fid and len(images):
@@ -297,6 +373,7 @@ class ImageModality(Modality):
             "filter": generation.filter or None,
             "skipped_files": data.cleaning.get("skipped_files", 0),
             "fid_extractor": data.extra.get("fid_extractor"),
+            "recipe": data.extra.get("recipe"),
         }
 
     def shard_items(self, output, manifest, real: ImageData | None, features=None):

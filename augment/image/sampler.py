@@ -11,6 +11,12 @@ exactly the generated ones, in the input's layout::
 
 In an ``imblearn.pipeline.Pipeline`` the next step receives the image array; flatten it there
 (e.g. ``FunctionTransformer(lambda X: X.reshape(len(X), -1))``) for a scikit-learn classifier.
+
+What the new images are made of is a recipe (:class:`augment.image.synthesizer.Recipe`): the
+GAN's samples, images between real codes of an autoencoder trained on every class (transfer from
+the frequent classes to the rare ones, :mod:`augment.image.latent`), half of each, each with or
+without a classic warp. By default (``recipe="auto"``) an inner split of the training images picks
+it (:mod:`augment.image.choice`); ``choice_`` tells what was picked and every candidate's score.
 """
 
 from __future__ import annotations
@@ -21,16 +27,20 @@ from typing import Any
 
 import numpy as np
 from sklearn.utils import column_or_1d
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from augment.core.balance import to_python
+from augment.core.device import resolve_device
 from augment.core.errors import DataError
 from augment.core.sampler import COMMON_CONSTRAINTS, GANSampler
 from augment.core.train import TrainingLoop, settings_from
 from augment.image.cgan import ImageGANSettings, ImageTrainSettings, base_grid
+from augment.image.choice import ALL_RECIPES, choose_recipe
+from augment.image.latent import LatentSettings, fit_latent_bank
 from augment.image.synthesizer import (
     IMAGE_SYNTHESIZER_FORMAT,
     ImageSynthesizer,
+    Recipe,
     fit_image_unit,
     image_synthesizer_from_payload,
 )
@@ -51,14 +61,29 @@ class ImageGANOverSampler(GANSampler):
             ran 1.3-1.5x faster), ``fp32`` or ``bf16``. Sampling is float32 on a CPU either way.
         random_state: seed; the same seed and data give the same images (on the same device).
         cpu_threads: torch threads during fit (``None`` = all cores); restored afterwards.
+        recipe: ``auto`` (chosen on an inner split of the training images among
+            ``recipe_candidates``), or one of ``latent``, ``latent+warp``, ``mix``, ``mix+warp``,
+            ``gan``, ``gan+warp``. A recipe without the GAN does not train it; one without
+            ``latent``/``mix`` does not train the autoencoder.
+        recipe_candidates: the recipes ``auto`` tries (default: all six).
+        autoencoder_steps, latent_dim: the shared autoencoder (see
+            :class:`augment.image.latent.LatentSettings`).
+        choice_epochs: epochs of the CNN that judges each candidate recipe.
 
-    Fitted attributes: ``sampling_strategy_``, ``synthesizer_``, ``n_generated_``, ``seed_``.
+    Fitted attributes: ``sampling_strategy_``, ``synthesizer_``, ``n_generated_``, ``seed_``,
+    ``recipe_`` (the recipe used) and ``choice_`` (``None`` for a fixed recipe, else the chosen
+    recipe, each candidate's inner balanced accuracy and the inner split's sizes).
     """
 
     _parameter_constraints: dict = {
         **COMMON_CONSTRAINTS,
         "width": [Interval(Integral, 1, None, closed="left")],
         "diff_augment": [str],
+        "recipe": [StrOptions({"auto", *ALL_RECIPES})],
+        "recipe_candidates": [list, tuple, None],
+        "autoencoder_steps": [Interval(Integral, 1, None, closed="left")],
+        "latent_dim": [Interval(Integral, 1, None, closed="left")],
+        "choice_epochs": [Interval(Integral, 1, None, closed="left")],
     }
 
     _FORMAT = IMAGE_SYNTHESIZER_FORMAT
@@ -83,6 +108,11 @@ class ImageGANOverSampler(GANSampler):
         random_state: Any = None,
         progress: bool = False,
         cpu_threads: int | None = None,
+        recipe: str = "auto",
+        recipe_candidates: Any = None,
+        autoencoder_steps: int = 600,
+        latent_dim: int = 32,
+        choice_epochs: int = 10,
     ) -> None:
         super().__init__(sampling_strategy=sampling_strategy)
         self._store_params(locals())
@@ -136,8 +166,69 @@ class ImageGANOverSampler(GANSampler):
             loop=TrainingLoop(progress=self.progress),
         )[0]
 
+    def _recipes(self) -> list[Recipe]:
+        """The recipes this sampler may use: the fixed one, or the candidates of ``auto``."""
+        if self.recipe != "auto":
+            return [Recipe.parse(self.recipe)]
+        names = list(self.recipe_candidates or ALL_RECIPES)
+        unknown = [n for n in names if n not in ALL_RECIPES]
+        if unknown or not names:
+            raise DataError(
+                f"recipe_candidates {names!r}: use some of {list(ALL_RECIPES)}; got {unknown}"
+            )
+        return [Recipe.parse(n) for n in names]
+
+    def _needs_model(self) -> bool:
+        return any(r.needs_gan for r in self._recipes())
+
     def _assemble(self, models, prepared, classes: list[Any]) -> ImageSynthesizer:
-        return ImageSynthesizer(models, classes)
+        images, labels = prepared
+        recipes = self._recipes()
+        device = resolve_device(self.device)
+        bank = None
+        if any(r.needs_bank for r in recipes):
+            settings = LatentSettings(
+                size=images.shape[1],
+                channels=images.shape[3],
+                latent_dim=self.latent_dim,
+                steps=self.autoencoder_steps,
+                precision=self.precision,
+            )
+            bank = fit_latent_bank(
+                images, labels, classes, settings, seed=self.seed_, device=device
+            )
+        synthesizer = ImageSynthesizer(models, classes, bank=bank, recipe=recipes[0])
+        self.choice_ = None
+        if self.recipe == "auto":
+            lookup = {c: i for i, c in enumerate(classes)}
+            index = np.array([lookup[v] for v in labels], dtype=np.int64)
+            choice = choose_recipe(
+                synthesizer,
+                images,
+                index,
+                len(classes),
+                candidates=recipes,
+                epochs=self.choice_epochs,
+                seed=self.seed_,
+                device=device,
+            )
+            synthesizer.use(choice.recipe)
+            self.choice_ = choice.as_dict()
+        if bank is not None:  # keep only the real images of classes that get new ones
+            planned = [c for c, n in self.sampling_strategy_.items() if n > 0]
+            synthesizer.bank = bank.restricted(
+                {to_python(c): np.arange(len(bank.anchors[to_python(c)])) for c in planned}
+            )
+            synthesizer.use(synthesizer.recipe)
+        self.recipe_ = synthesizer.recipe.name
+        return synthesizer
+
+    def _saved_state(self) -> dict[str, Any]:
+        return {"recipe_": self.recipe_, "choice_": self.choice_}
+
+    def _restore_state(self, extra: dict[str, Any]) -> None:
+        self.recipe_ = extra.get("recipe_", self.synthesizer_.recipe.name)
+        self.choice_ = extra.get("choice_")
 
     def _sample(self, plan: Mapping[Any, int], seed: int) -> tuple[np.ndarray, np.ndarray]:
         images, labels = self.synthesizer_.sample(plan, seed=seed)

@@ -1,13 +1,20 @@
-"""Do the generated images help a downstream CNN? Real vs real+synthetic vs real+albumentations.
+"""Do the generated images help a downstream CNN? Real, synthetic and classic augmentation, alone
+and stacked.
 
 Each arm trains the same small CNN (:mod:`augment.image.classifier`, same seed, same
 epochs) on its images and is scored on the same real holdout:
 
 - ``baseline``: the real training images;
-- ``augmented``: the real training images plus the synthetic ones;
+- ``augmented``: the real training images plus the synthetic ones (the fixed set a sampler
+  returns);
 - ``albumentations``: the real training images with each class below its target topped up by
   randomly chosen real images, each copy moved by albumentations (:func:`classic_oversample`):
-  the classic baseline a GAN has to beat.
+  the fixed set a GAN has to beat;
+- ``classic``: the real training images with the albumentations pipeline applied on the fly (a
+  fresh move of every image in every epoch), as a user's training loop runs it;
+- ``stacked``: the real and synthetic images with the same pipeline on the fly: what a user who
+  already augments gets by adding the synthetic images. ``lift_stacked_vs_classic/<m>`` is the
+  number that tells them whether to.
 
     report = validate_images(train, train_y, holdout, holdout_y, synthetic, synthetic_y,
                              classes=classes, target_counts={3: 180}, seed=0)
@@ -21,14 +28,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import albumentations as A
-import cv2
 import numpy as np
 import torch
 
 from augment.core.balance import class_counts
 from augment.core.errors import DataError
 from augment.core.validation import ValidationReport, arm_rows, build_report, stratified_pick
+from augment.image.classic import classic_augmentation, warp_images
 from augment.image.classifier import (
     ImageClassifier,
     check_images,
@@ -37,35 +43,6 @@ from augment.image.classifier import (
 )
 
 CLASSIFIER = "cnn"
-
-
-def classic_augmentation(size: int, seed: int) -> A.Compose:
-    """The albumentations pipeline of the classic arm, scaled to ``size`` pixels.
-
-    A small affine move on every image (rotation up to 12 degrees, shift up to 8 %, zoom 0.9-1.1),
-    then, each with probability 0.5, an elastic distortion and a brightness/contrast change of up
-    to 20 %. The elastic strength is Simard et al.'s for 28 px digits (alpha 34, sigma 4) scaled
-    with the image so that pixels move ~5 % of the side at any size; unscaled, it tore 8 px digits
-    apart. Borders are filled with black, the background of most small-image sets.
-    """
-    scale = size / 28
-    return A.Compose(
-        [
-            A.Affine(
-                rotate=(-12, 12),
-                translate_percent=(-0.08, 0.08),
-                scale=(0.9, 1.1),
-                border_mode=cv2.BORDER_CONSTANT,
-                fill=0,
-                p=1.0,
-            ),
-            A.ElasticTransform(
-                alpha=34 * scale**2, sigma=4 * scale, border_mode=cv2.BORDER_CONSTANT, p=0.5
-            ),
-            A.RandomBrightnessContrast(brightness_limit=0.2, contrast_limit=0.2, p=0.5),
-        ],
-        seed=seed,
-    )
 
 
 def classic_oversample(
@@ -159,6 +136,7 @@ def validate_images(
     min_lift: float = 0.0,
     baseline_model: ImageClassifier | None = None,
     max_rows: int | None = None,
+    stacking: bool = True,
 ) -> ValidationReport:
     """Train the CNN on real, real+synthetic and real+albumentations images; score on the holdout.
 
@@ -182,6 +160,7 @@ def validate_images(
             features); used as the baseline arm instead of training another.
         max_rows: at most this many images in any arm; larger arms use a stratified sample
             (:func:`augment.core.validation.arm_rows`), reported in the notes and metrics.
+        stacking: run the ``classic`` and ``stacked`` arms (albumentations on the fly).
 
     Returns:
         A :class:`augment.core.validation.ValidationReport`. Metric names, with ``<m>`` one of
@@ -189,6 +168,7 @@ def validate_images(
         ``<arm>/cnn/<m>`` and ``<arm>/<m>`` for arms ``baseline``, ``augmented`` and
         ``albumentations``; ``lift/<m>`` and ``lift/cnn/<m>`` (augmented - baseline);
         ``lift_vs_albumentations/<m>`` (augmented - albumentations, when that arm ran);
+        ``lift_stacked_vs_classic/<m>`` (stacked - classic, when those arms ran);
         ``validation/passed`` (1.0 or 0.0). Averaging rules as in ``validate_downstream``.
 
     Raises:
@@ -232,8 +212,16 @@ def validate_images(
             f"{baseline_model.size} px images; these are {n_classes} classes of {shape[0]} px"
         )
 
-    def fit(images: np.ndarray, labels: np.ndarray) -> ImageClassifier:
-        return train_classifier(images, labels, n_classes, epochs=epochs, seed=seed, device=device)
+    def fit(images: np.ndarray, labels: np.ndarray, on_the_fly: bool = False) -> ImageClassifier:
+        return train_classifier(
+            images,
+            labels,
+            n_classes,
+            epochs=epochs,
+            seed=seed,
+            device=device,
+            augment=warp_images if on_the_fly else None,
+        )
 
     notes: list[str] = []
     rows = arm_rows(class_counts(train_labels), class_counts(synthetic_labels), max_rows)
@@ -279,13 +267,27 @@ def validate_images(
                 models["albumentations"] = fit(classic_images, classic_labels)
             sizes["albumentations"] = len(classic_images)
 
+    if stacking:
+        models["classic"] = fit(train_images, train_labels, on_the_fly=True)
+        sizes["classic"] = len(train_images)
+        if len(synthetic_images):
+            models["stacked"] = fit(
+                np.concatenate([train_images, synthetic_images]),
+                np.concatenate([train_labels, synthetic_labels]),
+                on_the_fly=True,
+            )
+        else:
+            notes.append("no synthetic images: the stacked arm is the classic arm")
+            models["stacked"] = models["classic"]
+        sizes["stacked"] = sizes["augmented"]
+
     predictions: dict[tuple[str, str], np.ndarray] = {}
     by_model: dict[int, np.ndarray] = {}  # arms that are the baseline share its predictions
     for arm, model in models.items():
         if id(model) not in by_model:
             by_model[id(model)] = model.predict(holdout_images)
         predictions[arm, CLASSIFIER] = by_model[id(model)]
-    return build_report(
+    report = build_report(
         holdout_labels,
         predictions,
         classes,
@@ -295,3 +297,9 @@ def validate_images(
         arm_sizes=sizes,
         capped=rows.capped,
     )
+    if stacking:
+        for metric in ("accuracy", "balanced_accuracy", "macro_f1"):
+            report.metrics[f"lift_stacked_vs_classic/{metric}"] = (
+                report.metrics[f"stacked/{metric}"] - report.metrics[f"classic/{metric}"]
+            )
+    return report

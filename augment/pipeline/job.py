@@ -86,6 +86,9 @@ class JobResult:
     model_uri: str | None
     seconds: float
     notes: list[str] = field(default_factory=list)
+    # what the generated items are made of, when the kind reports it (images: the recipe and,
+    # when chosen on an inner split, every candidate's score)
+    recipe: dict[str, Any] | None = None
     cache_hit: bool = False
     training: list[dict[str, Any]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase
@@ -104,6 +107,7 @@ class JobResult:
             "model_uri": self.model_uri,
             "seconds": self.seconds,
             "notes": self.notes,
+            "recipe": self.recipe,
             "cache_hit": self.cache_hit,
             "training": self.training,
             "timings": self.timings,
@@ -291,6 +295,7 @@ def assemble(ctx: JobContext, data: Any, fitted: Sequence[tuple[Any, TrainingRes
         for classes, (_, result) in zip(units_for(ctx, data), fitted, strict=True)
     ]
     synthesizer = _modality(ctx).assemble(data, [model for model, _ in fitted])
+    synthesizer = _modality(ctx).complete(ctx, data, synthesizer)
     synthesizer.save(ctx.local / MODEL_FILE)
     if storage.is_remote(ctx.output):
         storage.write_bytes(ctx.output / MODEL_FILE, (ctx.local / MODEL_FILE).read_bytes())
@@ -420,6 +425,7 @@ def finish_job(
         cache_hit=ctx.cache_hit,
         training=ctx.training,
         timings=dict(ctx.timings),
+        recipe=manifest.get("recipe"),
     )
 
 

@@ -38,6 +38,24 @@ def print_summary(summary: dict[str, Any]) -> None:
             scores.add_row(name, *row)
         console.print(scores)
     console.print(_verdict(summary, classic), highlight=False)
+    stacked = metrics.get("lift_stacked_vs_classic/balanced_accuracy")
+    if stacked is not None:
+        console.print(
+            f"stacking with albumentations on the fly: balanced accuracy "
+            f"{metrics['classic/balanced_accuracy']:.4f} (real) → "
+            f"{metrics['stacked/balanced_accuracy']:.4f} (real+synthetic), {stacked:+.4f}",
+            highlight=False,
+        )
+    recipe = summary.get("recipe")
+    if recipe:
+        line = f"recipe   {recipe['recipe']}"
+        if recipe.get("chosen"):
+            scores = ", ".join(f"{k} {v:.3f}" for k, v in recipe["scores"].items())
+            line += (
+                f", chosen on an inner split of the training images "
+                f"({recipe['inner_validation']} held out; balanced accuracy {scores})"
+            )
+        console.print(line, highlight=False, soft_wrap=True)
 
     fidelity = [
         ("detection AUC {:.3f} (0.5: indistinguishable)", "fidelity/detection_auc"),

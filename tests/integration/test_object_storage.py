@@ -179,7 +179,12 @@ def test_image_job_from_s3_parquet_to_s3_with_png_files(tmp_path, s3_bucket):
                     "kind": "image",
                     "size": 8,
                 },
-                "model": {"width": 8, "noise_dim": 16},
+                "model": {
+                    "width": 8,
+                    "noise_dim": 16,
+                    "autoencoder_steps": 5,
+                    "choice_epochs": 1,
+                },
                 "train": {"steps": 5, "batch_size": 16, "checkpoint_every": 5, "progress": False},
                 "output": {
                     "path": url,

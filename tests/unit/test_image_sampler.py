@@ -11,7 +11,15 @@ from sklearn.preprocessing import FunctionTransformer
 from augment import ImageGANOverSampler
 from augment.core.errors import DataError, ModelFileError
 
-FAST = {"steps": 4, "batch_size": 16, "width": 4, "noise_dim": 8, "cpu_threads": 1}
+FAST = {
+    "steps": 4,
+    "batch_size": 16,
+    "width": 4,
+    "noise_dim": 8,
+    "cpu_threads": 1,
+    "autoencoder_steps": 4,
+    "choice_epochs": 1,
+}
 
 
 def _digits(per_class=(30, 8, 5)):

@@ -1,0 +1,206 @@
+"""Transfer across classes for images: the shared autoencoder, recipes and the validated choice."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from augment import ImageGANOverSampler
+from augment.core.errors import DataError
+from augment.image.cgan import ImageCGAN, ImageGANSettings
+from augment.image.choice import candidates_for, choose_recipe, inner_split
+from augment.image.classic import warp_images
+from augment.image.classifier import train_classifier
+from augment.image.latent import LatentSettings, fit_latent_bank
+from augment.image.synthesizer import (
+    ImageSynthesizer,
+    Recipe,
+    image_synthesizer_from_payload,
+)
+from augment.image.validate import validate_images
+
+CPU = torch.device("cpu")
+SETTINGS = LatentSettings(size=8, channels=1, latent_dim=8, width=8, steps=30, batch_size=32)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    images = np.rint(bunch.images * 255 / 16).astype(np.uint8)[..., None]  # (N, 8, 8, 1)
+    picks = np.concatenate(
+        [np.flatnonzero(bunch.target == c)[:n] for c, n in enumerate((40, 12, 1))]
+    )
+    return images[picks], bunch.target[picks].astype(np.int64)
+
+
+@pytest.fixture(scope="module")
+def bank(digits):
+    images, labels = digits
+    return fit_latent_bank(images, labels.tolist(), [0, 1, 2], SETTINGS, seed=0, device=CPU)
+
+
+def test_bank_samples_exact_counts_reproducibly_and_not_copies(digits, bank):
+    images, labels = digits
+    first = bank.sample(1, 25, seed=3)
+    assert first.shape == (25, 8, 8, 1) and first.dtype == np.uint8
+    assert np.array_equal(first, bank.sample(1, 25, seed=3))
+    assert not np.array_equal(first, bank.sample(1, 25, seed=4))
+    real = images[labels == 1].reshape(12, -1)
+    copies = (first.reshape(25, 1, -1) == real[None]).all(axis=2).any(axis=1)
+    assert copies.mean() < 0.2  # a code between two parents, not one of them
+    assert bank.sample(1, 0, seed=0).shape == (0, 8, 8, 1)
+
+
+def test_a_class_of_one_image_still_gets_images(bank):
+    assert bank.sample(2, 7, seed=0).shape == (7, 8, 8, 1)
+
+
+def test_detail_keeps_images_closer_to_their_class(digits, bank):
+    """The decoder's missing detail, given back, brings new images nearer the real ones."""
+    images, labels = digits
+    plain = fit_latent_bank(
+        images,
+        labels.tolist(),
+        [1],
+        LatentSettings(**{**SETTINGS.__dict__, "detail": False}),
+        seed=0,
+        device=CPU,
+    )
+    real = images[labels == 1].reshape(12, -1).astype(float)
+
+    def nearest(new):
+        flat = new.reshape(len(new), -1).astype(float)
+        return np.sqrt(((flat[:, None] - real[None]) ** 2).sum(axis=2)).min(axis=1).mean()
+
+    assert nearest(bank.sample(1, 60, seed=0)) < nearest(plain.sample(1, 60, seed=0))
+
+
+def test_recipes_parse_and_refuse_unknown_names():
+    assert Recipe.parse("mix+warp") == Recipe("mix", True)
+    assert Recipe("latent").name == "latent" and Recipe("gan", True).name == "gan+warp"
+    for bad in ("smote", "latent+flip"):
+        with pytest.raises(ValueError):
+            Recipe.parse(bad)
+
+
+def _gan():
+    model = ImageCGAN([0, 1, 2], ImageGANSettings(size=8, width=4, noise_dim=8))
+    model.build(CPU)
+    return model
+
+
+def test_mix_recipe_gives_exact_counts_and_survives_save_and_load(bank, tmp_path):
+    synth = ImageSynthesizer([_gan()], [0, 1, 2], bank=bank, recipe=Recipe("mix", warp=True))
+    images, labels = synth.sample({1: 9, 2: 4}, seed=0)
+    assert images.shape == (13, 8, 8, 1) and labels.tolist() == [1] * 9 + [2] * 4
+    synth.save(tmp_path / "m.pt")
+    from augment.core.persist import load_payload
+
+    again = image_synthesizer_from_payload(load_payload(tmp_path / "m.pt", synth.format), "cpu")
+    assert again.recipe == Recipe("mix", True)
+    assert np.array_equal(again.sample({1: 9, 2: 4}, seed=0)[0], images)
+
+
+def test_a_recipe_needs_what_it_uses(bank):
+    with pytest.raises(ValueError, match="needs a trained GAN"):
+        ImageSynthesizer([], [0, 1, 2], bank=bank, recipe=Recipe("mix"))
+    without_gan = ImageSynthesizer([], [0, 1, 2], bank=bank, recipe=Recipe("latent"))
+    assert [r.name for r in candidates_for(without_gan)] == ["latent", "latent+warp"]
+    with pytest.raises(DataError, match="none of the candidate recipes"):
+        candidates_for(ImageSynthesizer([_gan()], [0, 1, 2]), ["latent"])
+
+
+def test_inner_split_is_stratified_and_disjoint():
+    index = np.array([0] * 20 + [1] * 4 + [2])
+    train, held = inner_split(index, 3, 0.25, seed=0)
+    assert not set(train) & set(held) and len(train) + len(held) == len(index)
+    assert np.bincount(index[held], minlength=3).tolist() == [5, 1, 0]  # one image: all trains
+
+
+def test_choice_scores_every_candidate_on_the_inner_split(digits, bank):
+    images, labels = digits
+    synth = ImageSynthesizer([_gan()], [0, 1, 2], bank=bank)
+    choice = choose_recipe(synth, images, labels, 3, epochs=1, seed=0)
+    assert set(choice.scores) == {"latent", "latent+warp", "mix", "mix+warp", "gan", "gan+warp"}
+    assert choice.recipe.name == max(choice.scores, key=choice.scores.get)
+    assert all(0 <= v <= 1 for v in choice.scores.values())
+    assert choice.inner_validation == 10 + 3 and choice.inner_train == len(images) - 13
+
+
+def test_sampler_with_a_fixed_latent_recipe_trains_no_gan(digits):
+    images, labels = digits
+    sampler = ImageGANOverSampler(
+        recipe="latent", autoencoder_steps=10, latent_dim=8, random_state=0, cpu_threads=1
+    )
+    X_res, y_res = sampler.fit_resample(images, labels)
+    assert np.bincount(y_res).tolist() == [40, 40, 40]
+    assert sampler.synthesizer_.units == [] and sampler.recipe_ == "latent"
+    assert sampler.choice_ is None
+    # only the classes that got new images keep their real images in the model
+    assert sorted(sampler.synthesizer_.bank.anchors) == [1, 2]
+
+
+def test_sampler_auto_reports_its_choice(digits):
+    images, labels = digits
+    sampler = ImageGANOverSampler(
+        steps=3,
+        width=4,
+        noise_dim=8,
+        batch_size=16,
+        autoencoder_steps=10,
+        choice_epochs=1,
+        recipe_candidates=["latent", "gan"],
+        random_state=0,
+        cpu_threads=1,
+    )
+    sampler.fit_resample(images, labels)
+    assert set(sampler.choice_["scores"]) == {"latent", "gan"}
+    assert sampler.recipe_ == sampler.choice_["recipe"]
+    with pytest.raises(DataError, match="recipe_candidates"):
+        ImageGANOverSampler(recipe_candidates=["smote"]).fit_resample(images, labels)
+
+
+def test_on_the_fly_augmentation_sees_every_batch_with_its_own_seed(digits):
+    images, labels = digits
+    seen = []
+
+    def augment(batch, seed):
+        seen.append((len(batch), seed))
+        return warp_images(batch, seed)
+
+    train_classifier(images, labels, 3, epochs=2, batch_size=32, seed=5, augment=augment)
+    assert [n for n, _ in seen] == [32, 21] * 2
+    assert len({s for _, s in seen}) == 4
+
+
+def test_validation_runs_the_stacked_arms(digits):
+    images, labels = digits
+    synthetic = np.concatenate([images[labels == 1]] * 2)
+    report = validate_images(
+        images,
+        labels,
+        images,
+        labels,
+        synthetic,
+        np.ones(len(synthetic), dtype=np.int64),
+        classes=[0, 1, 2],
+        target_counts={1: 40, 2: 40},
+        epochs=1,
+    )
+    m = report.metrics
+    for arm in ("classic", "stacked"):
+        assert 0 <= m[f"{arm}/balanced_accuracy"] <= 1
+    assert m["lift_stacked_vs_classic/balanced_accuracy"] == pytest.approx(
+        m["stacked/balanced_accuracy"] - m["classic/balanced_accuracy"]
+    )
