@@ -345,6 +345,10 @@ def main(argv: list[str] | None = None) -> None:
         for seed in args.seeds:
             torch.manual_seed(seed)
             per_set[name].append(run_seed(seed, name, args.epochs, options, tuple(args.recipes)))
+            # every finished seed is kept, so a long run that stops early loses nothing
+            partial = (args.output or RESULTS_DIR / "images.json").with_suffix(".partial.json")
+            partial.parent.mkdir(parents=True, exist_ok=True)
+            partial.write_text(json.dumps(per_set, indent=2, default=str))
         summaries[name] = summarize(per_set[name])
         print(f"\n## {name} (28x28, imbalance {SETS[name]}:1, {len(args.seeds)} seed(s))\n")
         print(markdown(summaries[name]), flush=True)
