@@ -298,6 +298,20 @@ _TABLE_MEASURES = [
         "share of synthetic rows that repeat a real training row",
     ),
     (
+        "precision (k-NN)",
+        "fidelity/precision",
+        "realism: share of synthetic rows inside the real rows' manifold in the encoded space "
+        "(each real row's ball reaches its 3rd nearest real neighbour); 1 = every synthetic row "
+        "is close to some real row",
+    ),
+    (
+        "recall (k-NN)",
+        "fidelity/recall",
+        "coverage: share of real rows inside the synthetic rows' manifold; high precision with "
+        "low recall = rows piled on a few modes, low precision with high recall = rows spread "
+        "where no real rows are",
+    ),
+    (
         "Fréchet distance",
         "fidelity/frechet",
         "between synthetic and real rows in the encoded space (0 = same means and covariances)",
