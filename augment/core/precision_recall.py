@@ -51,6 +51,23 @@ class PrecisionRecall:
     recall: float
 
 
+def precision_recall_meanings(items: str, space: str) -> tuple[str, str]:
+    """What precision and recall mean, one line each, for a report (``items``: "rows",
+    "images"; ``space``: where the distances are taken)."""
+    return (
+        f"realism: share of synthetic {items} inside the real {items}' manifold in {space} "
+        f"(each real one's ball reaches its {_ordinal(DEFAULT_K)} nearest real neighbour); 1 = "
+        f"every synthetic one is close to some real one",
+        f"coverage: share of real {items} inside the synthetic {items}' manifold; high precision "
+        f"with low recall = a collapsed generator (few distinct {items}), low precision with "
+        "high recall = synthetic ones spread where no real ones are (blurry, off)",
+    )
+
+
+def _ordinal(number: int) -> str:
+    return {1: "1st", 2: "2nd", 3: "3rd"}.get(number, f"{number}th")
+
+
 def manifold_radii(features: np.ndarray, k: int = DEFAULT_K) -> np.ndarray:
     """Distance from each row to its k-th nearest other row of the same set.
 

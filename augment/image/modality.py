@@ -31,6 +31,7 @@ from augment.core.device import cpu_threads, resolve_device
 from augment.core.generate import GenerationResult
 from augment.core.metrics import unique_metric_keys
 from augment.core.modality import Modality, ReportInputs
+from augment.core.precision_recall import precision_recall_meanings
 from augment.core.shards import read_shards
 from augment.core.train import TrainingLoop, TrainingResult, settings_from
 from augment.core.validation import proportional_pick
@@ -360,21 +361,10 @@ def _quality_measures(
     """The report's lines for k-NN precision / recall, the IS and the class confidence."""
     measures = []
     if f"precision/{extractor}" in fidelity:
+        precision, recall = precision_recall_meanings("images", features)
         measures += [
-            (
-                f"precision (k-NN, {extractor})",
-                fidelity[f"precision/{extractor}"],
-                f"realism: share of synthetic images inside the real images' manifold in {features} "
-                "(each real image's ball reaches its 3rd nearest real neighbour); 1 = every "
-                "synthetic image is close to some real one",
-            ),
-            (
-                f"recall (k-NN, {extractor})",
-                fidelity[f"recall/{extractor}"],
-                "coverage: share of real images inside the synthetic images' manifold; high "
-                "precision with low recall = a collapsed class (few distinct images), low "
-                "precision with high recall = blurry or off images",
-            ),
+            (f"precision (k-NN, {extractor})", fidelity[f"precision/{extractor}"], precision),
+            (f"recall (k-NN, {extractor})", fidelity[f"recall/{extractor}"], recall),
         ]
     for source, name, network in (
         ("inception", "Inception Score", "InceptionV3's ImageNet classes"),
@@ -388,16 +378,17 @@ def _quality_measures(
                     f"exp of the mean KL divergence between an image's class probabilities over "
                     f"{network} and their mean: high when each image is clearly one class and the "
                     f"classes are evenly used; real holdout images of the same class mix: "
-                    f"{fidelity[f'is/{source}/real']:.2f}",
+                    f"{fidelity.get(f'is/{source}/real', float('nan')):.2f}",
                 )
             )
     if "confidence/domain" in fidelity:
+        real = fidelity.get("confidence/domain/real", float("nan"))
         measures.append(
             (
                 "class confidence (domain CNN)",
                 fidelity["confidence/domain"],
                 "mean probability the CNN trained on the real images gives a synthetic image's own "
-                f"class; real holdout images: {fidelity['confidence/domain/real']:.2f}",
+                f"class; real holdout images: {real:.2f}",
             )
         )
     return measures

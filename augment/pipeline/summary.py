@@ -1,6 +1,6 @@
 """What a finished job prints for a person, in about fifteen lines: the holdout scores of each
-arm, the verdict in a sentence, fidelity, k-NN precision / recall and the IS, counts, and where the shards, the report and the
-MLflow run are. The CLI and the torchrun entry point (:mod:`augment.pipeline.distributed`) print
+arm, the verdict in a sentence, fidelity, k-NN precision / recall and the IS, counts, and where
+the shards, the report and the MLflow run are. The CLI and the torchrun entry point (:mod:`augment.pipeline.distributed`) print
 the same summary (``JobResult.summary()``, plain data)."""
 
 from __future__ import annotations
