@@ -115,7 +115,11 @@ class ImageValidateConfig(ValidateConfig):
     albumentations: bool = Field(
         True, description="Run the classic-augmentation oversampling arm (the baseline to beat)."
     )
-    fid: bool = Field(True, description="FID of the synthetic images against the holdout.")
+    fid: bool = Field(
+        True,
+        description="FID, k-NN precision / recall and the Inception Score (or the domain CNN's) "
+        "of the synthetic images against the holdout.",
+    )
     fid_extractor: Literal["auto", "inception", "domain"] = Field(
         "auto",
         description="inception: the standard FID InceptionV3 (weights on disk); domain: a small "

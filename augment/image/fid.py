@@ -1,21 +1,25 @@
-"""How close are generated images to real ones? FID and KID in the features of a chosen network.
+"""How close are generated images to real ones? FID, KID, k-NN precision / recall and the
+Inception Score, in the features (and class probabilities) of a chosen network.
 
 Two feature extractors:
 
 - ``inception``: the standard FID InceptionV3 (torch-fidelity's port of the TensorFlow graph,
-  2048 pooled features). Comparable with published FIDs, but it needs its weights file on disk
-  (nothing is ever downloaded) and is slow on a CPU: measured 0.17 s per image with two threads
-  (0.25-0.3 s with one) on the 2-core machine, whatever the input size, since every image is
-  resized to 299 x 299: a few minutes per thousand images.
+  2048 pooled features, and its 1008 ImageNet logits for the Inception Score). Comparable with
+  published FIDs, but it needs its weights file on disk (nothing is ever downloaded) and is slow
+  on a CPU: measured 0.17 s per image with two threads (0.25-0.3 s with one) on the 2-core
+  machine, whatever the input size, since every image is resized to 299 x 299: a few minutes per
+  thousand images.
 - ``domain``: the 64 penultimate features of the small CNN trained on the real training images
-  (:mod:`augment.image.classifier`). Cheap and meaningful for digits or X-rays, where
-  ImageNet features say little, but only comparable within one job.
+  (:mod:`augment.image.classifier`), and its class probabilities. Cheap and meaningful for digits
+  or X-rays, where ImageNet features say little, but only comparable within one job.
 
-Every metric name carries the extractor, so numbers from the two are never mixed::
+Every metric name carries the extractor, so numbers from the two are never mixed: an Inception
+Score computed with the domain CNN is ``is/domain``, never ``is/inception``::
 
     extractor = resolve_extractor("auto", weights_path=None, classifier=classifier, device="cpu")
     report = fid_report(real, real_labels, fake, fake_labels, classes, extractor, seed=0)
     report["fid/domain"], report["fid/domain/class/3"], report["kid/domain"]
+    report["precision/domain"], report["recall/domain"], report["is/domain"]
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from __future__ import annotations
 import pickle
 import zipfile
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -31,6 +35,7 @@ import torch
 from augment.core.errors import ConfigError, DataError
 from augment.core.metrics import frechet_distance as _frechet_distance
 from augment.core.metrics import unique_metric_keys
+from augment.core.precision_recall import DEFAULT_K, precision_recall_by_class
 from augment.image.classifier import ImageClassifier, check_images, check_labels
 
 EXTRACTORS = ("auto", "inception", "domain")
@@ -55,6 +60,17 @@ class FeatureExtractor(Protocol):
     def features(self, images: np.ndarray) -> np.ndarray: ...
 
 
+@runtime_checkable
+class ClassifyingExtractor(Protocol):
+    """An extractor whose network also classifies: features and class probabilities in one go."""
+
+    name: str
+
+    def features(self, images: np.ndarray) -> np.ndarray: ...
+
+    def features_and_probabilities(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+
 class DomainExtractor:
     """Penultimate features of a :class:`ImageClassifier` trained on the real training images."""
 
@@ -66,6 +82,10 @@ class DomainExtractor:
     def features(self, images: np.ndarray) -> np.ndarray:
         """``(N, 64)`` float64 features."""
         return self.classifier.features(images)
+
+    def features_and_probabilities(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(N, 64)`` features and ``(N, K)`` probabilities over the job's K classes."""
+        return self.classifier.features(images), self.classifier.predict_proba(images)
 
 
 class InceptionExtractor:
@@ -109,7 +129,9 @@ class InceptionExtractor:
         try:
             network = FeatureExtractorInceptionV3(
                 name="inception-v3-compat",
-                features_list=["2048"],
+                # the pool features for FID / KID / precision-recall, and the fc layer's
+                # logits without its bias for the Inception Score (as the original IS code did)
+                features_list=["2048", "logits_unbiased"],
                 feature_extractor_weights_path=str(path),
             )
         except RuntimeError as error:
@@ -124,17 +146,23 @@ class InceptionExtractor:
 
     def features(self, images: np.ndarray) -> np.ndarray:
         """``(N, 2048)`` float64 pool features."""
+        return self.features_and_probabilities(images)[0]
+
+    def features_and_probabilities(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(N, 2048)`` pool features and ``(N, 1008)`` ImageNet class probabilities (softmax of
+        the bias-free logits), from one forward pass."""
         images = check_images(images)
-        outputs = [np.zeros((0, 2048))]
+        features, probabilities = [np.zeros((0, 2048))], [np.zeros((0, 1008))]
         with torch.inference_mode():
             for start in range(0, len(images), self.batch_size):
                 batch = torch.from_numpy(images[start : start + self.batch_size])
                 batch = batch.to(self.device).permute(0, 3, 1, 2)  # (B, C, H, W) uint8
                 if batch.shape[1] == 1:
                     batch = batch.expand(-1, 3, -1, -1)
-                (pooled,) = self.network(batch.contiguous())  # (B, 2048)
-                outputs.append(pooled.double().cpu().numpy())
-        return np.concatenate(outputs)
+                pooled, logits = self.network(batch.contiguous())  # (B, 2048), (B, 1008)
+                features.append(pooled.double().cpu().numpy())
+                probabilities.append(torch.softmax(logits.double(), dim=1).cpu().numpy())
+        return np.concatenate(features), np.concatenate(probabilities)
 
 
 _HOW_TO_FIX = (
@@ -323,6 +351,68 @@ def kernel_inception_distance(
     return float(np.mean(values)), float(np.std(values))
 
 
+def inception_score(probabilities: np.ndarray, weights: np.ndarray | None = None) -> float:
+    """Inception Score: ``exp(E_x KL(p(y|x) || p(y)))`` with ``p(y) = E_x p(y|x)``.
+
+    High when each image is confidently one class (a sharp ``p(y|x)``) *and* the set uses many
+    classes evenly (a broad ``p(y)``); it lies between 1 and K, the number of classes. It is a
+    score of the whole set: within one class ``p(y)`` is as sharp as ``p(y|x)``, so a per-class
+    IS measures nothing useful (see :func:`fid_report` for what is reported per class).
+
+    Computed over all images at once (one split). Published figures take 50,000 images in ten
+    splits with the ImageNet InceptionV3; with other counts, splits or networks the numbers are
+    not comparable, so read the score against the same score of real images.
+
+    Args:
+        probabilities: ``(N, K)`` class probabilities, one row per image (rows sum to 1).
+        weights: optional non-negative ``(N,)`` image weights (e.g. to give real images the
+            generated class mix); they weigh both expectations.
+
+    Returns:
+        The score; NaN for no images.
+
+    Raises:
+        DataError: not an ``(N, K)`` array of probabilities, or unusable weights.
+
+    Example:
+        >>> inception_score(np.eye(4))  # four sure images of four classes
+        4.0
+        >>> inception_score(np.full((10, 4), 0.25))  # undecided
+        1.0
+    """
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    if (
+        probabilities.ndim != 2
+        or not np.isfinite(probabilities).all()
+        or np.any(probabilities < 0)
+        or not np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-6)
+    ):
+        raise DataError(
+            "inception_score needs an (N, K) array of class probabilities whose rows sum to 1; "
+            f"got shape {probabilities.shape}"
+        )
+    if len(probabilities) == 0:
+        return float("nan")
+    if weights is None:
+        weights = np.ones(len(probabilities))
+    weights = np.asarray(weights, dtype=np.float64)
+    if weights.shape != (len(probabilities),) or np.any(weights < 0) or not weights.sum() > 0:
+        raise DataError(
+            f"weights must be {len(probabilities)} non-negative numbers with a positive sum; "
+            f"got shape {weights.shape}"
+        )
+    # images of weight 0 leave both expectations (and may use classes p(y) lacks)
+    probabilities, weights = probabilities[weights > 0], weights[weights > 0]
+    marginal = weights @ probabilities / weights.sum()  # (K,) p(y)
+    # p log(p / p(y)), with 0 log 0 = 0; p(y) > 0 wherever a weighted image has p > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(
+            probabilities > 0, probabilities * np.log(probabilities / marginal[None, :]), 0.0
+        )
+    divergence = terms.sum(axis=1)  # (N,) KL(p(y|x) || p(y))
+    return float(np.exp(np.average(divergence, weights=weights)))
+
+
 def fid_report(
     real_images: np.ndarray,
     real_labels: np.ndarray,
@@ -332,9 +422,13 @@ def fid_report(
     extractor: FeatureExtractor,
     *,
     kid: bool = True,
+    precision_recall: bool = True,
+    class_scores: bool = True,
+    classifier: ImageClassifier | None = None,
     seed: int = 0,
 ) -> dict[str, float]:
-    """FID (and KID) of generated images against real ones, overall and per class.
+    """FID, KID, k-NN precision / recall and the Inception Score of generated images against
+    real ones, overall and per class, from one feature pass over each set.
 
     Only the classes that were generated are compared, as in
     :func:`augment.tabular.fidelity.fidelity_report`: the generated images say nothing about the
@@ -342,29 +436,55 @@ def fid_report(
     The overall numbers weight the real images to the generated class mix. Features are computed
     once per set, and only for real images of generated classes.
 
+    The Inception Score comes from the extractor's own network when it classifies (InceptionV3:
+    ``is/inception``; the domain CNN: ``is/domain``), else from ``classifier`` (``is/domain``).
+    Per class an IS measures nothing (one class has no spread over classes); what a reader wants
+    per class is whether the images look like the class they were asked for, so the domain CNN's
+    mean probability of the conditioned class is reported instead, as ``confidence/domain``.
+
     Args:
-        real_images: uint8 ``(N, H, W, C)`` real images (usually the training split).
+        real_images: uint8 ``(N, H, W, C)`` real images (the job passes the holdout).
         real_labels: ``(N,)`` class indices into ``classes``.
         fake_images: uint8 ``(M, H, W, C)`` generated images.
         fake_labels: ``(M,)`` class indices into ``classes``.
         classes: the original class values, used to name the per-class metrics.
         extractor: a :class:`DomainExtractor`, :class:`InceptionExtractor` or the like.
         kid: also compute KID.
-        seed: seeds the KID subsets.
+        precision_recall: also compute k-NN precision and recall
+            (:mod:`augment.core.precision_recall`, k = 3, at most 5,000 images a set).
+        class_scores: also compute the Inception Score and the conditioned-class confidence.
+        classifier: the CNN trained on the real images, over ``classes``; a
+            :class:`DomainExtractor` brings its own. Without one there is no confidence, and no
+            IS unless the extractor classifies.
+        seed: seeds the KID subsets and the precision / recall sample.
 
     Returns:
-        ``{}`` when no image was generated; otherwise, with ``<e>`` the extractor's name and
-        ``<c>`` a class's metric key: ``fid/<e>``; ``fid/<e>/class/<c>`` for each generated
-        class with at least 2 real and 2 generated images; ``kid/<e>`` and ``kid/<e>/std`` when
-        ``kid``. An overall number that cannot be computed (fewer than 2 images on a side) is NaN.
+        ``{}`` when no image was generated; otherwise, with ``<e>`` the extractor's name, ``<s>``
+        the IS network (``inception`` or ``domain``) and ``<c>`` a class's metric key:
+
+        - ``fid/<e>``; ``fid/<e>/class/<c>`` for each generated class with at least 2 real and 2
+          generated images; ``kid/<e>`` and ``kid/<e>/std`` when ``kid``;
+        - ``precision/<e>`` (realism: share of generated images inside the real images'
+          manifold) and ``recall/<e>`` (coverage: share of real images inside the generated
+          manifold), and ``precision/<e>/class/<c>``, ``recall/<e>/class/<c>`` for each class
+          with at least 4 images on both sides;
+        - ``is/<s>`` of the generated images and ``is/<s>/real`` of the real images (weighted to
+          the generated class mix: the score real images of that mix reach);
+        - ``confidence/domain``: the domain CNN's mean probability that a generated image is of
+          the class it was generated for; ``confidence/domain/real`` the same on the real
+          images (weighted to the generated mix), ``confidence/domain/class/<c>`` per class.
+
+        An overall number that cannot be computed (too few images on a side) is NaN.
 
     Raises:
-        DataError: bad images or labels.
+        DataError: bad images or labels, or a classifier over another number of classes.
 
     Example:
         >>> report = fid_report(real, real_y, fake, fake_y, [0, 1], DomainExtractor(classifier))
         >>> sorted(report)  # doctest: +SKIP
-        ['fid/domain', 'fid/domain/class/1', 'kid/domain', 'kid/domain/std']
+        ['confidence/domain', 'confidence/domain/class/1', 'confidence/domain/real', 'fid/domain',
+         'fid/domain/class/1', 'is/domain', 'is/domain/real', 'kid/domain', 'kid/domain/std',
+         'precision/domain', 'precision/domain/class/1', 'recall/domain', 'recall/domain/class/1']
     """
     real_images = check_images(real_images, "real images")
     fake_images = check_images(fake_images, "generated images")
@@ -377,14 +497,27 @@ def fid_report(
             f"real images are {real_images.shape[1:]} and generated ones {fake_images.shape[1:]}; "
             "they must have the same size and channels"
         )
+    if classifier is None and isinstance(extractor, DomainExtractor):
+        classifier = extractor.classifier
+    if classifier is not None and classifier.n_classes != len(classes):
+        raise DataError(
+            f"the classifier knows {classifier.n_classes} classes and the images {len(classes)}; "
+            "pass the classifier trained on these images' classes"
+        )
     name = extractor.name
     keys = unique_metric_keys(list(classes))
     fake_counts = np.bincount(fake_labels, minlength=len(classes))
     real_counts = np.bincount(real_labels, minlength=len(classes))
     comparable = np.flatnonzero(np.isin(real_labels, np.flatnonzero(fake_counts)))
     real_labels = real_labels[comparable]
-    real_features = extractor.features(real_images[comparable])  # (R, D)
-    fake_features = extractor.features(fake_images)  # (M, D)
+    real_images = real_images[comparable]
+    scored = class_scores and isinstance(extractor, ClassifyingExtractor)
+    if scored:
+        real_features, real_probabilities = extractor.features_and_probabilities(real_images)
+        fake_features, fake_probabilities = extractor.features_and_probabilities(fake_images)
+    else:
+        real_features = extractor.features(real_images)  # (R, D)
+        fake_features = extractor.features(fake_images)  # (M, D)
 
     # Each real image weighs (generated of its class) / (real of its class): the real set then
     # has the generated class mix.
@@ -411,4 +544,58 @@ def fid_report(
         )
         report[f"kid/{name}"] = mean
         report[f"kid/{name}/std"] = std
+    if precision_recall:
+        overall, per_class = precision_recall_by_class(
+            real_features, real_labels, fake_features, fake_labels, DEFAULT_K, seed=seed
+        )
+        report[f"precision/{name}"] = overall.precision
+        report[f"recall/{name}"] = overall.recall
+        for index, result in per_class.items():
+            report[f"precision/{name}/class/{keys[index]}"] = result.precision
+            report[f"recall/{name}/class/{keys[index]}"] = result.recall
+    if class_scores:
+        domain = None  # the domain CNN's (real, generated) probabilities over ``classes``
+        if scored and isinstance(extractor, DomainExtractor) and extractor.classifier is classifier:
+            domain = (real_probabilities, fake_probabilities)
+        elif classifier is not None:
+            domain = (classifier.predict_proba(real_images), classifier.predict_proba(fake_images))
+        source = name if scored else "domain"
+        if not scored and domain is not None:
+            real_probabilities, fake_probabilities = domain
+        if scored or domain is not None:
+            report[f"is/{source}"] = inception_score(fake_probabilities)
+            report[f"is/{source}/real"] = (
+                inception_score(real_probabilities, real_weights)
+                if len(real_probabilities)
+                else float("nan")
+            )
+        if domain is not None:
+            report.update(
+                _conditioned_confidence(*domain, real_labels, real_weights, fake_labels, keys)
+            )
+    return report
+
+
+def _conditioned_confidence(
+    real_probabilities: np.ndarray,
+    fake_probabilities: np.ndarray,
+    real_labels: np.ndarray,
+    real_weights: np.ndarray,
+    fake_labels: np.ndarray,
+    keys: list[str],
+) -> dict[str, float]:
+    """The domain CNN's mean probability of each image's own class: generated, real, per class."""
+    # (M,) p(the class it was generated for | image)
+    fake_own = fake_probabilities[np.arange(len(fake_labels)), fake_labels]
+    real_own = real_probabilities[np.arange(len(real_labels)), real_labels]
+    report = {
+        "confidence/domain": float(fake_own.mean()),
+        "confidence/domain/real": (
+            float(np.average(real_own, weights=real_weights)) if len(real_own) else float("nan")
+        ),
+    }
+    for index in np.unique(fake_labels):
+        report[f"confidence/domain/class/{keys[index]}"] = float(
+            fake_own[fake_labels == index].mean()
+        )
     return report

@@ -4,11 +4,12 @@
   holdout split and plan (:mod:`augment.core.balance`);
 - fit: :class:`augment.image.cgan.ImageCGAN`, with sample grids logged every N steps;
 - generate: PNG bytes in Parquet (optionally PNG files), with the optional quality filter;
-- validate: a small CNN on real / real+synthetic / real+albumentations, and FID (+ KID) with
-  the extractor in every metric name.
+- validate: a small CNN on real / real+synthetic / real+albumentations, and FID (+ KID), k-NN
+  precision / recall and the Inception Score, with the extractor in every metric name.
 
 A small CNN trained once on the real train split (``real_classifier``) serves three purposes:
-the quality filter's judge, the ``domain`` FID feature extractor, and the validation baseline arm.
+the quality filter's judge, the ``domain`` FID feature extractor (and the IS and the class
+confidence when not Inception's), and the validation baseline arm.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from augment.core.device import cpu_threads, resolve_device
 from augment.core.generate import GenerationResult
 from augment.core.metrics import unique_metric_keys
 from augment.core.modality import Modality, ReportInputs
+from augment.core.precision_recall import precision_recall_meanings
 from augment.core.shards import read_shards
 from augment.core.train import TrainingLoop, TrainingResult, settings_from
 from augment.core.validation import proportional_pick
@@ -299,7 +301,8 @@ class ImageModality(Modality):
         return result
 
     def validate(self, ctx: JobContext, data: ImageData):
-        """Downstream CNN arms on the holdout, then FID/KID of the synthetic images vs the holdout.
+        """Downstream CNN arms on the holdout, then FID/KID, k-NN precision / recall, the IS and
+        the class confidence of the synthetic images vs the holdout (:func:`fid_report`).
 
         The synthetic images are read back from the committed shards: what is scored is what the
         user gets.
@@ -356,6 +359,7 @@ class ImageModality(Modality):
                     data.classes,
                     extractor,
                     kid=v.kid,
+                    classifier=baseline,  # the IS (when not Inception's) and class confidence
                     seed=cfg.train.seed,
                 )
                 data.extra["fid_extractor"] = extractor.name
@@ -384,7 +388,8 @@ class ImageModality(Modality):
     def report_inputs(
         self, ctx: JobContext, data: ImageData, fidelity: dict[str, float]
     ) -> ReportInputs:
-        """Real and synthetic images side by side per class, per-class FID and FID / KID."""
+        """Real and synthetic images side by side per class, per-class FID, and FID / KID,
+        precision / recall, the IS and the class confidence with their meaning."""
         extractor = data.extra.get("fid_extractor")
         inputs = ReportInputs(items="images", classic_arm="albumentations oversampling")
         if extractor:
@@ -407,6 +412,7 @@ class ImageModality(Modality):
                 if key in fidelity:
                     meaning += f" in {features}: 0 = same distribution, lower is better"
                     inputs.measures.append((f"{name} ({extractor})", fidelity[key], meaning))
+            inputs.measures += _quality_measures(fidelity, extractor, features)
         # the first GRID_PER_CLASS synthetic images of each class, read back from the shards
         if sum(data.plan.values()):
             labels = read_shards(ctx.output, require_success=False, columns=[LABEL])[LABEL]
@@ -424,6 +430,45 @@ class ImageModality(Modality):
                     real = data.train_images[data.train_labels == cls][:GRID_PER_CLASS]
                     inputs.image_pairs[cls] = (real, images[picked == i])
         return inputs
+
+
+def _quality_measures(
+    fidelity: dict[str, float], extractor: str, features: str
+) -> list[tuple[str, float, str]]:
+    """The report's lines for k-NN precision / recall, the IS and the class confidence."""
+    measures = []
+    if f"precision/{extractor}" in fidelity:
+        precision, recall = precision_recall_meanings("images", features)
+        measures += [
+            (f"precision (k-NN, {extractor})", fidelity[f"precision/{extractor}"], precision),
+            (f"recall (k-NN, {extractor})", fidelity[f"recall/{extractor}"], recall),
+        ]
+    for source, name, network in (
+        ("inception", "Inception Score", "InceptionV3's ImageNet classes"),
+        ("domain", "IS formula on the domain CNN (not the Inception Score)", "the CNN's classes"),
+    ):
+        if f"is/{source}" in fidelity:
+            measures.append(
+                (
+                    name,
+                    fidelity[f"is/{source}"],
+                    f"exp of the mean KL divergence between an image's class probabilities over "
+                    f"{network} and their mean: high when each image is clearly one class and the "
+                    f"classes are evenly used; real holdout images of the same class mix: "
+                    f"{fidelity.get(f'is/{source}/real', float('nan')):.2f}",
+                )
+            )
+    if "confidence/domain" in fidelity:
+        real = fidelity.get("confidence/domain/real", float("nan"))
+        measures.append(
+            (
+                "class confidence (domain CNN)",
+                fidelity["confidence/domain"],
+                "mean probability the CNN trained on the real images gives a synthetic image's own "
+                f"class; real holdout images: {real:.2f}",
+            )
+        )
+    return measures
 
 
 def real_classifier(ctx: JobContext, data: ImageData) -> Any:

@@ -1,6 +1,6 @@
 """What a finished job prints for a person, in about fifteen lines: the holdout scores of each
-arm, the verdict in a sentence, fidelity, counts, and where the shards, the report and the
-MLflow run are. The CLI and the torchrun entry point (:mod:`augment.pipeline.distributed`) print
+arm, the verdict in a sentence, fidelity, k-NN precision / recall and the IS, counts, and where
+the shards, the report and the MLflow run are. The CLI and the torchrun entry point (:mod:`augment.pipeline.distributed`) print
 the same summary (``JobResult.summary()``, plain data)."""
 
 from __future__ import annotations
@@ -71,6 +71,9 @@ def print_summary(summary: dict[str, Any]) -> None:
     ]
     if parts:
         console.print("fidelity " + " · ".join(parts), highlight=False)
+    quality = _quality_parts(metrics)
+    if quality:
+        console.print("quality  " + " · ".join(quality), highlight=False, soft_wrap=True)
     if "validation/capped" in metrics and metrics["validation/capped"]:
         sizes = ", ".join(
             f"{k.split('/')[-1]} {int(v):,}"
@@ -112,6 +115,26 @@ def print_summary(summary: dict[str, Any]) -> None:
         )
     state = "[green]passed[/green]" if summary["passed"] else "[red]failed[/red]"
     console.print(f"validation {state}, job done in {summary['seconds']:.1f}s")
+
+
+def _quality_parts(metrics: dict[str, float]) -> list[str]:
+    """k-NN precision (realism) and recall (coverage), and the IS with the network it used."""
+    spaces = [("fidelity/precision", "fidelity/recall", "encoded rows")]
+    spaces += [
+        (key, f"recall/{key.split('/')[1]}", f"{key.split('/')[1]} features")
+        for key in sorted(k for k in metrics if k.startswith("precision/") and k.count("/") == 1)
+    ]
+    parts = [
+        f"precision {metrics[precision]:.2f} · recall {metrics[recall]:.2f} (k-NN, {space})"
+        for precision, recall, space in spaces
+        if precision in metrics and recall in metrics
+    ]
+    # a score from the domain CNN is never called the Inception Score
+    for source, network in (("inception", "InceptionV3"), ("domain", "domain CNN, not Inception")):
+        if f"is/{source}" in metrics:
+            real = metrics.get(f"is/{source}/real", float("nan"))
+            parts.append(f"IS {metrics[f'is/{source}']:.2f} ({network}; real {real:.2f})")
+    return parts
 
 
 def _verdict(summary: dict[str, Any], classic: str) -> str:

@@ -102,7 +102,9 @@ class TabularValidateConfig(ValidateConfig):
     )
     smote: bool = Field(True, description="Run the SMOTE arm (the classic baseline to beat).")
     fidelity: bool = Field(
-        True, description="Fidelity metrics: Fréchet distance, detection AUC, marginals, DCR."
+        True,
+        description="Fidelity metrics: Fréchet distance, detection AUC, marginals, k-NN "
+        "precision / recall, DCR.",
     )
 
 

@@ -24,6 +24,7 @@ from sklearn.neighbors import NearestNeighbors
 from augment.core.balance import to_python
 from augment.core.errors import DataError
 from augment.core.metrics import frechet_distance, unique_metric_keys
+from augment.core.precision_recall import precision_recall_by_class
 from augment.tabular.schema import TableSchema, category_codes
 
 # Below this distance a synthetic row counts as a copy of a training row.
@@ -99,7 +100,8 @@ def fidelity_report(
         synthetic: generated rows, same columns; they may cover only some classes.
         holdout: real rows never used for training (the yardstick of "new but real" for DCR).
         schema: column kinds, label and classes.
-        seed: seeds the detection classifier, its folds and its subsample.
+        seed: seeds the detection classifier, its folds and its subsample, and the sample of at
+            most 5,000 rows a set that precision and recall compare.
 
     Returns:
         ``{}`` when ``synthetic`` is empty; otherwise these keys (``<c>`` = ``metric_key`` of a
@@ -112,6 +114,12 @@ def fidelity_report(
           synthetic class mix; ``fidelity/marginal_mean`` over columns.
         - ``fidelity/detection_auc``: cross-validated ROC AUC of a random forest telling real from
           synthetic rows, given the class; 0.5 means indistinguishable.
+        - ``fidelity/precision`` (realism: share of synthetic rows inside the real rows'
+          manifold) and ``fidelity/recall`` (coverage: share of real rows inside the synthetic
+          rows' manifold), k-NN with k = 3 (:mod:`augment.core.precision_recall`), the real
+          rows of the generated classes weighted to the synthetic class mix;
+          ``fidelity/precision/class/<c>``, ``fidelity/recall/class/<c>`` per class with at
+          least 4 rows on both sides.
         - ``fidelity/dcr/synthetic_median``, ``fidelity/dcr/holdout_median``: median distance of
           synthetic / holdout rows to the closest real training row of the same class;
           ``fidelity/dcr/ratio`` = synthetic / holdout (well below 1 hints at memorisation);
@@ -168,6 +176,14 @@ def fidelity_report(
     report["fidelity/detection_auc"] = _detection_auc(
         real_rows, real_labels, synthetic_rows, synthetic_labels, generated, seed
     )
+    overall, per_class = precision_recall_by_class(
+        real_rows, real_labels, synthetic_rows, synthetic_labels, seed=seed
+    )
+    report["fidelity/precision"] = overall.precision
+    report["fidelity/recall"] = overall.recall
+    for label, result in per_class.items():
+        report[f"fidelity/precision/class/{class_keys[label]}"] = result.precision
+        report[f"fidelity/recall/class/{class_keys[label]}"] = result.recall
     report.update(
         _distance_to_closest_record(
             real_rows,

@@ -25,6 +25,7 @@ from augment.core.context import JobContext
 from augment.core.generate import GenerationResult, write_shards
 from augment.core.metrics import unique_metric_keys
 from augment.core.modality import FeatureComparison, Modality, ReportInputs
+from augment.core.precision_recall import precision_recall_meanings
 from augment.core.shards import read_shards
 from augment.core.train import settings_from
 from augment.core.validation import proportional_pick
@@ -278,6 +279,7 @@ class TabularModality(Modality):
 #: at most this many real and synthetic rows in the report's per-feature plots
 REPORT_ROWS = 5000
 
+_PRECISION_MEANING, _RECALL_MEANING = precision_recall_meanings("rows", "the encoded space")
 _TABLE_MEASURES = [
     (
         "detection AUC",
@@ -297,6 +299,8 @@ _TABLE_MEASURES = [
         "fidelity/dcr/exact_copy_share",
         "share of synthetic rows that repeat a real training row",
     ),
+    ("precision (k-NN)", "fidelity/precision", _PRECISION_MEANING),
+    ("recall (k-NN)", "fidelity/recall", _RECALL_MEANING),
     (
         "Fréchet distance",
         "fidelity/frechet",

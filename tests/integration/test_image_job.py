@@ -17,12 +17,13 @@ from augment.core.shards import read_manifest, sha256_file
 from augment.image.shards import decode_png, read_image_shards
 from augment.pipeline.config import load_config
 from augment.pipeline.job import run_job
+from augment.pipeline.summary import print_summary
 from tests.conftest import image_config
 
 runner = CliRunner()
 
 
-def test_digits_job_end_to_end(tmp_path, mlflow_uri, monkeypatch):
+def test_digits_job_end_to_end(tmp_path, mlflow_uri, monkeypatch, capsys):
     path = image_config(
         tmp_path,
         mlflow_uri,
@@ -61,6 +62,27 @@ def test_digits_job_end_to_end(tmp_path, mlflow_uri, monkeypatch):
         assert key in metrics, key
     minority = min(result.counts_before, key=result.counts_before.get)
     assert f"fid/domain/class/{minority}" in metrics
+    # k-NN precision / recall and the class confidence are shares; the IS is the domain CNN's
+    # (no Inception weights here), between 1 and the number of classes, beside the real one
+    for key in (
+        "precision/domain",
+        "recall/domain",
+        f"precision/domain/class/{minority}",
+        f"recall/domain/class/{minority}",
+        "confidence/domain",
+        "confidence/domain/real",
+        f"confidence/domain/class/{minority}",
+    ):
+        assert 0.0 <= metrics[key] <= 1.0, key
+    assert 1.0 <= metrics["is/domain"] <= 10 and 1.0 <= metrics["is/domain/real"] <= 10
+    assert not any(key.startswith("is/inception") for key in metrics)
+    print_summary(result.summary())
+    out = " ".join(capsys.readouterr().out.split())
+    assert (
+        f"quality precision {metrics['precision/domain']:.2f} · recall "
+        f"{metrics['recall/domain']:.2f} (k-NN, domain features) · IS {metrics['is/domain']:.2f} "
+        "(domain CNN, not Inception;"
+    ) in out
     assert f"filter/acceptance_rate/{minority}" in metrics
     assert run.data.tags["fid.extractor"] == "domain"
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "samples")}

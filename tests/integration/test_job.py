@@ -10,13 +10,14 @@ import torch
 from augment.core.shards import read_manifest, read_shards
 from augment.pipeline.config import load_config
 from augment.pipeline.job import run_job
+from augment.pipeline.summary import print_summary
 from augment.tabular.sources import load_table
 from tests.conftest import write_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_breast_cancer_job_end_to_end(tmp_path, mlflow_uri):
+def test_breast_cancer_job_end_to_end(tmp_path, mlflow_uri, capsys):
     config = load_config(write_config(tmp_path, mlflow_uri))
     result = run_job(config)
 
@@ -49,6 +50,21 @@ def test_breast_cancer_job_end_to_end(tmp_path, mlflow_uri):
         "fidelity/dcr/ratio",
     ):
         assert key in run.data.metrics, key
+    minority = min(result.counts_before, key=result.counts_before.get)
+    for key in (
+        "fidelity/precision",
+        "fidelity/recall",
+        f"fidelity/precision/class/{minority}",
+        f"fidelity/recall/class/{minority}",
+    ):
+        assert 0.0 <= run.data.metrics[key] <= 1.0, key
+    print_summary(result.summary())
+    out = " ".join(capsys.readouterr().out.split())
+    metrics = run.data.metrics
+    assert (
+        f"quality precision {metrics['fidelity/precision']:.2f} · "
+        f"recall {metrics['fidelity/recall']:.2f} (k-NN, encoded rows)"
+    ) in out
     assert run.data.params["train.steps"] == "30"
     children = client.search_runs(
         [run.info.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'"

@@ -110,8 +110,12 @@ def test_report_in_output_and_mlflow_opens_in_chromium(kind, tmp_path, mlflow_ur
     )
     if kind == "table":
         assert "detection AUC" in seen["text"] and "DCR ratio" in seen["text"]
+        assert "precision (k-NN)" in seen["text"] and "recall (k-NN)" in seen["text"]
     else:
         assert "FID (domain features)" in seen["text"]
+        assert "precision (k-NN, domain)" in seen["text"] and "coverage" in seen["text"]
+        assert "IS formula on the domain CNN (not the Inception Score)" in seen["text"]
+        assert "class confidence (domain CNN)" in seen["text"]
     assert f"MLflow run {result.mlflow_run_id}" in seen["text"]
 
     # A rerun over the finished run (the report is the run's, not a file of the user's), without

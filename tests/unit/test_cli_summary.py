@@ -1,4 +1,5 @@
-"""The run summary says in words when the classic baseline beat the synthetic data."""
+"""The run summary says in words when the classic baseline beat the synthetic data, and shows
+k-NN precision / recall and the IS with the network that computed it."""
 
 from __future__ import annotations
 
@@ -58,3 +59,34 @@ def test_the_summary_says_which_sample_validation_used(capsys):
     assert "validation used a stratified sample: baseline 398, augmented 50,000" in out
     cli.print_summary(_summary(_arms("smote", 0.01) | {"validation/capped": 0.0}))
     assert "stratified sample" not in capsys.readouterr().out
+
+
+def _quality_line(capsys) -> str | None:
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("quality")]
+    return " ".join(lines[0].split()) if lines else None
+
+
+def test_the_summary_shows_precision_recall_and_names_the_is_network(capsys):
+    table = {"fidelity/precision": 0.912, "fidelity/recall": 0.781, "fidelity/detection_auc": 0.6}
+    cli.print_summary(_summary(_arms("smote", 0.01) | table))
+    assert _quality_line(capsys) == "quality precision 0.91 · recall 0.78 (k-NN, encoded rows)"
+    images = {
+        "precision/domain": 0.5,
+        "recall/domain": 0.25,
+        "precision/domain/class/1": 0.0123,  # per class: MLflow only
+        "is/domain": 1.4712,
+        "is/domain/real": 1.5261,
+    }
+    cli.print_summary(_summary(_arms("albumentations", 0.01) | images))
+    assert _quality_line(capsys) == (
+        "quality precision 0.50 · recall 0.25 (k-NN, domain features) · "
+        "IS 1.47 (domain CNN, not Inception; real 1.53)"
+    )
+    inception = {"precision/inception": 0.7, "recall/inception": 0.6, "is/inception": 3.0}
+    cli.print_summary(_summary(_arms("albumentations", 0.01) | inception))
+    assert _quality_line(capsys) == (
+        "quality precision 0.70 · recall 0.60 (k-NN, inception features) · "
+        "IS 3.00 (InceptionV3; real nan)"
+    )
+    cli.print_summary(_summary(_arms("smote", 0.01)))
+    assert _quality_line(capsys) is None

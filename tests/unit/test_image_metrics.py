@@ -1,4 +1,5 @@
-"""The small image CNN, FID / KID, the feature extractors and the offline Inception loading path."""
+"""The small image CNN, FID / KID, IS, k-NN precision / recall, the feature extractors and the
+offline Inception loading path."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ import scipy.linalg
 import torch
 import torch_fidelity.feature_extractor_inceptionv3 as fidelity_inception
 from sklearn.datasets import load_digits
+from torch_fidelity.metric_isc import isc_features_to_metric
 from torch_fidelity.metric_kid import kid_features_to_metric
 
 from augment.core.device import cpu_threads
 from augment.core.errors import ConfigError, DataError, ModelFileError
+from augment.core.precision_recall import precision_recall_by_class
 from augment.image.classifier import ImageClassifier, SmallCNN, train_classifier
 from augment.image.fid import (
     INCEPTION_WEIGHTS_FILES,
@@ -20,6 +23,7 @@ from augment.image.fid import (
     fid_report,
     find_inception_weights,
     frechet_distance,
+    inception_score,
     kernel_inception_distance,
     resolve_extractor,
 )
@@ -192,7 +196,7 @@ def test_kid_with_too_few_rows_is_nan_and_rejects_a_large_subset():
 # -- fid_report --------------------------------------------------------------------------------
 def test_fid_report_names_and_skips_small_classes(digits, classifier):
     images, labels = digits
-    classes = ["zero", "one", "two", "three|3"]
+    classes = ["zero", "one", "two", "three|3", *range(4, 10)]
     real_rows = np.concatenate(
         [np.flatnonzero(labels[:1000] == c)[:20] for c in (0, 1, 2)]
         + [np.flatnonzero(labels[:1000] == 3)[:1]]  # one real image of class 3
@@ -217,7 +221,23 @@ def test_fid_report_names_and_skips_small_classes(digits, classifier):
         extractor,
         seed=0,
     )
-    assert sorted(report) == ["fid/domain", "fid/domain/class/one", "kid/domain", "kid/domain/std"]
+    assert sorted(report) == [
+        "confidence/domain",
+        "confidence/domain/class/one",
+        "confidence/domain/class/three_3",
+        "confidence/domain/class/two",
+        "confidence/domain/real",
+        "fid/domain",
+        "fid/domain/class/one",
+        "is/domain",
+        "is/domain/real",
+        "kid/domain",
+        "kid/domain/std",
+        "precision/domain",
+        "precision/domain/class/one",  # 20 real and 8 generated; the others have under 4
+        "recall/domain",
+        "recall/domain/class/one",
+    ]
     assert all(np.isfinite(value) for value in report.values())
     one_real = images[real_rows][labels[real_rows] == 1]
     one_fake = images[fake_rows][labels[fake_rows] == 1]
@@ -228,7 +248,7 @@ def test_fid_report_names_and_skips_small_classes(digits, classifier):
         fid_report(images[:10], labels[:10], images[:0], labels[:0], list(range(10)), extractor)
         == {}
     )
-    no_kid = fid_report(
+    only_fid = fid_report(
         images[:40],
         labels[:40],
         images[40:80],
@@ -236,8 +256,14 @@ def test_fid_report_names_and_skips_small_classes(digits, classifier):
         list(range(10)),
         extractor,
         kid=False,
+        precision_recall=False,
+        class_scores=False,
     )
-    assert "kid/domain" not in no_kid and "fid/domain" in no_kid
+    assert "fid/domain" in only_fid and all(key.startswith("fid/") for key in only_fid)
+    with pytest.raises(DataError, match="classifier knows 10 classes"):
+        fid_report(
+            images[:40], labels[:40] % 4, images[40:80], labels[40:80] % 4, classes[:4], extractor
+        )
 
 
 def test_fid_report_compares_the_generated_class_mix(digits, classifier):
@@ -263,6 +289,100 @@ def test_fid_report_compares_the_generated_class_mix(digits, classifier):
     # ... and the 1s and 2s are weighted 40 : 5, not taken half and half.
     assert report["fid/domain"] < frechet_distance(ones_and_twos, fake) / 5
     assert report["kid/domain"] < kernel_inception_distance(ones_and_twos, fake)[0] / 5
+
+
+# -- Inception Score, k-NN precision / recall, conditioned-class confidence ---------------------
+def test_inception_score_known_values():
+    assert inception_score(np.eye(4)) == pytest.approx(4.0)
+    assert inception_score(np.full((10, 4), 0.25)) == pytest.approx(1.0)
+    # sure of every image, but three of class 0 for one of class 1: exp of the entropy of p(y)
+    sure = np.eye(2)[[0, 0, 0, 1]]
+    assert inception_score(sure) == pytest.approx(
+        np.exp(-(0.75 * np.log(0.75) + 0.25 * np.log(0.25)))
+    )
+    # weights: a weight of 3 is three copies; weight 0 drops an image, even of a class no other
+    # image has (its p(y) would be 0)
+    assert inception_score(np.eye(2), weights=[3, 1]) == pytest.approx(inception_score(sure))
+    assert inception_score(np.eye(3), weights=[1, 1, 0]) == pytest.approx(2.0)
+    assert np.isnan(inception_score(np.zeros((0, 3))))
+    with pytest.raises(DataError, match="sum to 1"):
+        inception_score(np.ones((2, 3)))
+    with pytest.raises(DataError, match="weights"):
+        inception_score(np.eye(3), weights=[1, 1])
+
+
+def test_inception_score_matches_torch_fidelity():
+    logits = np.random.default_rng(0).normal(scale=3.0, size=(64, 12))
+    theirs = isc_features_to_metric(torch.from_numpy(logits), splits=1, shuffle=False)
+    probabilities = torch.softmax(torch.from_numpy(logits), dim=1).numpy()
+    assert inception_score(probabilities) == pytest.approx(theirs["inception_score_mean"], rel=1e-9)
+
+
+def test_fid_report_tells_a_collapsed_class_and_far_images(digits, classifier):
+    images, labels = digits
+    extractor = DomainExtractor(classifier)
+    real_rows = np.flatnonzero(np.isin(labels[1000:1400], [1, 2])) + 1000
+    fresh_rows = np.flatnonzero(np.isin(labels[1400:], [1, 2])) + 1400
+    ones, twos = fresh_rows[labels[fresh_rows] == 1], fresh_rows[labels[fresh_rows] == 2]
+    # class 1: one image 30 times (collapsed); class 2: fresh real images (good)
+    fake_rows = np.r_[np.repeat(ones[:1], 30), twos]
+    report = fid_report(
+        images[real_rows],
+        labels[real_rows],
+        images[fake_rows],
+        labels[fake_rows],
+        list(range(10)),
+        extractor,
+        seed=0,
+    )
+    assert report["precision/domain/class/1"] > 0.9 and report["recall/domain/class/1"] < 0.2
+    assert report["precision/domain/class/2"] > 0.6 and report["recall/domain/class/2"] > 0.6
+    assert report["recall/domain"] < report["recall/domain/class/2"]
+    # the same numbers as core.precision_recall on the same features
+    overall, per_class = precision_recall_by_class(
+        extractor.features(images[real_rows]),
+        labels[real_rows],
+        extractor.features(images[fake_rows]),
+        labels[fake_rows],
+    )
+    assert (report["precision/domain"], report["recall/domain"]) == (
+        overall.precision,
+        overall.recall,
+    )
+    assert report["recall/domain/class/2"] == per_class[2].recall
+    # fresh real images of both classes: an IS near the real one, confident in their class
+    real_like = fid_report(
+        images[real_rows],
+        labels[real_rows],
+        images[fresh_rows],
+        labels[fresh_rows],
+        list(range(10)),
+        extractor,
+        seed=0,
+    )
+    assert 1.0 < real_like["is/domain"] <= 2.0 + 1e-9  # two classes
+    assert real_like["is/domain"] == pytest.approx(real_like["is/domain/real"], abs=0.2)
+    # the small CNN's softmax is soft (97% right on the holdout, ~0.6 sure): compare, not absolute
+    assert real_like["confidence/domain"] == pytest.approx(
+        real_like["confidence/domain/real"], abs=0.1
+    )
+    # inverted digits: far from the real ones and not recognised as the class asked for
+    inverted = fid_report(
+        images[real_rows],
+        labels[real_rows],
+        255 - images[fresh_rows],
+        labels[fresh_rows],
+        list(range(10)),
+        extractor,
+        seed=0,
+    )
+    assert inverted["precision/domain"] < 0.1
+    assert inverted["confidence/domain"] < real_like["confidence/domain"] / 2
+    assert inverted["is/domain"] < real_like["is/domain"]
+    assert inverted["is/domain/real"] == real_like["is/domain/real"]  # the same real images
+    for key, value in report.items():
+        if key.split("/")[0] in ("precision", "recall", "confidence"):
+            assert 0.0 <= value <= 1.0, key
 
 
 # -- extractors and the Inception weights ---------------------------------------------------------
@@ -300,6 +420,34 @@ def test_inception_extractor_loads_a_local_file(inception_weights, monkeypatch):
     assert extractor.name == "inception"
     assert features.shape == (3, 2048)
     assert np.isfinite(features).all()
+    same, probabilities = extractor.features_and_probabilities(grey)
+    np.testing.assert_array_equal(same, features)
+    assert probabilities.shape == (3, 1008)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0)
+
+
+def test_the_inception_score_is_named_by_its_network(
+    inception_weights, monkeypatch, digits, classifier
+):
+    monkeypatch.setattr(fidelity_inception, "load_state_dict_from_url", _no_download)
+    images, labels = digits
+    extractor = InceptionExtractor(inception_weights, batch_size=8)
+    rows = np.flatnonzero(labels[:60] == 1)[:5]
+    fake_rows = 1000 + np.flatnonzero(labels[1000:1060] == 1)[:5]
+    args = (images[rows], labels[rows], images[fake_rows], labels[fake_rows], list(range(10)))
+    report = fid_report(*args, extractor, kid=False, classifier=classifier)
+    # the IS from the Inception network's ImageNet classes; the confidence from the domain CNN
+    assert {"is/inception", "is/inception/real", "precision/inception", "recall/inception"} <= set(
+        report
+    )
+    assert "confidence/domain/class/1" in report
+    assert not any(key.startswith("is/domain") for key in report)
+    assert 1.0 <= report["is/inception"] <= 1008
+    # without a classifier: no confidence, and still no domain IS
+    bare = fid_report(*args, extractor, kid=False)
+    assert "is/inception" in bare and not any(
+        k.startswith(("confidence/", "is/domain")) for k in bare
+    )
 
 
 def test_inception_refuses_missing_or_foreign_files(tmp_path):

@@ -23,6 +23,8 @@ REPORT_KEYS_FIXED = {
     "fidelity/dcr/holdout_median",
     "fidelity/dcr/ratio",
     "fidelity/dcr/exact_copy_share",
+    "fidelity/precision",
+    "fidelity/recall",
 }
 
 
@@ -154,7 +156,11 @@ def test_report_keys_cover_generated_classes_and_columns_only(wine) -> None:
     train, holdout = wine.iloc[:120], wine.iloc[120:]
     synthetic = train[train["target"] != 0]
     report = fidelity_report(train, synthetic, holdout, schema)
-    expected = REPORT_KEYS_FIXED | {"fidelity/frechet/class/1", "fidelity/frechet/class/2"}
+    expected = REPORT_KEYS_FIXED | {
+        f"fidelity/{metric}/class/{c}"
+        for metric in ("frechet", "precision", "recall")
+        for c in (1, 2)
+    }
     expected |= {f"fidelity/marginal/{metric_key(name)}" for name in schema.names}
     assert set(report) == expected
     assert all(isinstance(value, float) for value in report.values())
@@ -180,6 +186,10 @@ def test_new_real_rows_look_like_the_holdout_and_are_hard_to_detect(cancer) -> N
     assert report["fidelity/dcr/exact_copy_share"] == 0.0
     assert report["fidelity/dcr/ratio"] == pytest.approx(1.0, abs=0.25)
     assert report["fidelity/marginal_mean"] < 0.15
+    assert report["fidelity/precision"] > 0.75 and report["fidelity/recall"] > 0.75
+    for label in ("benign", "malignant"):
+        assert 0.75 < report[f"fidelity/precision/class/{label}"] <= 1.0
+        assert 0.75 < report[f"fidelity/recall/class/{label}"] <= 1.0
 
 
 def test_shifted_rows_are_detected_and_far(cancer) -> None:
@@ -193,6 +203,18 @@ def test_shifted_rows_are_detected_and_far(cancer) -> None:
     assert report["fidelity/frechet"] > 5 * honest["fidelity/frechet"]
     assert report["fidelity/marginal_mean"] > 2 * honest["fidelity/marginal_mean"]
     assert report["fidelity/dcr/ratio"] > 1.2
+    assert report["fidelity/recall"] < honest["fidelity/recall"] / 3
+
+
+def test_rows_piled_on_one_real_row_are_realistic_but_cover_nothing(cancer) -> None:
+    schema = infer_schema(cancer, "target")
+    train, holdout = cancer.iloc[:300], cancer.iloc[300:]
+    one_row = train[train["target"] == "malignant"].iloc[[0] * 100]
+    report = fidelity_report(train, one_row, holdout, schema, seed=0)
+    assert report["fidelity/precision"] == 1.0
+    assert report["fidelity/precision/class/malignant"] == 1.0
+    assert report["fidelity/recall/class/malignant"] < 0.1
+    assert "fidelity/precision/class/benign" not in report
 
 
 def test_a_different_class_mix_is_not_mistaken_for_poor_rows(wine) -> None:
