@@ -165,6 +165,7 @@ def run_seed(
     epochs: int,
     options: dict[str, Any] | None = None,
     recipes: tuple[str, ...] = (),
+    ablation_only: bool = False,
 ) -> dict[str, Any]:
     """Every arm on one seed of one set; ``recipes`` adds ``augment[<recipe>]`` arms that fix
     the sampler's recipe instead of choosing it (the ablation), and ``no-transfer[<recipe>]``
@@ -179,7 +180,8 @@ def run_seed(
     sets: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     ablation = [f"augment[{r}]" for r in recipes]
     ablation += [f"no-transfer[{r}]" for r in recipes if r.startswith("latent")]
-    for method in (*FIXED, *ablation):
+    fixed = ("none",) if ablation_only else FIXED
+    for method in (*fixed, *ablation):
         began = time.perf_counter()
         extra: dict[str, Any] = {}
         if method == "none":
@@ -211,7 +213,9 @@ def run_seed(
         }
         results[method] = row
         print(f"  {name} seed {seed} {method:20s} " + json.dumps(row), flush=True)
-    for method, base in (("classic", "none"), ("augment+classic", "augment")):
+    for method, base in (
+        () if ablation_only else (("classic", "none"), ("augment+classic", "augment"))
+    ):
         rx, ry = sets[base]
         cnn = train_classifier(rx, ry, 10, epochs=epochs, seed=seed, augment=warp_images)
         results[method] = {
@@ -328,6 +332,9 @@ def main(argv: list[str] | None = None) -> None:
         default=None,
         help="torch threads (default: all cores; 1 on a busy machine)",
     )
+    parser.add_argument(
+        "--ablation-only", action="store_true", help="only none and the --recipes arms"
+    )
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args(argv)
     options: dict[str, Any] = {"steps": args.steps} if args.steps else {}
@@ -344,7 +351,9 @@ def main(argv: list[str] | None = None) -> None:
         per_set[name] = []
         for seed in args.seeds:
             torch.manual_seed(seed)
-            per_set[name].append(run_seed(seed, name, args.epochs, options, tuple(args.recipes)))
+            per_set[name].append(
+                run_seed(seed, name, args.epochs, options, tuple(args.recipes), args.ablation_only)
+            )
             # every finished seed is kept, so a long run that stops early loses nothing
             partial = (args.output or RESULTS_DIR / "images.json").with_suffix(".partial.json")
             partial.parent.mkdir(parents=True, exist_ok=True)
@@ -352,7 +361,9 @@ def main(argv: list[str] | None = None) -> None:
         summaries[name] = summarize(per_set[name])
         print(f"\n## {name} (28x28, imbalance {SETS[name]}:1, {len(args.seeds)} seed(s))\n")
         print(markdown(summaries[name]), flush=True)
-        print("\nrecipes chosen: " + ", ".join(map(str, summaries[name]["augment"]["recipes"])))
+        if "augment" in summaries[name]:
+            chosen = summaries[name]["augment"]["recipes"]
+            print("\nrecipes chosen: " + ", ".join(map(str, chosen)))
 
     speed: dict[str, Any] = {}
     if not args.no_throughput:
@@ -373,7 +384,8 @@ def main(argv: list[str] | None = None) -> None:
             "generation_images_per_second": gen_rate,
         }
     print("\n## Targets\n")
-    print("\n".join(targets(summaries)))
+    if not args.ablation_only:
+        print("\n".join(targets(summaries)))
     if args.quick:
         print("\n(QUICK smoke test: too few steps and epochs for the numbers to mean anything)")
 

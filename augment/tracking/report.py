@@ -158,12 +158,19 @@ def _classic_arm(metrics: Mapping[str, float]) -> str | None:
 
 def _arms(metrics: Mapping[str, float], classic: str | None) -> list[str]:
     arms = [arm for arm in ("baseline", "augmented") if f"{arm}/balanced_accuracy" in metrics]
-    return arms + ([classic] if classic else [])
+    arms += [classic] if classic else []
+    # images: the arms with albumentations on the fly, alone and stacked on the synthetic images
+    return arms + [arm for arm in ("classic", "stacked") if f"{arm}/balanced_accuracy" in metrics]
 
 
 def _arm_title(arm: str, inputs: ReportInputs) -> str:
     items = inputs.items
-    titles = {"baseline": f"real {items} only", "augmented": f"real + synthetic {items}"}
+    titles = {
+        "baseline": f"real {items} only",
+        "augmented": f"real + synthetic {items}",
+        "classic": f"real {items}, albumentations on the fly",
+        "stacked": f"real + synthetic {items}, albumentations on the fly",
+    }
     return titles.get(arm, f"real + {inputs.classic_arm or arm}")
 
 
@@ -181,6 +188,7 @@ def _score_rows(data: ReportData, classic: str | None) -> list[dict[str, Any]]:
     lifts = [("lift", "lift vs real only")]
     if classic:
         lifts.append((f"lift_vs_{classic}", f"lift vs {data.inputs.classic_arm or classic}"))
+    lifts.append(("lift_stacked_vs_classic", "lift of the synthetic images on the fly"))
     for prefix, name in lifts:
         if f"{prefix}/balanced_accuracy" in metrics:
             values = [_signed(metrics.get(f"{prefix}/{key}")) for key, _ in _SCORES]

@@ -50,6 +50,9 @@ def split() -> dict[str, np.ndarray]:
     }
 
 
+ARMS = ("baseline", "augmented", "albumentations", "classic", "stacked")
+
+
 def run(split, synthetic=None, synthetic_y=None, **options):
     defaults = {"classes": CLASSES, "target_counts": {RARE: 60}, "epochs": EPOCHS, "seed": 0}
     return validate_images(
@@ -71,15 +74,19 @@ def report(split):
 def test_metric_names(report):
     metrics = report.metrics
     for key in KEYS:
-        for arm in ("baseline", "augmented", "albumentations"):
+        for arm in ARMS:
             assert f"{arm}/cnn/{key}" in metrics
             assert metrics[f"{arm}/{key}"] == metrics[f"{arm}/cnn/{key}"]
         for prefix in ("lift", "lift/cnn", "lift_vs_albumentations"):
             assert f"{prefix}/{key}" in metrics
+    for key in ("accuracy", "balanced_accuracy", "macro_f1"):
+        assert metrics[f"lift_stacked_vs_classic/{key}"] == pytest.approx(
+            metrics[f"stacked/{key}"] - metrics[f"classic/{key}"]
+        )
     assert metrics["validation/passed"] in (0.0, 1.0)
-    assert set(report.confusion) == {"baseline/cnn", "augmented/cnn", "albumentations/cnn"}
+    assert set(report.confusion) == {f"{arm}/cnn" for arm in ARMS}
     assert report.confusion["baseline/cnn"].sum() == 150
-    assert set(report.per_class["arm"]) == {"baseline", "augmented", "albumentations"}
+    assert set(report.per_class["arm"]) == set(ARMS)
     assert report.classes == CLASSES and report.notes == []
 
 
