@@ -20,9 +20,10 @@ Arms (every fixed set oversamples the training split to equal class counts):
 - ``none``, ``random_oversampling``, ``albumentations`` (copies moved by the albumentations
   pipeline), ``augment`` (``ImageGANOverSampler()`` with its defaults: the recipe chosen on an
   inner split of the training images);
-- ``classic``: the real (imbalanced) training images with the albumentations pipeline on the fly
-  (a fresh move of every image in every epoch); ``augment+classic``: augment's set with the same
-  pipeline on the fly (CNN only: a linear model has no training loop to put it in).
+- ``classic``: random oversampling's set (real images and copies) with the albumentations
+  pipeline on the fly (a fresh move of every image in every epoch): classic augmentation at its
+  best, with the same class counts as the stacked arm; ``augment+classic``: augment's set with
+  the same pipeline on the fly (CNN only: a linear model has no training loop to put it in).
 
 Downstream: the small CNN of ``augment.image.classifier`` (same epochs and seed) and a logistic
 regression on pixels, both scored by balanced accuracy on the untouched holdout. The domain FID
@@ -214,7 +215,9 @@ def run_seed(
         results[method] = row
         print(f"  {name} seed {seed} {method:20s} " + json.dumps(row), flush=True)
     for method, base in (
-        () if ablation_only else (("classic", "none"), ("augment+classic", "augment"))
+        ()
+        if ablation_only
+        else (("classic", "random_oversampling"), ("augment+classic", "augment"))
     ):
         rx, ry = sets[base]
         cnn = train_classifier(rx, ry, 10, epochs=epochs, seed=seed, augment=warp_images)

@@ -116,7 +116,7 @@ def test_a_recipe_needs_what_it_uses(bank):
     with pytest.raises(ValueError, match="needs a trained GAN"):
         ImageSynthesizer([], [0, 1, 2], bank=bank, recipe=Recipe("mix"))
     without_gan = ImageSynthesizer([], [0, 1, 2], bank=bank, recipe=Recipe("latent"))
-    assert [r.name for r in candidates_for(without_gan)] == ["latent", "latent+warp"]
+    assert [r.name for r in candidates_for(without_gan)] == ["latent+warp", "latent"]
     with pytest.raises(DataError, match="none of the candidate recipes"):
         candidates_for(ImageSynthesizer([_gan()], [0, 1, 2]), ["latent"])
 
@@ -133,7 +133,11 @@ def test_choice_scores_every_candidate_on_the_inner_split(digits, bank):
     synth = ImageSynthesizer([_gan()], [0, 1, 2], bank=bank)
     choice = choose_recipe(synth, images, labels, 3, epochs=1, seed=0)
     assert set(choice.scores) == {"latent", "latent+warp", "mix", "mix+warp", "gan", "gan+warp"}
-    assert choice.recipe.name == max(choice.scores, key=choice.scores.get)
+    # the first candidate unless another beats it by more than the margin
+    first = choice.scores["latent+warp"]
+    better = [n for n, v in choice.scores.items() if v > first + 0.01]
+    assert choice.recipe.name in (better or ["latent+warp"])
+    assert choice.scores[choice.recipe.name] >= max(choice.scores.values()) - 0.01
     assert all(0 <= v <= 1 for v in choice.scores.values())
     assert choice.inner_validation == 10 + 3 and choice.inner_train == len(images) - 13
 
