@@ -360,6 +360,7 @@ class _Progress:
         words = {
             "load": "loading data",
             "train": f"training {detail.get('units', 1)} GAN(s)",
+            "assemble": "fitting what builds on the GANs (images: autoencoder, recipe choice)",
             "generate": f"generating {detail.get('count', 0):,} {self.items}",
             "validate": "validating on the holdout",
             "finish": "writing the report, MLflow run and manifest",
@@ -370,9 +371,11 @@ class _Progress:
         spinner = console.status(text) if name != "train" and console.is_terminal else None
         with spinner or contextlib.nullcontext():
             yield
-        if name != "load":
+        seconds = time.perf_counter() - began
+        # assembling is instant for tables: only say it when it took a while
+        if name != "load" and (name != "assemble" or seconds >= 1.0):
             console.print(
-                f"[green]✓[/green] {text} [dim]{time.perf_counter() - began:.1f}s[/dim]",
+                f"[green]✓[/green] {text} [dim]{seconds:.1f}s[/dim]",
                 highlight=False,
             )
 

@@ -443,7 +443,8 @@ class JobObserver:
     """What :func:`run_job` tells its caller as it goes; the CLI shows it. Does nothing here.
 
     ``phase`` wraps each step: ``load``, ``train`` (``units``: how many GANs; the training loop
-    shows its own progress bar, so nothing else may draw while it runs), ``generate``
+    shows its own progress bar, so nothing else may draw while it runs), ``assemble`` (what a
+    kind fits on top of the units, e.g. the images' autoencoder and recipe choice), ``generate``
     (``count``: how many rows or images), ``validate`` and ``finish`` (report, MLflow,
     manifest). ``loaded`` comes once the data is split and the plan is made.
     """
@@ -480,7 +481,8 @@ def run_job(
             units = units_for(ctx, data)
             with watch.phase("train", units=len(units)):
                 fitted = [fit_unit_step(ctx, data, classes) for classes in units]
-            synthesizer = assemble(ctx, data, fitted)
+            with watch.phase("assemble"):
+                synthesizer = assemble(ctx, data, fitted)
         with watch.phase("generate", count=sum(data.plan.values())):
             generation = generate_step(ctx, data, synthesizer)
         report, fidelity = None, {}
