@@ -174,7 +174,7 @@ class DateStrings:
             times = frame[name]
             text = times.dt.strftime(column.format).astype(object)
             text = text.where(times.notna().to_numpy(), None)
-            frame[name] = pd.array(text.to_numpy(), dtype=pd.api.types.pandas_dtype(column.dtype))
+            frame[name] = pd.Series(text.to_numpy(), index=frame.index, dtype=column.dtype)
         return frame
 
     def to_dict(self) -> dict[str, Any]:

@@ -82,17 +82,18 @@ class IdColumn:
         return cls(dtype, "string", prefix=prefix)
 
     def fresh(self, first: int, n: int, rng: np.random.Generator) -> Any:
-        """``n`` new ids, the ``first``-th fresh one on, as an array of the column's dtype."""
+        """``n`` new ids, the ``first``-th fresh one on, as a Series of the column's dtype."""
         numbers = range(self.next + first, self.next + first + n)
         if self.form == "integer":
-            return pd.array(np.asarray(numbers, dtype=np.int64), dtype=_dtype(self.dtype))
+            return pd.Series(np.asarray(numbers, dtype=np.int64), dtype=_dtype(self.dtype))
         if self.form == "code":
             values = [f"{self.prefix}{k:0{self.width}d}" for k in numbers]
         elif self.form == "uuid":
             values = [self._uuid(rng) for _ in range(n)]
         else:
             values = [f"{self.prefix}{k}" for k in numbers]
-        return pd.array(np.asarray(values, dtype=object), dtype=_dtype(self.dtype))
+        # a Series of the dtype itself: an object array would become pandas' "str" dtype
+        return pd.Series(np.asarray(values, dtype=object), dtype=_dtype(self.dtype))
 
     def _uuid(self, rng: np.random.Generator) -> str:
         text = str(uuid.UUID(bytes=rng.bytes(16), version=4))
@@ -116,7 +117,7 @@ class IdColumns:
     def fill(self, frame: pd.DataFrame, first: int, rng: np.random.Generator) -> pd.DataFrame:
         """``frame`` with every id column set to fresh ids, the ``first``-th one on."""
         for name, column in self.columns.items():
-            frame[name] = pd.Series(column.fresh(first, len(frame), rng), index=frame.index)
+            frame[name] = column.fresh(first, len(frame), rng).set_axis(frame.index)
         return frame
 
     def to_dict(self) -> dict[str, Any]:

@@ -120,7 +120,8 @@ class RareLevels:
             stand_in = np.flatnonzero(values == column.other)
             if len(stand_in):
                 values[stand_in] = column.draw(cls, len(stand_in), rng)
-            frame[name] = _as_dtype(values, column.dtype, column.kept + column.rare)
+            levels = _as_dtype(values, column.dtype, column.kept + column.rare)
+            frame[name] = pd.Series(levels, index=frame.index, dtype=levels.dtype)
         return frame
 
     def to_dict(self) -> dict[str, Any]:

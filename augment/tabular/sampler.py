@@ -14,6 +14,7 @@ has the caller's container type (DataFrame in, DataFrame out, with dtypes kept):
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
 from numbers import Integral, Real
 from typing import Any
@@ -235,7 +236,11 @@ class GANOverSampler(GANSampler):
         # as a value and a flag (a missing category is a level), rare levels as one
         form = TableForm.fit(frame, label, roles, max_levels=self.max_levels)
         model_rows = form.to_model(frame)
-        schema = infer_schema(model_rows, label, overrides=roles.schema_overrides())
+        # max_levels bounds the one-hot width here (None: every level, as asked), so no job-style
+        # max_categories refusal
+        schema = infer_schema(
+            model_rows, label, overrides=roles.schema_overrides(), max_categories=sys.maxsize
+        )
         return (model_rows, schema, form, list(frame.columns)), schema.classes
 
     def _fit_unit(self, prepared, classes: list[Any], seed: int):
