@@ -294,6 +294,20 @@ class TableForm:
             frame[name] = _missing_column(dtype, len(frame), frame.index)
         return frame
 
+    @property
+    def replaced(self) -> list[str]:
+        """Columns whose real values the model's form does not keep (ids, ignored columns, wide
+        categories): restoring real rows needs them from elsewhere (:meth:`restore_real`)."""
+        return [*self.ids.columns, *self.ignored, *self.levels.columns]
+
+    def restore_real(self, frame: pd.DataFrame, originals: pd.DataFrame) -> pd.DataFrame:
+        """Real rows in the model's form back in the user's: times and gaps undone, and the
+        :attr:`replaced` columns taken from ``originals`` (the same rows, same index)."""
+        frame = self.date_strings.restore(self.datetimes.restore(self.missing.restore(frame)))
+        for name in self.replaced:
+            frame[name] = originals[name]
+        return frame
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "datetimes": self.datetimes.to_dict(),

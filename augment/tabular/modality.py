@@ -56,6 +56,9 @@ class TableData:
     cleaning: dict[str, Any]
     # train and holdout are in the model's form (datetimes as seconds, gaps as value + flag)
     form: TableForm = field(default_factory=TableForm)
+    # the train rows' values of the columns the form does not keep (ids, ignored, wide
+    # categories), as the user has them: what puts the real rows back together
+    originals: pd.DataFrame | None = None
 
     @property
     def classes(self) -> list[Any]:
@@ -126,6 +129,7 @@ class TabularModality(Modality):
             missing=d.missing == "model",
             max_levels=d.max_levels,
         )
+        originals = train[form.replaced]
         train, holdout = form.to_model(train), form.to_model(holdout)
         _describe_form(form, cleaning)
         schema = infer_schema(
@@ -136,7 +140,9 @@ class TabularModality(Modality):
             max_categories=d.max_categories,
             constant_columns=d.constant_columns,
         )
-        return TableData(schema, list(frame.columns), train, holdout, counts, plan, cleaning, form)
+        return TableData(
+            schema, list(frame.columns), train, holdout, counts, plan, cleaning, form, originals
+        )
 
     def data_digest(self, data: TableData) -> str:
         schema = json.dumps(data.schema.to_dict(), sort_keys=True, default=str)

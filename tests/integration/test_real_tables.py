@@ -13,6 +13,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 from typer.testing import CliRunner
 
+from augment import ShardDataset
 from augment.cli import app
 from augment.core.shards import read_manifest, read_shards
 
@@ -108,3 +109,9 @@ def test_the_job_writes_shards_with_the_inputs_schema(tmp_path, monkeypatch):
     assert manifest["columns"] == {"ids": ["customer_id"], "date_strings": ["last_order"]}
     assert "treated as ids, not learned: customer_id" in " ".join(result.output.split())
     assert "balanced_accuracy" in result.output  # validation ran on the model's form
+    # the run as a dataset: the real train rows keep their own ids, the synthetic ones theirs
+    both = ShardDataset(run, include_real=True, config=run / "job.yaml", features=["amount"])
+    real_rows = both.frame[~both.synthetic_mask]
+    assert real_rows["customer_id"].isin(set(frame["customer_id"])).all()
+    assert real_rows["last_order"].isin(set(frame["last_order"])).all()
+    assert both.frame["customer_id"].is_unique
