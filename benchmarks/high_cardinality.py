@@ -4,7 +4,7 @@ one-hot of every level (issue 16, item 5).
 Run from the repository root::
 
     python -m benchmarks.high_cardinality            # seeds 0 1 2 (a few minutes on 2 cores)
-    python -m benchmarks.high_cardinality --quick    # smoke test: one seed, few steps
+    python -m benchmarks.high_cardinality --quick    # smoke test: one seed, 20 steps
 
 The table: 8,000 rows, two classes at 9:1, a ``merchant`` column drawn from 2,000 levels
 (Zipf-like shares, exponent 0.7: about 1,700 of them occur) whose frequencies depend on the
@@ -16,7 +16,7 @@ Methods: ``GANOverSampler(max_levels=k)`` for k in 20, 50, 100 and ``max_levels=
 plain one-hot of all 2,000 levels), each with the default generator (half anchored, half GAN)
 and GAN-only (``generator="gan"``, where the category comes from the model alone).
 
-Measures, per method (mean over seeds):
+Measures, per method (mean ± std over seeds):
 
 - ``seconds``: fit + resample (``time.perf_counter``);
 - ``width``: the encoded row the GAN generates (one-hot levels included);
@@ -139,8 +139,14 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--steps", type=int, default=250, help="GAN steps (the default)")
     parser.add_argument("--quick", action="store_true", help="one seed, 20 steps")
+    parser.add_argument(
+        "--output", type=Path, help=f"results JSON (default {RESULTS}; none in quick mode)"
+    )
     args = parser.parse_args()
     seeds, steps = ([0], 20) if args.quick else (args.seeds, args.steps)
+    output = args.output or (None if args.quick else RESULTS)
+    if args.quick:
+        print("QUICK smoke test: one seed, 20 steps; not a benchmark")
     cases = [(k, g) for g in ("mix", "gan") for k in (20, 50, 100, None)]
     run_case(20, "gan", 0, 2)  # torch's one-off lazy imports, before any timing
     rows = []
@@ -156,9 +162,11 @@ def main() -> None:
             seconds=("seconds", "mean"),
             width=("width", "mean"),
             tv=("tv", "mean"),
+            tv_std=("tv", "std"),
             tv_floor=("tv_floor", "mean"),
             new_levels=("new_levels", "sum"),
             balanced_accuracy=("balanced_accuracy", "mean"),
+            balanced_accuracy_std=("balanced_accuracy", "std"),
             real_only=("balanced_accuracy_real", "mean"),
         )
         .reset_index()
@@ -172,12 +180,12 @@ def main() -> None:
     for row in table.itertuples():
         print(
             f"| {row.generator} | {int(row.max_levels)} | {row.seconds:.1f} | {row.width:.0f} | "
-            f"{row.tv:.3f} | {row.tv_floor:.3f} | {row.new_levels} | "
-            f"{row.balanced_accuracy:.3f} | {row.real_only:.3f} |"
+            f"{row.tv:.3f} ± {row.tv_std:.3f} | {row.tv_floor:.3f} | {row.new_levels} | "
+            f"{row.balanced_accuracy:.3f} ± {row.balanced_accuracy_std:.3f} | {row.real_only:.3f} |"
         )
-    if not args.quick:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps({"seeds": seeds, "steps": steps, "runs": rows}, indent=1))
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps({"seeds": seeds, "steps": steps, "runs": rows}, indent=1))
 
 
 if __name__ == "__main__":

@@ -9,11 +9,14 @@ like any other; generated seconds are clipped to the seen range, rounded to the 
 resolution (whole days when every training value is a midnight: dates stay dates, else whole
 seconds or the dtype's unit) and turned back into the column's dtype and time zone::
 
-    form = TableForm.fit(train, label="churned")
+    roles = resolve_roles(frame, "churned", {"note": "ignore"}, Wording(python_api=True))
+    form = TableForm.fit(train, "churned", roles, max_levels=50)
     model_rows = form.to_model(train)    # signup -> float seconds; amount -> amount + flag
-    rows = form.restore(generated)       # signup back in Europe/Paris, gaps where flagged
+    rows = form.restore(generated, cls="yes", rng=rng, first_id=0)
+    # signup back in Europe/Paris, gaps where flagged, fresh customer ids, note missing
 
-A missing datetime (NaT) is a missing number to the model: it gets a flag like any other.
+A missing datetime (NaT) is a missing number to the model: it gets a flag like any other. A
+string column of dates (:class:`DateStrings`) is parsed first and written back in its format.
 """
 
 from __future__ import annotations

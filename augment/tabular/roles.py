@@ -386,16 +386,20 @@ def _mixed_example(series: pd.Series, categorical_max_unique: int) -> tuple[int,
     present = series.dropna()
     if present.empty:
         return None
-    is_text = present.map(lambda v: isinstance(v, str)).to_numpy(dtype=bool)
-    is_number = present.map(
-        lambda v: isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_))
-    ).to_numpy(dtype=bool)
-    if is_text.any() and is_number.any():
+    kinds = pd.api.types.infer_dtype(present, skipna=True)  # one pass in C
+    if kinds not in ("string", "empty"):
+        # Python objects of several types: find the minority kind row by row (rare, slow path)
+        is_text = present.map(lambda v: isinstance(v, str)).to_numpy(dtype=bool)
+        is_number = present.map(
+            lambda v: isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_))
+        ).to_numpy(dtype=bool)
+        if not (is_text.any() and is_number.any()):
+            return None
         odd = is_text if is_text.sum() <= is_number.sum() else is_number
         position = int(np.flatnonzero(odd)[0])
         return int(series.index.get_loc(present.index[position])), present.iloc[position]
-    if not is_text.all():
-        return None
+    if pd.to_numeric(present.iloc[:SAMPLE], errors="coerce").notna().mean() < 0.5:
+        return None  # mostly words: text or levels, not numbers
     numbers = pd.to_numeric(present, errors="coerce")
     parsed = numbers.notna().to_numpy()
     if parsed.all() or parsed.mean() < 0.5 or numbers.nunique() <= categorical_max_unique:

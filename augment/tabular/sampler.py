@@ -101,7 +101,8 @@ class GANOverSampler(GANSampler):
     Fitted attributes: ``sampling_strategy_``, ``synthesizer_`` (no units with
     ``generator="anchored"``), ``n_generated_``, ``n_anchored_`` (anchored rows per class),
     ``n_dropped_`` (drawn GAN rows the neighbour check dropped, per class), ``space_`` (the real rows
-    that anchor rows and the check uses; ``save`` stores them with the model).
+    that anchor rows and the check uses; ``save`` stores them with the model), ``n_ids_issued_``
+    (fresh ids handed out so far: ``sample`` counts on from there, also after ``load``).
 
     Example:
         >>> X_res, y_res = GANOverSampler(random_state=0).fit_resample(X, y)
@@ -309,8 +310,13 @@ class GANOverSampler(GANSampler):
         generated = (
             pd.concat(parts, ignore_index=True) if parts else self.synthesizer_.sample({}, seed)
         )
-        if self.synthesizer_.form.ids:  # one sequence over every class's rows, GAN or anchored
-            self.synthesizer_.form.ids.fill(generated, 0, np.random.default_rng([seed, 4]))
+        if self.synthesizer_.form.ids:
+            # one sequence over every class's rows, GAN or anchored, and on over later calls
+            # of sample(): no two rows this fitted sampler makes share an id
+            first = getattr(self, "n_ids_issued_", 0)
+            rng = np.random.default_rng([seed, 4, first])  # UUIDs: a fresh stream per call
+            self.synthesizer_.form.ids.fill(generated, first, rng)
+            self.n_ids_issued_ = first + len(generated)
         y = generated[label].to_numpy() if len(generated) else np.empty(0, dtype=object)
         features = generated.drop(columns=[label])
         if getattr(self, "input_kind_", "dataframe") == "array":
@@ -339,17 +345,20 @@ class GANOverSampler(GANSampler):
     def _saved_state(self) -> dict[str, Any]:
         # the anchors and the neighbour check need the real rows; GAN rows alone do not, and
         # then the file holds no real row
+        issued = {"ids_issued": getattr(self, "n_ids_issued_", 0)}
         if self.generator == "gan" and not self.filter_generated:
-            return {}
-        return {"real_rows": self.space_.state_dict()}
+            return issued
+        return {"real_rows": self.space_.state_dict(), **issued}
 
     def _restore_state(self, extra: dict[str, Any]) -> None:
+        self.n_ids_issued_ = int(extra.get("ids_issued", 0))
         if "real_rows" in extra:
             self.space_ = RowSpace.from_state_dict(extra["real_rows"], self.synthesizer_.schema)
 
     def fit_resample(self, X, y, **params):
         self.input_kind_ = "dataframe" if isinstance(X, pd.DataFrame) else "array"
         self._y_original = y  # imbalanced-learn hands _fit_resample a plain array
+        self.n_ids_issued_ = 0  # a new fit numbers fresh ids from the largest real one again
         if isinstance(X, pd.DataFrame) and self.columns:
             # an ignored column's generated cells are missing: a NumPy int / bool column takes
             # its nullable dtype (Int64, boolean) to hold them, in the real rows too

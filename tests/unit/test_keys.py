@@ -98,3 +98,18 @@ def test_the_sampler_gives_generated_rows_fresh_ids_and_real_rows_theirs(orders)
     # declared: a column that is not unique is an id if the user says so
     X_res, _ = GANOverSampler(steps=2, random_state=0, columns={"channel": "id"}).fit_resample(X, y)
     assert not set(X_res["channel"].iloc[len(X) :]) & set(X["channel"])
+
+
+def test_later_samples_count_on_also_after_a_save(orders, tmp_path):
+    from augment import GANOverSampler
+
+    X, y = orders
+    sampler = GANOverSampler(steps=2, random_state=0)
+    X_res, _ = sampler.fit_resample(X, y)
+    first, _ = sampler.sample({"fraud": 30})
+    sampler.save(tmp_path / "s.pt")
+    second, _ = GANOverSampler.load(tmp_path / "s.pt").sample({"fraud": 30})
+    seen = pd.concat([X_res, first, second], ignore_index=True)
+    for column in ("order_id", "row", "token"):
+        assert seen[column].is_unique, column
+    assert sampler.n_ids_issued_ == len(X_res) - len(X) + 30
