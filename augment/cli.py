@@ -339,6 +339,11 @@ class _Progress:
             roles: dict[str, list[str]] = {}
             for column in schema.columns:
                 roles.setdefault(column.kind, []).append(column.name)
+            # columns kept out of the model: ids (fresh values) and ignored ones (left missing)
+            cleaning = getattr(data, "cleaning", {})
+            for key, kind in (("ids", "id (fresh values)"), ("ignored", "ignored")):
+                if cleaning.get(key):
+                    roles[kind] = list(cleaning[key])
             console.print(
                 "columns  "
                 + "; ".join(

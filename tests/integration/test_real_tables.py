@@ -107,7 +107,9 @@ def test_the_job_writes_shards_with_the_inputs_schema(tmp_path, monkeypatch):
     _check_generated(frame, synthetic)
     manifest = read_manifest(run)
     assert manifest["columns"] == {"ids": ["customer_id"], "date_strings": ["last_order"]}
-    assert "treated as ids, not learned: customer_id" in " ".join(result.output.split())
+    printed = " ".join(result.output.split())
+    assert "treated as ids, not learned: customer_id" in printed
+    assert "1 id (fresh values): customer_id" in printed
     assert "treated as ids, not learned: customer_id" in (run / "report.html").read_text()
     assert "balanced_accuracy" in result.output  # validation ran on the model's form
     # the run as a dataset: the real train rows keep their own ids, the synthetic ones theirs
