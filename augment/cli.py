@@ -279,22 +279,17 @@ def _roles_comment(cfg: Any) -> str:
     and change (tables only)."""
     if cfg.data.kind != "tabular":
         return ""
-    from augment.tabular.schema import infer_schema
+    from augment.tabular.roles import infer_roles
     from augment.tabular.sources import read_table
 
     d = cfg.data
     try:
         frame, _ = read_table(d.source, d.label, d.format, d.drop_columns, max_rows=100_000)
-        schema = infer_schema(
-            frame,
-            d.label,
-            categorical_max_unique=d.categorical_max_unique,
-            max_categories=d.max_categories,
-        )
+        profiles = infer_roles(frame, d.label, categorical_max_unique=d.categorical_max_unique)
     except AugmentError as error:
         return f"# the columns' roles could not be inferred: {error}\n"
     lines = ["  # inferred roles of the columns; uncomment a line to change one:", "  # columns:"]
-    lines += [f"  #   {column.name}: {column.kind}" for column in schema.columns]
+    lines += [f"  #   {p.name}: {p.role}  # {p.why}" for p in profiles]
     return "\n".join(lines) + "\n"
 
 
@@ -344,6 +339,11 @@ class _Progress:
             roles: dict[str, list[str]] = {}
             for column in schema.columns:
                 roles.setdefault(column.kind, []).append(column.name)
+            # columns kept out of the model: ids (fresh values) and ignored ones (left missing)
+            cleaning = getattr(data, "cleaning", {})
+            for key, kind in (("ids", "id (fresh values)"), ("ignored", "ignored")):
+                if cleaning.get(key):
+                    roles[kind] = list(cleaning[key])
             console.print(
                 "columns  "
                 + "; ".join(

@@ -97,3 +97,15 @@ def test_quick_scale_benchmark_prints_table_and_writes_json(tmp_path: Path) -> N
     capped, uncapped = results[2], results[3]
     assert capped["cap"] == "5000" and uncapped["cap"] == "None"
     assert any("stratified sample" in note for note in capped["notes"])
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_quick_high_cardinality_benchmark_prints_table_and_writes_json(tmp_path: Path) -> None:
+    output = tmp_path / "high_cardinality.json"
+    completed = _run_quick("benchmarks.high_cardinality", output)
+    assert "| mix | 50 |" in completed.stdout and "| gan | 2000 |" in completed.stdout
+    runs = json.loads(output.read_text())["runs"]
+    assert len(runs) == 8 and all(run["new_levels"] == 0 for run in runs)
+    widths = {(run["generator"], run["max_levels"]): run["width"] for run in runs}
+    assert widths[("mix", 50)] == 54 and widths[("mix", None)] > 1000

@@ -61,7 +61,7 @@ def write_report(
                 per_class=report.per_class if report else None,
                 confusion=report.confusion if report else {},
                 classes=report.classes if report else [],
-                notes=report.notes if report else [],
+                notes=[*data.cleaning.get("notes", []), *(report.notes if report else [])],
                 mlflow_run_id=ctx.tracker.run_id if ctx.tracker else None,
                 tracking_uri=ctx.tracker.tracking_uri if ctx.tracker else None,
             )

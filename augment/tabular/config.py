@@ -16,8 +16,7 @@ from augment.core.config import (
     PositiveInt,
     ValidateConfig,
 )
-
-ColumnKind = Literal["continuous", "categorical"]
+from augment.tabular.roles import Role
 
 
 class TabularDataConfig(DataConfig):
@@ -27,8 +26,13 @@ class TabularDataConfig(DataConfig):
     format: Literal["auto", "parquet", "csv"] = Field(
         "auto", description="How to read data.source; auto goes by the file suffix."
     )
-    columns: dict[str, ColumnKind] = Field(
-        default_factory=dict, description="Override the inferred kind of some columns."
+    columns: dict[str, Role] = Field(
+        default_factory=dict,
+        description="Override the inferred role of some columns (`augment profile` shows them): "
+        "continuous, integer, categorical, boolean, datetime (a datetime dtype or date "
+        "strings), id (never learned; generated rows get fresh ids of the same form), ignore "
+        "(left out of the model; generated rows leave it missing) or text (refused: declare "
+        "it ignore or categorical). docs/tabular.md, 'Column roles'.",
     )
     drop_columns: list[str] = Field(
         default_factory=list, description="Columns left out of the model and the output."
@@ -36,8 +40,16 @@ class TabularDataConfig(DataConfig):
     categorical_max_unique: PositiveInt = Field(
         10, description="Integer columns with at most this many distinct values are categorical."
     )
+    max_levels: PositiveInt | None = Field(
+        50,
+        description="A categorical column with more distinct values keeps this many of its "
+        "most frequent ones for the model; the rest share one level, and a generated row with "
+        "it gets one of them drawn from its class's frequencies. null keeps every level.",
+    )
     max_categories: PositiveInt = Field(
-        1000, description="Refuse a categorical column with more distinct values than this."
+        1000,
+        description="Refuse a categorical column with more levels than this for the model "
+        "(after data.max_levels).",
     )
     missing: Literal["model", "error", "drop", "impute"] = Field(
         "model",

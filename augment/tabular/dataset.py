@@ -51,8 +51,11 @@ class TableItems:
     ) -> None:
         label = manifest["label"]
         synthetic = read_shards(output)  # sha256 checked per part
-        # the real rows as the user has them (times, gaps; no flag columns)
-        parts = [real.form.restore(real.train.copy())] if real is not None else []
+        # the real rows as the user has them (times, gaps, ids; no flag columns)
+        parts = []
+        if real is not None:
+            originals = real.originals if real.originals is not None else real.train.iloc[:, :0]
+            parts.append(real.form.restore_real(real.train.copy(), originals))
         if len(synthetic):
             parts.append(synthetic)
         self.frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()

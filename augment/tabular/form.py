@@ -1,5 +1,7 @@
-"""The model's form of a user's rows, and back: datetimes as seconds, missing numbers as a value
-and a flag (:mod:`augment.tabular.missing`).
+"""The model's form of a user's rows, and back: datetimes (and date strings) as seconds, missing
+numbers as a value and a flag (:mod:`augment.tabular.missing`), ids and ignored columns left out
+(fresh ids and missing values on the way back, :mod:`augment.tabular.keys`), the rare levels of a
+wide category as one (:mod:`augment.tabular.levels`).
 
 The GAN models numbers and categories. A datetime column (any resolution, with or without a time
 zone) becomes the seconds since its earliest training value, a continuous column the GAN learns
@@ -7,11 +9,14 @@ like any other; generated seconds are clipped to the seen range, rounded to the 
 resolution (whole days when every training value is a midnight: dates stay dates, else whole
 seconds or the dtype's unit) and turned back into the column's dtype and time zone::
 
-    form = TableForm.fit(train, label="churned")
+    roles = resolve_roles(frame, "churned", {"note": "ignore"}, Wording(python_api=True))
+    form = TableForm.fit(train, "churned", roles, max_levels=50)
     model_rows = form.to_model(train)    # signup -> float seconds; amount -> amount + flag
-    rows = form.restore(generated)       # signup back in Europe/Paris, gaps where flagged
+    rows = form.restore(generated, cls="yes", rng=rng, first_id=0)
+    # signup back in Europe/Paris, gaps where flagged, fresh customer ids, note missing
 
-A missing datetime (NaT) is a missing number to the model: it gets a flag like any other.
+A missing datetime (NaT) is a missing number to the model: it gets a flag like any other. A
+string column of dates (:class:`DateStrings`) is parsed first and written back in its format.
 """
 
 from __future__ import annotations
@@ -22,7 +27,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from augment.tabular.keys import IdColumns
+from augment.tabular.levels import RareLevels
 from augment.tabular.missing import MissingValues
+from augment.tabular.roles import ColumnRoles, date_format, parse_dates
 
 _DAY = 86_400.0
 
@@ -123,41 +131,195 @@ def _unit_seconds(unit: str) -> float:
 
 
 @dataclass
+class DateString:
+    dtype: str  # the input's dtype (object or a string dtype)
+    format: str  # the strftime format every training value parsed with
+
+
+@dataclass
+class DateStrings:
+    """String columns of dates (``"2024-03-05"``, ISO timestamps) and their format.
+
+    The model sees them as datetimes (then seconds, :class:`DatetimeColumns`); generated
+    values are written back as strings in the same format. Values with a UTC offset
+    (``+01:00``, ``Z``) are read as UTC and written in UTC (``+0000``)."""
+
+    columns: dict[str, DateString] = field(default_factory=dict)
+
+    @classmethod
+    def fit(cls, frame: pd.DataFrame, names: list[str]) -> DateStrings:
+        columns = {}
+        for name in names:
+            present = frame[name].dropna()
+            fmt = date_format(present) if len(present) else None
+            if fmt is None:  # resolve_roles checked the values: only an empty column is left
+                continue
+            columns[name] = DateString(str(frame[name].dtype), fmt)
+        return cls(columns)
+
+    def __bool__(self) -> bool:
+        return bool(self.columns)
+
+    def to_model(self, frame: pd.DataFrame) -> pd.DataFrame:
+        if not self:
+            return frame
+        out = frame.copy()
+        for name, column in self.columns.items():
+            if name in out.columns:
+                values = out[name].astype(object).where(out[name].notna(), None)
+                out[name] = parse_dates(values, column.format)
+        return out
+
+    def restore(self, frame: pd.DataFrame) -> pd.DataFrame:
+        for name, column in self.columns.items():
+            if name not in frame.columns:
+                continue
+            times = frame[name]
+            text = times.dt.strftime(column.format).astype(object)
+            text = text.where(times.notna().to_numpy(), None)
+            frame[name] = pd.Series(text.to_numpy(), index=frame.index, dtype=column.dtype)
+        return frame
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: vars(column) for name, column in self.columns.items()}
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any] | None) -> DateStrings:
+        return cls({name: DateString(**values) for name, values in (state or {}).items()})
+
+
+def missing_dtype(dtype: str) -> Any:
+    """The dtype a column of ``dtype`` takes to hold missing values: the nullable pandas
+    dtype of a NumPy integer or bool (``int64`` -> ``Int64``, ``bool`` -> ``boolean``), else
+    the dtype itself."""
+    target = pd.api.types.pandas_dtype(dtype)
+    if isinstance(target, np.dtype) and target.kind in "iu":
+        return pd.api.types.pandas_dtype(target.name.replace("uint", "UInt").replace("int", "Int"))
+    if isinstance(target, np.dtype) and target.kind == "b":
+        return pd.BooleanDtype()
+    return target
+
+
+def _missing_column(dtype: str, n: int, index: pd.Index) -> pd.Series:
+    target = missing_dtype(dtype)
+    if isinstance(target, pd.CategoricalDtype):
+        return pd.Series(pd.Categorical([None] * n, dtype=target), index=index)
+    return pd.Series([None] * n, index=index, dtype=object).astype(target)
+
+
+@dataclass
 class TableForm:
-    """Every step between the user's rows and the model's, fitted on the training rows."""
+    """Every step between the user's rows and the model's, fitted on the training rows.
+
+    Towards the model: id and ignored columns out; date strings to datetimes; datetimes to
+    seconds; gaps in numbers to a value and a flag; rare levels of a wide category to one
+    stand-in. Back: the same steps undone, fresh ids and missing values (ignored columns)
+    put in."""
 
     datetimes: DatetimeColumns = field(default_factory=DatetimeColumns)
     missing: MissingValues = field(default_factory=MissingValues)
+    ids: IdColumns = field(default_factory=IdColumns)
+    ignored: dict[str, str] = field(default_factory=dict)  # name -> the input's dtype
+    date_strings: DateStrings = field(default_factory=DateStrings)
+    levels: RareLevels = field(default_factory=RareLevels)
 
     @classmethod
     def fit(
         cls,
         frame: pd.DataFrame,
         label: str,
-        skip: set[str] | None = None,
+        roles: ColumnRoles | None = None,
         also: pd.DataFrame | None = None,
         missing: bool = True,
+        max_levels: int | None = None,
     ) -> TableForm:
-        """``skip``: columns declared categorical (modelled as they are); ``also``: the holdout,
-        whose gaps need flags too; ``missing=False`` leaves gaps alone (other policies)."""
-        skip = skip or set()
-        datetimes = DatetimeColumns.fit(frame.drop(columns=list(skip & set(frame.columns))), label)
-        seconds = datetimes.to_model(frame)
-        also_seconds = datetimes.to_model(also) if also is not None else None
+        """``roles``: every column's role (:func:`augment.tabular.roles.resolve_roles`; None:
+        numbers, categories and datetime dtypes only); ``also``: the holdout, whose gaps need
+        flags too; ``missing=False`` leaves gaps alone (other policies); ``max_levels``: the
+        levels a category keeps for the model (None: all)."""
+        roles = roles or ColumnRoles({})
+        skip = roles.declared_categorical
+        ids = IdColumns.fit(frame[roles.named("id")])
+        ignored = {name: str(frame[name].dtype) for name in roles.named("ignore")}
+        out = [*ids.columns, *ignored]
+        kept = frame.drop(columns=out)
+        strings = [
+            name
+            for name in roles.named("datetime")
+            if not pd.api.types.is_datetime64_any_dtype(frame[name].dtype)
+        ]
+        date_strings = DateStrings.fit(kept, strings)
+        parsed = date_strings.to_model(kept)
+        datetimes = DatetimeColumns.fit(parsed.drop(columns=list(skip & set(parsed))), label)
+        seconds = datetimes.to_model(parsed)
+        also_seconds = None
+        if also is not None:
+            also_seconds = datetimes.to_model(date_strings.to_model(also.drop(columns=out)))
         gaps = MissingValues.fit(seconds, label, skip, also_seconds) if missing else None
-        return cls(datetimes, gaps or MissingValues())
+        categorical = [
+            name
+            for name in seconds.columns
+            if name != label
+            and (name in skip or (name not in roles.declared and _holds_levels(seconds[name])))
+        ]
+        levels = RareLevels.fit(seconds, label, categorical, max_levels)
+        return cls(datetimes, gaps or MissingValues(), ids, ignored, date_strings, levels)
 
     def __bool__(self) -> bool:
-        return bool(self.datetimes) or bool(self.missing)
+        return any(
+            map(bool, (self.datetimes, self.missing, self.ids, self.ignored, self.date_strings))
+        ) or bool(self.levels)
 
     def to_model(self, frame: pd.DataFrame) -> pd.DataFrame:
-        return self.missing.to_model(self.datetimes.to_model(frame))
+        out = [name for name in (*self.ids.columns, *self.ignored) if name in frame.columns]
+        frame = frame.drop(columns=out) if out else frame
+        rows = self.datetimes.to_model(self.date_strings.to_model(frame))
+        return self.levels.to_model(self.missing.to_model(rows))
 
-    def restore(self, frame: pd.DataFrame) -> pd.DataFrame:
-        return self.datetimes.restore(self.missing.restore(frame))
+    def restore(
+        self,
+        frame: pd.DataFrame,
+        cls: Any = None,
+        rng: np.random.Generator | None = None,
+        first_id: int = 0,
+    ) -> pd.DataFrame:
+        """The model's rows of class ``cls`` in the user's form. ``rng`` draws rare levels and
+        UUIDs; ``first_id``: how many fresh ids the caller has handed out before these rows."""
+        if rng is None and (self.levels or self.ids):
+            raise ValueError("restoring rare levels or ids needs the class and a seeded rng")
+        if self.levels:
+            frame = self.levels.restore(frame, cls, rng)
+        frame = self.datetimes.restore(self.missing.restore(frame))
+        frame = self.date_strings.restore(frame)
+        if self.ids:
+            frame = self.ids.fill(frame, first_id, rng)
+        for name, dtype in self.ignored.items():
+            frame[name] = _missing_column(dtype, len(frame), frame.index)
+        return frame
+
+    @property
+    def replaced(self) -> list[str]:
+        """Columns whose real values the model's form does not keep (ids, ignored columns, wide
+        categories): restoring real rows needs them from elsewhere (:meth:`restore_real`)."""
+        return [*self.ids.columns, *self.ignored, *self.levels.columns]
+
+    def restore_real(self, frame: pd.DataFrame, originals: pd.DataFrame) -> pd.DataFrame:
+        """Real rows in the model's form back in the user's: times and gaps undone, and the
+        :attr:`replaced` columns taken from ``originals`` (the same rows, same index)."""
+        frame = self.date_strings.restore(self.datetimes.restore(self.missing.restore(frame)))
+        for name in self.replaced:
+            frame[name] = originals[name]
+        return frame
 
     def to_dict(self) -> dict[str, Any]:
-        return {"datetimes": self.datetimes.to_dict(), "missing": self.missing.to_dict()}
+        return {
+            "datetimes": self.datetimes.to_dict(),
+            "missing": self.missing.to_dict(),
+            "ids": self.ids.to_dict(),
+            "ignored": dict(self.ignored),
+            "date_strings": self.date_strings.to_dict(),
+            "levels": self.levels.to_dict(),
+        }
 
     @classmethod
     def from_dict(cls, state: dict[str, Any] | None) -> TableForm:
@@ -165,4 +327,19 @@ class TableForm:
         return cls(
             DatetimeColumns.from_dict(state.get("datetimes")),
             MissingValues.from_dict(state.get("missing")),
+            IdColumns.from_dict(state.get("ids")),
+            dict(state.get("ignored", {})),
+            DateStrings.from_dict(state.get("date_strings")),
+            RareLevels.from_dict(state.get("levels")),
         )
+
+
+def _holds_levels(series: pd.Series) -> bool:
+    """A column the schema infers as categorical from its dtype (strings, categories, bools)."""
+    dtype = series.dtype
+    return (
+        isinstance(dtype, pd.CategoricalDtype)
+        or pd.api.types.is_bool_dtype(dtype)
+        or pd.api.types.is_object_dtype(dtype)
+        or pd.api.types.is_string_dtype(dtype)
+    )

@@ -32,7 +32,7 @@ from augment.core.validation import proportional_pick
 from augment.tabular.cgan import GANSettings
 from augment.tabular.config import TabularJobConfig
 from augment.tabular.form import TableForm
-from augment.tabular.roles import refuse_copied_columns
+from augment.tabular.roles import Wording, resolve_roles
 from augment.tabular.schema import TableSchema, infer_schema
 from augment.tabular.sources import handle_missing, read_table
 from augment.tabular.synthesizer import (
@@ -57,6 +57,9 @@ class TableData:
     cleaning: dict[str, Any]
     # train and holdout are in the model's form (datetimes as seconds, gaps as value + flag)
     form: TableForm = field(default_factory=TableForm)
+    # the train rows' values of the columns the form does not keep (ids, ignored, wide
+    # categories), as the user has them: what puts the real rows back together
+    originals: pd.DataFrame | None = None
 
     @property
     def classes(self) -> list[Any]:
@@ -112,28 +115,35 @@ class TabularModality(Modality):
             cleaning.setdefault("notes", []).append(sample.note(d.max_rows))
             cleaning["source_rows"] = sample.rows
             log.warning(cleaning["notes"][-1])
-        refuse_copied_columns(frame, d.label, set(d.columns))
-        train, holdout, counts, plan = ctx.split_and_plan(frame, d.label, population)
-        # the model's form: datetimes as seconds, and (data.missing: model) a missing number
-        # as a value and a flag; fitted on the train split alone
-        declared = {name for name, kind in d.columns.items() if kind == "categorical"}
-        form = TableForm.fit(
-            train, d.label, skip=declared, also=holdout, missing=d.missing == "model"
+        roles = resolve_roles(
+            frame, d.label, dict(d.columns), Wording(python_api=False), d.categorical_max_unique
         )
+        train, holdout, counts, plan = ctx.split_and_plan(frame, d.label, population)
+        # the model's form: ids and ignored columns out, date strings and datetimes as
+        # seconds, (data.missing: model) a missing number as a value and a flag, the rare
+        # levels of a wide category as one; fitted on the train split alone
+        form = TableForm.fit(
+            train,
+            d.label,
+            roles,
+            also=holdout,
+            missing=d.missing == "model",
+            max_levels=d.max_levels,
+        )
+        originals = train[form.replaced]
         train, holdout = form.to_model(train), form.to_model(holdout)
-        if form.missing:
-            cleaning["missing_modelled"] = sorted(form.missing.flags)
-        if form.datetimes:
-            cleaning["datetimes"] = sorted(form.datetimes.columns)
+        _describe_form(form, cleaning)
         schema = infer_schema(
             train,
             d.label,
-            overrides=d.columns,
+            overrides=roles.schema_overrides(),
             categorical_max_unique=d.categorical_max_unique,
             max_categories=d.max_categories,
             constant_columns=d.constant_columns,
         )
-        return TableData(schema, list(frame.columns), train, holdout, counts, plan, cleaning, form)
+        return TableData(
+            schema, list(frame.columns), train, holdout, counts, plan, cleaning, form, originals
+        )
 
     def data_digest(self, data: TableData) -> str:
         schema = json.dumps(data.schema.to_dict(), sort_keys=True, default=str)
@@ -211,7 +221,14 @@ class TabularModality(Modality):
         return report, fidelity
 
     def manifest_fields(self, ctx, data, generation: GenerationResult) -> dict[str, Any]:
-        return {}
+        form = data.form
+        columns = {
+            "ids": sorted(form.ids.columns),
+            "ignored": sorted(form.ignored),
+            "date_strings": sorted(form.date_strings.columns),
+            "levels_kept": {name: len(c.kept) for name, c in form.levels.columns.items()},
+        }
+        return {"columns": {key: value for key, value in columns.items() if value}}
 
     def shard_items(self, output, manifest, real: TableData | None, features=None):
         from augment.tabular.dataset import shard_items
@@ -274,6 +291,37 @@ class TabularModality(Modality):
             inputs.real_correlation = _correlation(real[numeric].to_numpy(np.float64), weights)
             inputs.synthetic_correlation = _correlation(synthetic[numeric].to_numpy(np.float64))
         return inputs
+
+
+def _describe_form(form: TableForm, cleaning: dict[str, Any]) -> None:
+    """What the form does to the columns, for the summary, the report and MLflow."""
+    notes = cleaning.setdefault("notes", [])
+    if form.missing:
+        cleaning["missing_modelled"] = sorted(form.missing.flags)
+    if form.datetimes:
+        cleaning["datetimes"] = sorted(form.datetimes.columns)
+    if form.ids:
+        cleaning["ids"] = sorted(form.ids.columns)
+        notes.append(
+            f"treated as ids, not learned: {', '.join(cleaning['ids'])}; generated rows get "
+            "fresh ids that no real row has"
+        )
+    if form.ignored:
+        cleaning["ignored"] = sorted(form.ignored)
+        notes.append(
+            f"ignored (data.columns): {', '.join(cleaning['ignored'])}; generated rows leave "
+            "them missing"
+        )
+    if form.date_strings:
+        cleaning["date_strings"] = sorted(form.date_strings.columns)
+    for name, column in form.levels.columns.items():
+        notes.append(
+            f"{name}: {len(column.kept) + len(column.rare):,} levels; the model keeps the "
+            f"{len(column.kept)} most frequent (data.max_levels), the other "
+            f"{len(column.rare):,} are drawn from each class's frequencies"
+        )
+    if not notes:
+        del cleaning["notes"]
 
 
 #: at most this many real and synthetic rows in the report's per-feature plots

@@ -8,17 +8,20 @@ missing share and distinct count, so a user sees what a job will do before runni
     for column in infer_roles(frame, label="churned"):
         print(column.name, column.role, column.missing, column.distinct, column.why)
 
-The GAN models ``continuous``, ``integer``, ``categorical`` and ``boolean`` columns today
-(:func:`augment.tabular.schema.infer_schema`); the other roles are recognised here so they are
-reported, and a job refuses them with a message that says what to do.
+A job and ``GANOverSampler`` take these roles as overrides (``data.columns`` /
+``columns=``); :func:`resolve_roles` checks the declared ones against the values and infers the
+rest. The GAN models ``continuous``, ``integer``, ``categorical``, ``boolean`` and ``datetime``
+columns (date strings too, :mod:`augment.tabular.form`); an ``id`` is never learned, generated
+rows get fresh ones (:mod:`augment.tabular.keys`); an ``ignore`` column is left out and comes
+back missing; free ``text`` is refused unless declared ``ignore`` or ``categorical``.
 """
 
 from __future__ import annotations
 
 import re
 import warnings
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -148,46 +151,276 @@ def _consecutive(values: np.ndarray) -> bool:
 def _parses_as_dates(sample: pd.Series) -> bool:
     if not sample.str.contains(_DATE_LIKE).mean() > 0.95:
         return False
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "could not infer format": we only ask whether it parses
-        parsed = pd.to_datetime(sample, errors="coerce", format="mixed")
-    return bool(parsed.notna().mean() > 0.95)
+    return date_format(sample, share=0.95) is not None
 
 
-def refuse_copied_columns(
-    frame: pd.DataFrame, label: str, declared: set[str], python_api: bool = False
-) -> None:
-    """Refuse columns whose values the generator would copy into the synthetic rows: keys
-    (``id``) and free text (``text``), unless the user declared the column's kind.
+def date_format(values: pd.Series, share: float = 1.0) -> str | None:
+    """The one ``strftime`` format at least ``share`` of the strings of ``values`` parse with
+    (all of them by default), or None.
 
-    A key or a text modelled as a category comes back as the real rows' values: useless in a
-    synthetic row and a leak of the real ones. Until ids are generated fresh (issue 16), the
-    column is refused with the way out, worded for the interface in use.
+    Month-first is tried before day-first (as pandas guesses); "05/03/2024" alone is read as
+    May 3rd unless another value (a day above 12) settles it."""
+    from pandas.tseries.api import guess_datetime_format
+
+    values = values.astype(str)
+    if values.empty:
+        return None
+    tried = []
+    for value in values.iloc[:20]:
+        for dayfirst in (False, True):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "dayfirst ignored for ISO dates": we try both
+                found = guess_datetime_format(value, dayfirst=dayfirst)
+            if found and found not in tried:
+                tried.append(found)
+    for candidate in tried:
+        if parse_dates(values, candidate, errors="coerce").notna().mean() >= share:
+            return candidate
+    return None
+
+
+def parse_dates(values: pd.Series, fmt: str, errors: str = "raise") -> pd.Series:
+    """Strings in format ``fmt`` as datetimes; a format with a UTC offset (``%z``) gives UTC."""
+    return pd.to_datetime(values, format=fmt, errors=errors, utc="%z" in fmt)
+
+
+# -- the roles a job or a sampler uses: declared ones checked, the rest inferred --------------
+
+#: roles the GAN models (a datetime as seconds); ``id`` and ``ignore`` are kept out of it
+MODELLED = ("continuous", "integer", "categorical", "boolean", "datetime")
+
+
+@dataclass(frozen=True)
+class Wording:
+    """How a fix is written for the interface in use: the Python API's arguments
+    (``columns={'signup': 'datetime'}``) or the job's YAML keys (``data.columns.signup:
+    datetime``). ``keys`` maps a column's name to the user's key when they differ (the
+    position of a column of an array)."""
+
+    python_api: bool
+    keys: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def setting(self) -> str:
+        return "columns=" if self.python_api else "data.columns"
+
+    def declare(self, name: str, role: str) -> str:
+        if self.python_api:
+            return f"columns={{{self.keys.get(name, name)!r}: {role!r}}}"
+        return f"data.columns.{name}: {role}"
+
+    def drop(self, names: list[str]) -> str:
+        if self.python_api:
+            return f"X.drop(columns={names})"
+        return f"data.drop_columns: {names}"
+
+
+@dataclass
+class ColumnRoles:
+    """The role of every feature column, and which of them the user declared."""
+
+    roles: dict[str, str]
+    declared: dict[str, str] = field(default_factory=dict)
+
+    def named(self, *roles: str) -> list[str]:
+        return [name for name, role in self.roles.items() if role in roles]
+
+    @property
+    def declared_categorical(self) -> set[str]:
+        """Columns declared categorical or boolean: modelled as levels as they are (gaps too)."""
+        return {n for n, r in self.declared.items() if r in ("categorical", "boolean")}
+
+    def schema_overrides(self) -> dict[str, str]:
+        """The declared roles the schema must follow (the others it infers as it always has)."""
+        return {n: r for n, r in self.declared.items() if r in MODELLED}
+
+
+def resolve_roles(
+    frame: pd.DataFrame,
+    label: str,
+    declared: dict[str, str] | None,
+    wording: Wording,
+    categorical_max_unique: int = 10,
+) -> ColumnRoles:
+    """Every feature column's role: the declared ones after checking they fit the values, the
+    others inferred (:func:`infer_roles`).
 
     Raises:
-        DataError: such a column, named with its evidence and the fix.
+        DataError: a declared column that is not there (or is the label), an unknown role, a
+            role the values cannot have (text declared continuous, numbers declared datetime,
+            three values declared boolean), a column mixing numbers and text, an undeclared
+            column of free text. Each message names the column and the fix in ``wording``.
     """
     from augment.core.errors import DataError
 
-    kept = {name: "categorical" for name in declared if name in frame.columns and name != label}
-    suspects = [p for p in infer_roles(frame, label, kept) if p.role in ("id", "text")]
-    if not suspects:
-        return
-    first = suspects[0]
-    names = [p.name for p in suspects]
-    what = "an id" if first.role == "id" else "free text"
-    if python_api:
-        fix = (
-            f"drop it from X (X.drop(columns={names})), or, to model it as a category anyway, "
-            f"pass categorical_columns={names}"
+    declared = {str(name): role for name, role in (declared or {}).items()}
+    if label in declared:
+        raise DataError(
+            f"{wording.setting} lists the label column {label!r}; the label is always a class, "
+            "remove it"
         )
-    else:
-        fix = (
-            f"drop it (data.drop_columns: {names}), or, to model it as a category anyway, set "
-            f"data.columns.{first.name}: categorical"
+    unknown = sorted(set(declared) - set(map(str, frame.columns)))
+    if unknown:
+        shown = [wording.keys.get(name, name) for name in unknown]
+        where = "X" if wording.python_api else "the data"
+        raise DataError(
+            f"{wording.setting} names columns that are not in {where}: {shown}; available "
+            f"columns: {[wording.keys.get(c, c) for c in map(str, frame.columns) if c != label]}"
         )
-    others = f" (also: {', '.join(names[1:])})" if len(names) > 1 else ""
-    raise DataError(
-        f"column {first.name!r} looks like {what} ({first.why}){others}: the synthetic rows "
-        f"would copy real values; {fix}"
+    bad = {name: role for name, role in declared.items() if role not in ROLES}
+    if bad:
+        name, role = next(iter(bad.items()))
+        raise DataError(
+            f"{wording.declare(name, role)}: {role!r} is not a role; a role is one of: "
+            f"{', '.join(ROLES)}"
+        )
+    for name, role in declared.items():
+        _check_declared(frame[name], name, role, wording)
+    profiles = infer_roles(frame, label, declared, categorical_max_unique)
+    for profile in profiles:
+        if profile.name in declared:
+            continue
+        series = frame[profile.name]
+        mixed = _mixed_example(series, categorical_max_unique)
+        if mixed is not None:
+            raise DataError(_mixed_message(profile.name, *mixed, wording))
+        if profile.role == "text":
+            raise DataError(
+                f"column {profile.name!r} looks like free text ({profile.why}): the GAN does "
+                f"not write text, and as a category the synthetic rows would copy real values; "
+                f"leave it out ({wording.declare(profile.name, 'ignore')}; generated rows get "
+                f"a missing value there), model it as a category anyway "
+                f"({wording.declare(profile.name, 'categorical')}), or drop it "
+                f"({wording.drop([profile.name])})"
+            )
+        if profile.role == "datetime" and not pd.api.types.is_datetime64_any_dtype(series.dtype):
+            _check_date_strings(series, profile.name, wording, "categorical")
+    return ColumnRoles({p.name: p.role for p in profiles}, declared)
+
+
+def _check_declared(series: pd.Series, name: str, role: str, wording: Wording) -> None:
+    from augment.core.errors import DataError
+
+    dtype = series.dtype
+    numeric = pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
+    if role in ("continuous", "integer") and not numeric:
+        mixed = _mixed_example(series, 0)
+        if mixed is not None:
+            raise DataError(_mixed_message(name, *mixed, wording))
+        row, value = _first_row(series, series.notna())
+        raise DataError(
+            f"column {name!r} ({dtype}, row {row}: {value!r}) cannot be {role}: it does not hold "
+            f"numbers; convert it to numbers or declare {wording.declare(name, 'categorical')}"
+        )
+    if role == "datetime" and not pd.api.types.is_datetime64_any_dtype(dtype):
+        if numeric or pd.api.types.is_bool_dtype(dtype):
+            raise DataError(
+                f"column {name!r} holds numbers ({dtype}), not times; convert it to a datetime "
+                f"(e.g. pd.to_datetime(values, unit='s')) or declare "
+                f"{wording.declare(name, 'continuous')}"
+            )
+        _check_date_strings(series, name, wording, "categorical")
+    if role == "boolean":
+        distinct = series.dropna().unique()
+        if len(distinct) > 2:
+            raise DataError(
+                f"column {name!r} has {len(distinct)} distinct values (e.g. "
+                f"{[to_plain(v) for v in distinct[:3]]}); a boolean has at most two: declare "
+                f"{wording.declare(name, 'categorical')}"
+            )
+    if role == "id":
+        if isinstance(dtype, pd.CategoricalDtype) or pd.api.types.is_bool_dtype(dtype):
+            raise DataError(
+                f"column {name!r} has dtype {dtype}, which cannot take new values; convert it "
+                f"to strings or integers before declaring {wording.declare(name, 'id')}"
+            )
+        if pd.api.types.is_float_dtype(dtype):
+            values = series.dropna().to_numpy(dtype=np.float64)
+            whole = values == np.round(values)
+            if not whole.all():
+                row, value = _first_row(series, series.notna() & (series != np.round(series)))
+                raise DataError(
+                    f"column {name!r} declared an id holds fractions (row {row}: {value!r}); "
+                    "an id is a whole number or a string"
+                )
+    if role == "text":
+        raise DataError(
+            f"{wording.declare(name, 'text')}: the GAN does not write text; declare "
+            f"{wording.declare(name, 'ignore')} (generated rows get a missing value) or "
+            f"{wording.declare(name, 'categorical')} (the synthetic rows reuse real values)"
+        )
+
+
+def _check_date_strings(series: pd.Series, name: str, wording: Wording, other: str) -> None:
+    """Every value of a column of date strings parses with one format, or a DataError names a
+    value that does not."""
+    from augment.core.errors import DataError
+
+    present = series.dropna()
+    if not len(present) or not all(isinstance(v, str) for v in present.iloc[:SAMPLE]):
+        raise DataError(
+            f"column {name!r} ({series.dtype}) holds neither datetimes nor date strings; "
+            f"convert it with pd.to_datetime or declare {wording.declare(name, other)}"
+        )
+    fmt = date_format(present.iloc[:SAMPLE], share=0.95)
+    parsed = parse_dates(present, fmt, errors="coerce") if fmt else None
+    if parsed is None or parsed.isna().any():
+        failed = present.index[parsed.isna().to_numpy()] if parsed is not None else present.index
+        row = int(series.index.get_loc(failed[0]))
+        hint = f"as {fmt}" if fmt else "with one format"
+        raise DataError(
+            f"column {name!r} holds date strings, but row {row} ({present[failed[0]]!r}) does "
+            f"not parse {hint}; fix it, or declare {wording.declare(name, other)}"
+        )
+
+
+def _mixed_example(series: pd.Series, categorical_max_unique: int) -> tuple[int, Any] | None:
+    """(row, value) of the first value of the minority kind when ``series`` mixes numbers and
+    text: Python numbers among strings in an object column, or strings of which most parse as
+    numbers (more distinct ones than a category would have) and some do not. None otherwise."""
+    dtype = series.dtype
+    if not (pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype)):
+        return None
+    if isinstance(dtype, pd.CategoricalDtype):
+        return None
+    present = series.dropna()
+    if present.empty:
+        return None
+    kinds = pd.api.types.infer_dtype(present, skipna=True)  # one pass in C
+    if kinds not in ("string", "empty"):
+        # Python objects of several types: find the minority kind row by row (rare, slow path)
+        is_text = present.map(lambda v: isinstance(v, str)).to_numpy(dtype=bool)
+        is_number = present.map(
+            lambda v: isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_))
+        ).to_numpy(dtype=bool)
+        if not (is_text.any() and is_number.any()):
+            return None
+        odd = is_text if is_text.sum() <= is_number.sum() else is_number
+        position = int(np.flatnonzero(odd)[0])
+        return int(series.index.get_loc(present.index[position])), present.iloc[position]
+    if pd.to_numeric(present.iloc[:SAMPLE], errors="coerce").notna().mean() < 0.5:
+        return None  # mostly words: text or levels, not numbers
+    numbers = pd.to_numeric(present, errors="coerce")
+    parsed = numbers.notna().to_numpy()
+    if parsed.all() or parsed.mean() < 0.5 or numbers.nunique() <= categorical_max_unique:
+        return None
+    position = int(np.flatnonzero(~parsed)[0])
+    return int(series.index.get_loc(present.index[position])), present.iloc[position]
+
+
+def _mixed_message(name: str, row: int, value: Any, wording: Wording) -> str:
+    return (
+        f"column {name!r} mixes numbers and text (row {row}: {to_plain(value)!r}); clean it or "
+        f"declare {wording.declare(name, 'categorical')}"
     )
+
+
+def _first_row(series: pd.Series, mask: pd.Series) -> tuple[int, Any]:
+    """The position and value of the first row where ``mask`` holds."""
+    positions = np.flatnonzero(mask.to_numpy(dtype=bool))
+    position = int(positions[0]) if len(positions) else 0
+    return position, to_plain(series.iloc[position]) if len(series) else None
+
+
+def to_plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value

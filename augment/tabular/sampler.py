@@ -14,6 +14,7 @@ has the caller's container type (DataFrame in, DataFrame out, with dtypes kept):
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
 from numbers import Integral, Real
 from typing import Any
@@ -29,8 +30,8 @@ from augment.core.sampler import COMMON_CONSTRAINTS, GANSampler
 from augment.core.train import TrainingLoop, settings_from
 from augment.tabular.anchored import RowSpace
 from augment.tabular.cgan import GANSettings, TrainSettings
-from augment.tabular.form import TableForm
-from augment.tabular.roles import refuse_copied_columns
+from augment.tabular.form import TableForm, missing_dtype
+from augment.tabular.roles import Wording, resolve_roles
 from augment.tabular.schema import infer_schema
 from augment.tabular.synthesizer import (
     SYNTHESIZER_FORMAT,
@@ -66,8 +67,21 @@ class GANOverSampler(GANSampler):
         device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
         precision: ``auto`` (bf16 autocast on CUDA, float32 on a CPU), ``fp32`` or ``bf16``.
         random_state: seed; the same seed and data give the same rows.
+        columns: the role of some columns, by name (DataFrame) or index (array), overriding the
+            inferred one (:mod:`augment.tabular.roles`): ``continuous``, ``integer``,
+            ``categorical``, ``boolean``, ``datetime`` (a datetime dtype or date strings),
+            ``id`` (never learned; generated rows get fresh ids of the same form),
+            ``ignore`` (left out of the model; generated rows get a missing value there, a
+            NumPy int / bool column becoming ``Int64`` / ``boolean`` to hold it) or ``text``
+            (refused: declare it ``ignore`` or ``categorical``). E.g.
+            ``columns={"signup": "datetime", "note": "ignore"}``.
         categorical_columns: column names (DataFrame) or indices (array) to treat as categorical,
-            on top of the inferred ones (strings, bools, categoricals, integers with few values).
+            on top of the inferred ones (strings, bools, categoricals, integers with few values);
+            the same as ``columns={name: "categorical"}``.
+        max_levels: a categorical column with more distinct values keeps its ``max_levels``
+            most frequent ones for the model; the rest share one level, and a generated row
+            with it gets one of them drawn from its class's frequencies
+            (:mod:`augment.tabular.levels`). None keeps every level.
         continuous: ``quantile`` (the sampler's default: a quantile transform to a normal, one
             number per column) or ``gmm`` (mode-specific normalisation, a job's default). With
             half the rows anchored, ``quantile`` ranked as well on the KEEL benchmark, scored
@@ -87,7 +101,8 @@ class GANOverSampler(GANSampler):
     Fitted attributes: ``sampling_strategy_``, ``synthesizer_`` (no units with
     ``generator="anchored"``), ``n_generated_``, ``n_anchored_`` (anchored rows per class),
     ``n_dropped_`` (drawn GAN rows the neighbour check dropped, per class), ``space_`` (the real rows
-    that anchor rows and the check uses; ``save`` stores them with the model).
+    that anchor rows and the check uses; ``save`` stores them with the model), ``n_ids_issued_``
+    (fresh ids handed out so far: ``sample`` counts on from there, also after ``load``).
 
     Example:
         >>> X_res, y_res = GANOverSampler(random_state=0).fit_resample(X, y)
@@ -101,6 +116,8 @@ class GANOverSampler(GANSampler):
         "max_modes": [Interval(Integral, 1, None, closed="left")],
         "continuous": [StrOptions({"quantile", "gmm"})],
         "categorical_columns": ["array-like", None],
+        "columns": [dict, None],
+        "max_levels": [Interval(Integral, 1, None, closed="left"), None],
         "generator": [StrOptions({"gan", "anchored", "mix"})],
         "anchored_share": [Interval(Real, 0, 1, closed="both")],
         "filter_generated": ["boolean"],
@@ -130,6 +147,8 @@ class GANOverSampler(GANSampler):
         precision: str = "auto",
         random_state: Any = None,
         categorical_columns: Sequence[Any] | None = None,
+        columns: Mapping[Any, str] | None = None,
+        max_levels: int | None = 50,
         progress: bool = False,
         cpu_threads: int | None = 1,
         generator: str = "mix",
@@ -170,27 +189,59 @@ class GANOverSampler(GANSampler):
 
         return check_target_type(y, indicate_one_vs_all=True)
 
-    def _frame(self, X) -> tuple[pd.DataFrame, dict[str, str]]:
+    def _frame(self, X) -> tuple[pd.DataFrame, dict[str, str], Wording]:
+        """X as a frame with string column names, the declared roles by those names, and how
+        the errors name the columns (an array's by position)."""
         if isinstance(X, pd.DataFrame):
             frame = X.reset_index(drop=True).copy()
             frame.columns = [str(c) for c in frame.columns]
-            overrides = {str(c): "categorical" for c in (self.categorical_columns or [])}
+
+            def name(key: Any) -> str:
+                return str(key)
+
+            keys = {}
         else:
             frame = pd.DataFrame(X, columns=[f"x{i}" for i in range(X.shape[1])])
-            overrides = {f"x{int(i)}": "categorical" for i in (self.categorical_columns or [])}
-        return frame, overrides
+
+            def name(key: Any) -> str:
+                return f"x{int(key)}" if isinstance(key, Integral) else str(key)
+
+            keys = {f"x{i}": i for i in range(X.shape[1])}
+        declared = {name(c): "categorical" for c in (self.categorical_columns or [])}
+        keys.update({name(key): key for key in (self.columns or {})})  # as the user wrote them
+        for key, role in (self.columns or {}).items():
+            if declared.get(name(key), role) != role:
+                raise DataError(
+                    f"column {key!r} is in categorical_columns and in columns={{{key!r}: "
+                    f"{role!r}}}; give it one role"
+                )
+            declared[name(key)] = role
+        wording = Wording(python_api=True, keys=keys)
+        if not isinstance(X, pd.DataFrame) and frame.dtypes.map(lambda t: t.kind in "iub").any():
+            ignored = [keys.get(n, n) for n, r in declared.items() if r == "ignore"]
+            if ignored:
+                raise DataError(
+                    f"columns {ignored} are declared ignore, but X is an array of "
+                    f"{frame.dtypes.iloc[0]}, which cannot hold the missing values generated "
+                    "rows get there; pass a DataFrame or a float array"
+                )
+        return frame, declared, wording
 
     # -- the hooks of core.sampler.GANSampler ------------------------------------------------
     def _prepare(self, X, y) -> tuple[tuple[pd.DataFrame, Any], list[Any]]:
-        frame, overrides = self._frame(X)
+        frame, declared, wording = self._frame(X)
         label = _label_name(self.__dict__.pop("_y_original", None), list(frame.columns))
         frame[label] = column_or_1d(y)
-        refuse_copied_columns(frame, label, set(overrides), python_api=True)
-        # datetimes as seconds; a missing number as a value and a flag (a missing category is
-        # a level of its own)
-        form = TableForm.fit(frame, label, skip=set(overrides))
+        roles = resolve_roles(frame, label, declared, wording)
+        # ids and ignored columns out, date strings and datetimes as seconds, a missing number
+        # as a value and a flag (a missing category is a level), rare levels as one
+        form = TableForm.fit(frame, label, roles, max_levels=self.max_levels)
         model_rows = form.to_model(frame)
-        schema = infer_schema(model_rows, label, overrides=overrides)
+        # max_levels bounds the one-hot width here (None: every level, as asked), so no job-style
+        # max_categories refusal
+        schema = infer_schema(
+            model_rows, label, overrides=roles.schema_overrides(), max_categories=sys.maxsize
+        )
         return (model_rows, schema, form, list(frame.columns)), schema.classes
 
     def _fit_unit(self, prepared, classes: list[Any], seed: int):
@@ -251,13 +302,21 @@ class GANOverSampler(GANSampler):
             if n_anchored:
                 # interpolated in the model's form, then back to the user's (times, gaps)
                 rows = self.space_.interpolate(cls, n_anchored, rng)
-                anchored = self.synthesizer_.form.restore(rows)
+                restore_rng = np.random.default_rng([seed, schema.classes.index(cls), 3])
+                anchored = self.synthesizer_.form.restore(rows, cls, restore_rng)
                 anchored[label] = schema.restore_labels([cls] * n_anchored).to_numpy()
                 parts.append(anchored[self.synthesizer_.columns])
             self.n_anchored_[cls] = n_anchored
         generated = (
             pd.concat(parts, ignore_index=True) if parts else self.synthesizer_.sample({}, seed)
         )
+        if self.synthesizer_.form.ids:
+            # one sequence over every class's rows, GAN or anchored, and on over later calls
+            # of sample(): no two rows this fitted sampler makes share an id
+            first = getattr(self, "n_ids_issued_", 0)
+            rng = np.random.default_rng([seed, 4, first])  # UUIDs: a fresh stream per call
+            self.synthesizer_.form.ids.fill(generated, first, rng)
+            self.n_ids_issued_ = first + len(generated)
         y = generated[label].to_numpy() if len(generated) else np.empty(0, dtype=object)
         features = generated.drop(columns=[label])
         if getattr(self, "input_kind_", "dataframe") == "array":
@@ -286,17 +345,27 @@ class GANOverSampler(GANSampler):
     def _saved_state(self) -> dict[str, Any]:
         # the anchors and the neighbour check need the real rows; GAN rows alone do not, and
         # then the file holds no real row
+        issued = {"ids_issued": getattr(self, "n_ids_issued_", 0)}
         if self.generator == "gan" and not self.filter_generated:
-            return {}
-        return {"real_rows": self.space_.state_dict()}
+            return issued
+        return {"real_rows": self.space_.state_dict(), **issued}
 
     def _restore_state(self, extra: dict[str, Any]) -> None:
+        self.n_ids_issued_ = int(extra.get("ids_issued", 0))
         if "real_rows" in extra:
             self.space_ = RowSpace.from_state_dict(extra["real_rows"], self.synthesizer_.schema)
 
     def fit_resample(self, X, y, **params):
         self.input_kind_ = "dataframe" if isinstance(X, pd.DataFrame) else "array"
         self._y_original = y  # imbalanced-learn hands _fit_resample a plain array
+        self.n_ids_issued_ = 0  # a new fit numbers fresh ids from the largest real one again
+        if isinstance(X, pd.DataFrame) and self.columns:
+            # an ignored column's generated cells are missing: a NumPy int / bool column takes
+            # its nullable dtype (Int64, boolean) to hold them, in the real rows too
+            ignored = {str(key) for key, role in self.columns.items() if role == "ignore"}
+            X = X.astype(
+                {c: missing_dtype(str(X[c].dtype)) for c in X.columns if str(c) in ignored}
+            )
         X_res, y_res = super().fit_resample(X, y, **params)
         if sparse.issparse(X):  # a sparse matrix in, a sparse matrix of the same format out
             X_res = type(X)(X_res)

@@ -19,6 +19,15 @@ from augment.core.errors import DataError
 
 ColumnKind = Literal["continuous", "categorical"]
 
+# the kind the model gives each role it models (a datetime is seconds by then)
+_KIND_OF_ROLE = {
+    "continuous": "continuous",
+    "integer": "continuous",
+    "datetime": "continuous",
+    "categorical": "categorical",
+    "boolean": "categorical",
+}
+
 
 def category_value(value: Any) -> Any:
     """A level as the model keeps it: a plain Python value, and every kind of missing value
@@ -133,7 +142,7 @@ def _is_categorical_dtype(series: pd.Series) -> bool:
 def infer_schema(
     frame: pd.DataFrame,
     label: str,
-    overrides: dict[str, ColumnKind] | None = None,
+    overrides: dict[str, str] | None = None,
     categorical_max_unique: int = 10,
     max_categories: int = 1000,
     constant_columns: Literal["error", "keep"] = "keep",
@@ -143,7 +152,9 @@ def infer_schema(
     Args:
         frame: the rows, label column included.
         label: name of the label column.
-        overrides: column name -> kind, taking precedence over inference.
+        overrides: column name -> kind or role (``integer`` is continuous and rounded;
+            ``boolean`` categorical; ``datetime`` continuous seconds), taking precedence over
+            inference.
         categorical_max_unique: integer columns with at most this many distinct values are
             categorical.
         max_categories: a categorical column with more distinct values is refused.
@@ -188,7 +199,8 @@ def infer_schema(
             series.dtype
         )
         if name in overrides:
-            kind = overrides[name]
+            kind = _KIND_OF_ROLE[overrides[name]]
+            is_integer = is_integer or overrides[name] == "integer"
         elif (
             _is_categorical_dtype(series)
             or is_integer
@@ -222,7 +234,8 @@ def infer_schema(
                 raise DataError(
                     f"column {name!r} has {len(categories)} distinct values, more than "
                     f"data.max_categories={max_categories}; drop it (data.drop_columns), declare it "
-                    f"continuous (data.columns.{name}: continuous) or raise data.max_categories"
+                    f"continuous (data.columns.{name}: continuous), lower data.max_levels (the "
+                    "levels a category keeps; the rest share one) or raise data.max_categories"
                 )
             columns.append(
                 ColumnSpec(name=str(name), kind="categorical", dtype=dtype, categories=categories)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from augment.core.synthesizer import UnitSynthesizer, fit_unit, load_device
@@ -89,9 +90,15 @@ class Synthesizer(UnitSynthesizer):
         self, counts: Mapping[Any, int], seed: int = 0, batch_size: int = 4096
     ) -> Iterator[tuple[Any, pd.DataFrame]]:
         """Yield ``(class, rows)`` batches, label column included; exactly ``counts[c]`` rows of
-        class c, with the input's columns and dtypes."""
+        class c, with the input's columns and dtypes. Fresh ids count on across batches and
+        classes: every row of one call has its own."""
+        issued = 0
+        rngs: dict[Any, np.random.Generator] = {}
         for cls, rows in self.unit_batches(counts, seed, batch_size):
-            rows = self.form.restore(rows)
+            if cls not in rngs:  # rare levels and UUIDs: one stream per seed and class
+                rngs[cls] = np.random.default_rng([seed, self.schema.classes.index(cls), 2])
+            rows = self.form.restore(rows, cls, rngs[cls], first_id=issued)
+            issued += len(rows)
             rows[self.schema.label] = self.schema.restore_labels([cls] * len(rows)).to_numpy()
             yield cls, rows[self.columns]
 

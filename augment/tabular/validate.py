@@ -32,7 +32,7 @@ from augment.core.balance import class_counts, to_python
 from augment.core.errors import ConfigError, DataError
 from augment.core.validation import ValidationReport, arm_rows, build_report, stratified_pick
 from augment.tabular.fidelity import label_values
-from augment.tabular.schema import TableSchema
+from augment.tabular.schema import TableSchema, category_value
 
 CLASSIFIERS = ("logistic", "random_forest", "hist_gradient_boosting")
 
@@ -278,8 +278,10 @@ def _features(frame: pd.DataFrame, schema: TableSchema) -> pd.DataFrame:
         if spec.kind == "continuous":
             columns[spec.name] = series.to_numpy(dtype=np.float64)
         else:
+            # every kind of missing value as None, which scikit-learn's encoders take as
+            # missing (pd.NA of a nullable boolean or string column they refuse)
             columns[spec.name] = np.array(
-                [to_python(value) for value in series.tolist()], dtype=object
+                [category_value(value) for value in series.tolist()], dtype=object
             )
     return pd.DataFrame(columns)
 

@@ -70,3 +70,24 @@ def test_a_table_with_gaps_runs_with_defaults_and_keeps_them(tmp_path, monkeypat
     assert abs(fake["seen"].isna().mean() - real["seen"].isna().mean()) <= 0.1
     # validation scored every arm (the holdout has gaps too)
     assert "balanced_accuracy" in result.output and "verdict" in result.output
+
+
+def test_ids_are_fresh_and_unique_across_the_shards_of_a_job(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    frame = _customers(400)[["amount", "visits", "churned"]]
+    frame.insert(0, "customer_id", [f"C{i:06d}" for i in range(len(frame))])
+    frame.to_parquet(tmp_path / "ids.parquet")
+    args = ["run", "ids.parquet", "--label", "churned", "--set", "train.steps=2"]
+    args += ["--set", "output.rows_per_shard=40", "--set", "validate.enabled=false"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "treated as ids, not learned: customer_id" in " ".join(result.output.split())
+    run = tmp_path / "runs" / "ids"
+    manifest = read_manifest(run)
+    assert manifest["columns"] == {"ids": ["customer_id"]}
+    assert len(list((run / "synthetic").glob("*.parquet"))) > 1
+    synthetic = read_shards(run)
+    assert len(synthetic) == manifest["counts_generated"]["yes"] > 40
+    assert synthetic["customer_id"].is_unique
+    assert not set(synthetic["customer_id"]) & set(frame["customer_id"])
+    assert synthetic["customer_id"].str.fullmatch(r"C\d{6}").all()

@@ -71,33 +71,122 @@ def test_overrides_win_and_bad_ones_are_named(customers):
         infer_roles(customers, "churned", {"note": "prose"})
 
 
-def test_ids_and_text_are_refused_in_the_words_of_the_interface(customers, tmp_path):
+def _job_config(tmp_path, table: pd.DataFrame, **data) -> dict:
+    table.to_parquet(tmp_path / "t.parquet")
+    return {
+        "name": "roles",
+        "data": {"source": str(tmp_path / "t.parquet"), "label": "churned", **data},
+        "train": {"steps": 1, "device": "cpu"},
+        "output": {"path": str(tmp_path / "run")},
+        "tracking": {"enabled": False},
+        "validate": {"enabled": False},
+    }
+
+
+def test_text_is_refused_in_the_words_of_the_interface(customers, tmp_path):
+    from augment import GANOverSampler
+    from augment.core.errors import DataError
+    from augment.core.shards import read_shards
+    from augment.pipeline.config import parse_config
+    from augment.pipeline.job import run_job
+
+    X = customers[["note", "amount", "income"]].fillna(0.0)
+    y = customers["churned"]
+    with pytest.raises(DataError) as caught:
+        GANOverSampler(steps=1).fit_resample(X, y)
+    message = str(caught.value)
+    assert "'note' looks like free text (many distinct long strings with words)" in message
+    assert "columns={'note': 'ignore'}" in message and "columns={'note': 'categorical'}" in message
+    assert "X.drop(columns=['note'])" in message and "data." not in message
+
+    table = customers[["note", "amount", "income", "churned"]].fillna(0.0)
+    config = _job_config(tmp_path, table)
+    with pytest.raises(DataError) as caught:
+        run_job(parse_config(config))
+    message = str(caught.value)
+    assert "data.columns.note: ignore" in message and "data.drop_columns: ['note']" in message
+    assert "columns=" not in message
+    # declared ignore: left out of the model, missing in every generated row
+    config["data"]["columns"] = {"note": "ignore"}
+    result = run_job(parse_config(config))
+    synthetic = read_shards(result.output)
+    assert len(synthetic) == sum(result.plan.values()) > 0
+    assert synthetic["note"].isna().all() and str(synthetic["note"].dtype) == "str"
+
+
+def test_declared_roles_are_checked_against_the_values(customers, tmp_path):
     from augment import GANOverSampler
     from augment.core.errors import DataError
     from augment.pipeline.config import parse_config
     from augment.pipeline.job import run_job
 
-    X = customers[["customer_id", "amount", "income"]].fillna(0.0)
+    X = customers[["amount", "income", "country", "signup_text"]]
     y = customers["churned"]
+
+    def refused(**params) -> str:
+        with pytest.raises(DataError) as caught:
+            GANOverSampler(steps=1, **params).fit_resample(X, y)
+        return str(caught.value)
+
+    assert "'amount' holds numbers (float64), not times" in refused(columns={"amount": "datetime"})
+    assert "declare columns={'amount': 'continuous'}" in refused(columns={"amount": "datetime"})
+    message = refused(columns={"signup_text": "boolean"})
+    assert "'signup_text' has 84 distinct values" in message and "at most two" in message
+    assert "cannot be continuous" in refused(columns={"country": "continuous"})
+    assert "not in X: ['nope']" in refused(columns={"nope": "id"})
+    assert "'prose' is not a role" in refused(columns={"income": "prose"})
+    assert "give it one role" in refused(
+        categorical_columns=["income"], columns={"income": "continuous"}
+    )
+    assert "declare columns={'income': 'ignore'}" in refused(columns={"income": "text"})
+    # a date string that does not parse: the row and the value, and the way out
+    bad = X.assign(signup_text=X["signup_text"].mask(X.index == 7, "2024-13-45"))
+    with pytest.raises(DataError) as caught:
+        GANOverSampler(steps=1).fit_resample(bad, y)
+    assert "row 7 ('2024-13-45') does not parse as %Y-%m-%d" in str(caught.value)
+    assert "columns={'signup_text': 'categorical'}" in str(caught.value)
+    # an array's columns are named by position
+    with pytest.raises(DataError, match=r"not in X: \[5\]"):
+        GANOverSampler(columns={5: "id"}).fit_resample(X[["amount", "income"]].to_numpy(), y)
+
+    # the job words the same checks as YAML keys
+    config = _job_config(tmp_path, customers[["amount", "income", "churned"]])
+    config["data"]["columns"] = {"amount": "datetime"}
+    with pytest.raises(DataError) as caught:
+        run_job(parse_config(config))
+    assert "declare data.columns.amount: continuous" in str(caught.value)
+    assert "columns=" not in str(caught.value)
+
+
+def test_a_column_mixing_numbers_and_text_is_one_short_error(tmp_path):
+    from augment import GANOverSampler
+    from augment.core.errors import DataError
+    from augment.pipeline.config import parse_config
+    from augment.pipeline.job import run_job
+
+    rng = np.random.default_rng(1)
+    n = 120
+    amount = pd.Series(rng.gamma(2, 50, n).round(2), dtype=object)
+    amount[17] = "n/a"
+    X = pd.DataFrame({"amount": amount, "income": rng.normal(size=n)})
+    y = pd.Series(np.where(np.arange(n) % 5 == 0, "yes", "no"), name="churned")
     with pytest.raises(DataError) as caught:
         GANOverSampler(steps=1).fit_resample(X, y)
-    message = str(caught.value)
-    assert "'customer_id' looks like an id (unique per row, named like a key)" in message
-    assert "X.drop(columns=['customer_id'])" in message and "data." not in message
-
-    table = customers[["note", "amount", "income", "churned"]].fillna(0.0)
-    table.to_parquet(tmp_path / "t.parquet")
-    config = {
-        "name": "texty",
-        "data": {"source": str(tmp_path / "t.parquet"), "label": "churned"},
-        "train": {"steps": 1, "device": "cpu"},
-        "output": {"path": str(tmp_path / "run")},
-        "tracking": {"enabled": False},
-    }
-    with pytest.raises(DataError, match=r"'note' looks like free text .*data.drop_columns"):
+    assert str(caught.value) == (
+        "column 'amount' mixes numbers and text (row 17: 'n/a'); clean it or declare "
+        "columns={'amount': 'categorical'}"
+    )
+    # a CSV gives strings: most parse as numbers, one does not ("n/a" would be read as NaN)
+    csv = tmp_path / "t.csv"
+    X.assign(amount=X["amount"].replace("n/a", "unknown"), churned=y).to_csv(csv, index=False)
+    config = _job_config(tmp_path, X.assign(churned=y).astype({"amount": str}))
+    config["data"]["source"] = str(csv)
+    with pytest.raises(DataError) as caught:
         run_job(parse_config(config))
-    # declared as a category, it is the user's choice: no refusal
-    config["data"]["columns"] = {"note": "categorical"}
-    config["data"]["max_categories"] = 1000
-    config["validate"] = {"enabled": False}
-    assert run_job(parse_config(config)).counts_after
+    assert str(caught.value) == (
+        "column 'amount' mixes numbers and text (row 17: 'unknown'); clean it or declare "
+        "data.columns.amount: categorical"
+    )
+    # declared categorical, the user's choice: no refusal
+    X_res, _ = GANOverSampler(steps=2, columns={"amount": "categorical"}).fit_resample(X, y)
+    assert set(X_res["amount"]) <= set(X["amount"])
