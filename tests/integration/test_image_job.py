@@ -55,6 +55,9 @@ def test_digits_job_end_to_end(tmp_path, mlflow_uri, monkeypatch, capsys):
         "albumentations/balanced_accuracy",
         "lift/balanced_accuracy",
         "lift_vs_albumentations/balanced_accuracy",
+        "classic/balanced_accuracy",
+        "stacked/balanced_accuracy",
+        "lift_stacked_vs_classic/balanced_accuracy",
         "fid/domain",
         "kid/domain",
         "generate/images_per_second",
@@ -83,6 +86,17 @@ def test_digits_job_end_to_end(tmp_path, mlflow_uri, monkeypatch, capsys):
         f"{metrics['recall/domain']:.2f} (k-NN, domain features) · IS {metrics['is/domain']:.2f} "
         "(domain CNN, not Inception;"
     ) in out
+    assert metrics["lift_stacked_vs_classic/balanced_accuracy"] == pytest.approx(
+        metrics["stacked/balanced_accuracy"] - metrics["classic/balanced_accuracy"]
+    )
+    assert "stacking with albumentations on the fly" in out
+    # the recipe: chosen on an inner split, every candidate scored, in MLflow and the manifest
+    recipe = manifest["recipe"]
+    assert recipe["chosen"] and recipe["recipe"] in recipe["scores"] and len(recipe["scores"]) == 6
+    assert run.data.params["generate.recipe"] == recipe["recipe"]
+    for name, score in recipe["scores"].items():
+        assert metrics[f"choice/{name.replace('+', '_')}"] == pytest.approx(score, abs=1e-4)
+    assert f"recipe {recipe['recipe']}, chosen on an inner split" in out
     assert f"filter/acceptance_rate/{minority}" in metrics
     assert run.data.tags["fid.extractor"] == "domain"
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "samples")}
