@@ -71,7 +71,11 @@ class ImageModelConfig(ModelConfig):
     )
     recipe_candidates: (
         list[Literal["latent", "latent+warp", "mix", "mix+warp", "gan", "gan+warp"]] | None
-    ) = Field(None, description="The recipes auto tries; null: all six.")
+    ) = Field(
+        None,
+        description="The recipes auto tries; null: latent+warp and latent (a GAN recipe among "
+        "them is judged by a second GAN fitted on the inner training images).",
+    )
     autoencoder_steps: PositiveInt = Field(
         600, description="Optimizer steps of the shared autoencoder (batches of every class)."
     )

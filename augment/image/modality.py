@@ -190,13 +190,15 @@ class ImageModality(Modality):
         configured one, or (``model.recipe: auto``) the best on an inner split of the training
         images (:mod:`augment.image.choice`); logged as ``generate.recipe`` and
         ``choice/<recipe>``."""
-        from augment.image.choice import ALL_RECIPES, choose_recipe
+        from augment.image.choice import DEFAULT_CANDIDATES, choose_recipe
         from augment.image.latent import LatentSettings, fit_latent_bank
         from augment.image.synthesizer import Recipe
 
         cfg = ctx.config
         m = cfg.model
-        names = list(m.recipe_candidates or ALL_RECIPES) if m.recipe == "auto" else [m.recipe]
+        names = (
+            list(m.recipe_candidates or DEFAULT_CANDIDATES) if m.recipe == "auto" else [m.recipe]
+        )
         recipes = [Recipe.parse(n) for n in names]
         began = time.perf_counter()
         device = resolve_device(cfg.train.device)

@@ -35,7 +35,7 @@ from augment.core.errors import DataError
 from augment.core.sampler import COMMON_CONSTRAINTS, GANSampler
 from augment.core.train import TrainingLoop, settings_from
 from augment.image.cgan import ImageGANSettings, ImageTrainSettings, base_grid
-from augment.image.choice import ALL_RECIPES, choose_recipe
+from augment.image.choice import ALL_RECIPES, DEFAULT_CANDIDATES, choose_recipe
 from augment.image.latent import LatentSettings, fit_latent_bank
 from augment.image.synthesizer import (
     IMAGE_SYNTHESIZER_FORMAT,
@@ -65,7 +65,9 @@ class ImageGANOverSampler(GANSampler):
             ``recipe_candidates``), or one of ``latent``, ``latent+warp``, ``mix``, ``mix+warp``,
             ``gan``, ``gan+warp``. A recipe without the GAN does not train it; one without
             ``latent``/``mix`` does not train the autoencoder.
-        recipe_candidates: the recipes ``auto`` tries (default: all six).
+        recipe_candidates: the recipes ``auto`` tries (default: ``latent+warp`` and ``latent``;
+            any of the six; a GAN recipe among them trains the GAN, and a second GAN on the inner
+            training images to judge it).
         autoencoder_steps, latent_dim: the shared autoencoder (see
             :class:`augment.image.latent.LatentSettings`).
         choice_epochs: epochs of the CNN that judges each candidate recipe.
@@ -170,7 +172,7 @@ class ImageGANOverSampler(GANSampler):
         """The recipes this sampler may use: the fixed one, or the candidates of ``auto``."""
         if self.recipe != "auto":
             return [Recipe.parse(self.recipe)]
-        names = list(self.recipe_candidates or ALL_RECIPES)
+        names = list(self.recipe_candidates or DEFAULT_CANDIDATES)
         unknown = [n for n in names if n not in ALL_RECIPES]
         if unknown or not names:
             raise DataError(
