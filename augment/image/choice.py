@@ -24,16 +24,19 @@ How, for every candidate:
    a point or more: candidates are tried in order of preference (:data:`ALL_RECIPES`), and a
    later one replaces the best so far only if it scores more than ``margin`` higher.
 
-The generators themselves were fitted on all training images before the choice (fitting them
-twice would double the time): the GAN, and the autoencoder's reconstructions, have seen the inner
-validation images, never the job's holdout. No candidate is "no synthetic images": the choice
+The autoencoder was fitted on all training images before the choice; it has seen the inner
+validation images (its reconstructions, unsupervised), never the job's holdout, and new images
+start only from inner training images. A GAN recipe is judged by GANs fitted again on the inner
+training images alone (``fit_inner_gans``): judged by the GAN fitted on all of them, GAN recipes
+won the inner split on digits and then lost on the holdout (benchmarks/NOTES.md). No candidate is "no synthetic images": the choice
 is among ways to generate, never a fallback to copies.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -116,6 +119,7 @@ def choose_recipe(
     seed: int = 0,
     device: torch.device | str = "cpu",
     margin: float = MARGIN,
+    fit_inner_gans: Callable[[np.ndarray, list[Any]], list[Any]] | None = None,
 ) -> Choice:
     """Score each candidate recipe on an inner split of ``images`` and return the best.
 
@@ -129,6 +133,10 @@ def choose_recipe(
         share: inner validation share of each class.
         epochs, seed, device: of the judging CNN.
         margin: how much a later candidate must beat the best earlier one by.
+        fit_inner_gans: ``fit_inner_gans(images, labels)`` fits the GAN units anew on the inner
+            training images (labels are class values); required when a candidate uses the GAN,
+            whose units in ``synthesizer`` have seen the inner validation images and would be
+            judged on images they may reproduce.
 
     Raises:
         DataError: no candidate can be made, or the inner split leaves fewer than two classes
@@ -160,12 +168,18 @@ def choose_recipe(
             members = np.flatnonzero(index == c)
             keep[classes[c]] = np.searchsorted(members, inner)
         bank = synthesizer.bank.restricted(keep)
+    units: list[Any] = []
+    if any(r.needs_gan for r in candidates):
+        if fit_inner_gans is None:
+            raise DataError(
+                "a GAN recipe among the candidates needs GANs fitted on the inner training "
+                "images to be judged fairly (fit_inner_gans)"
+            )
+        units = fit_inner_gans(images[train], [classes[i] for i in index[train]])
     scores: dict[str, float] = {}
     lookup = {c: i for i, c in enumerate(classes)}
     for recipe in candidates:
-        view = ImageSynthesizer(
-            synthesizer.units, classes, synthesizer.label, bank=bank, recipe=recipe
-        )
+        view = ImageSynthesizer(units, classes, synthesizer.label, bank=bank, recipe=recipe)
         new, new_labels = view.sample({c: n for c, n in plan.items() if c in view.classes}, seed)
         new_index = np.array([lookup[v] for v in new_labels.tolist()], dtype=np.int64)
         model = train_classifier(

@@ -231,6 +231,18 @@ class ImageModality(Modality):
                     epochs=m.choice_epochs,
                     seed=cfg.train.seed,
                     device=device,
+                    fit_inner_gans=lambda x, y: [
+                        fit_image_unit(
+                            x,
+                            y,
+                            [c for c in unit if c in set(y)],
+                            gan=settings_from(ImageGANSettings, cfg.model, cfg.data),
+                            train=settings_from(ImageTrainSettings, cfg.train),
+                            device=cfg.train.device,
+                            loop=TrainingLoop(progress=False),
+                        )[0]
+                        for unit in units_of(data.classes, cfg.model.mode)
+                    ],
                 )
                 synthesizer.use(choice.recipe)
             else:
@@ -491,3 +503,8 @@ def real_classifier(ctx: JobContext, data: ImageData) -> Any:
             )
         data.classifier_seconds = time.perf_counter() - began
     return data.real_classifier
+
+
+def units_of(classes: Sequence[Any], mode: str) -> list[list[Any]]:
+    """The units the inner GANs of a recipe choice get: one for all classes, or one per class."""
+    return [list(classes)] if mode == "conditional" else [[c] for c in classes]

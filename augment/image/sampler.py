@@ -33,6 +33,7 @@ from augment.core.balance import to_python
 from augment.core.device import resolve_device
 from augment.core.errors import DataError
 from augment.core.sampler import COMMON_CONSTRAINTS, GANSampler
+from augment.core.synthesizer import training_units
 from augment.core.train import TrainingLoop, settings_from
 from augment.image.cgan import ImageGANSettings, ImageTrainSettings, base_grid
 from augment.image.choice import ALL_RECIPES, DEFAULT_CANDIDATES, choose_recipe
@@ -204,6 +205,12 @@ class ImageGANOverSampler(GANSampler):
         if self.recipe == "auto":
             lookup = {c: i for i, c in enumerate(classes)}
             index = np.array([lookup[v] for v in labels], dtype=np.int64)
+
+            def fit_inner_gans(inner_images: np.ndarray, inner_labels: list[Any]) -> list[Any]:
+                plan = {c: 1 for c in classes}  # every unit the mode makes for a full plan
+                units = training_units(classes, plan, self.mode)
+                return [self._fit_unit((inner_images, inner_labels), u, self.seed_) for u in units]
+
             choice = choose_recipe(
                 synthesizer,
                 images,
@@ -213,6 +220,7 @@ class ImageGANOverSampler(GANSampler):
                 epochs=self.choice_epochs,
                 seed=self.seed_,
                 device=device,
+                fit_inner_gans=fit_inner_gans,
             )
             synthesizer.use(choice.recipe)
             self.choice_ = choice.as_dict()

@@ -131,7 +131,19 @@ def test_inner_split_is_stratified_and_disjoint():
 def test_choice_scores_every_candidate_on_the_inner_split(digits, bank):
     images, labels = digits
     synth = ImageSynthesizer([_gan()], [0, 1, 2], bank=bank)
-    choice = choose_recipe(synth, images, labels, 3, epochs=1, seed=0)
+    with pytest.raises(DataError, match="fit_inner_gans"):
+        choose_recipe(synth, images, labels, 3, epochs=1, seed=0)
+    seen = []
+
+    def fit_inner_gans(inner, inner_labels):
+        seen.append((len(inner), sorted(set(inner_labels))))
+        return [_gan()]
+
+    choice = choose_recipe(
+        synth, images, labels, 3, epochs=1, seed=0, fit_inner_gans=fit_inner_gans
+    )
+    # the GANs that judge are fitted on the inner training images only
+    assert seen == [(len(images) - 13, [0, 1, 2])]
     assert set(choice.scores) == {"latent", "latent+warp", "mix", "mix+warp", "gan", "gan+warp"}
     # the first candidate unless another beats it by more than the margin
     first = choice.scores["latent+warp"]
