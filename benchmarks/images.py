@@ -23,7 +23,8 @@ Arms (every fixed set oversamples the training split to equal class counts):
 - ``classic``: random oversampling's set (real images and copies) with the albumentations
   pipeline on the fly (a fresh move of every image in every epoch): classic augmentation at its
   best, with the same class counts as the stacked arm; ``augment+classic``: augment's set with
-  the same pipeline on the fly (CNN only: a linear model has no training loop to put it in).
+  the same pipeline on the fly, made with the chosen recipe minus its warp (the pipeline moves
+  the images anyway; CNN only: a linear model has no training loop to put it in).
 
 Downstream: the small CNN of ``augment.image.classifier`` (same epochs and seed) and a logistic
 regression on pixels, both scored by balanced accuracy on the untouched holdout. The domain FID
@@ -67,7 +68,7 @@ from augment.image.generate import generate_image_shards  # noqa: E402
 from augment.image.latent import LatentSettings, fit_latent_bank  # noqa: E402
 from augment.image.sampler import ImageGANOverSampler  # noqa: E402
 from augment.image.sources import load_images  # noqa: E402
-from augment.image.synthesizer import ImageSynthesizer  # noqa: E402
+from augment.image.synthesizer import ImageSynthesizer, Recipe  # noqa: E402
 from augment.image.validate import classic_oversample, random_oversample  # noqa: E402
 
 SIZE = 28
@@ -200,6 +201,16 @@ def run_seed(
             rx, ry = sampler.fit_resample(x, y)
             ry = ry.astype(np.int64)
             extra = {"recipe": sampler.recipe_, "choice": sampler.choice_}
+            if method == "augment":
+                # stacking warps on the fly: it gets the recipe's images before their warp
+                source = Recipe(sampler.synthesizer_.recipe.source)
+                sampler.synthesizer_.use(source)
+                plan = {int(c): int(n) for c, n in sampler.n_generated_.items() if n}
+                new_x, new_y = sampler.sample(plan)
+                sets["augment, unwarped"] = (
+                    np.concatenate([x, new_x[..., None] if new_x.ndim == 3 else new_x]),
+                    np.concatenate([y, new_y.astype(np.int64)]),
+                )
         seconds = time.perf_counter() - began
         sets[method] = (rx, ry)
         cnn = train_classifier(rx, ry, 10, epochs=epochs, seed=seed)
@@ -217,7 +228,7 @@ def run_seed(
     for method, base in (
         ()
         if ablation_only
-        else (("classic", "random_oversampling"), ("augment+classic", "augment"))
+        else (("classic", "random_oversampling"), ("augment+classic", "augment, unwarped"))
     ):
         rx, ry = sets[base]
         cnn = train_classifier(rx, ry, 10, epochs=epochs, seed=seed, augment=warp_images)

@@ -43,6 +43,7 @@ from augment.image.sources import load_images
 from augment.image.synthesizer import (
     IMAGE_SYNTHESIZER_FORMAT,
     ImageSynthesizer,
+    Recipe,
     fit_image_unit,
     image_synthesizer_from_payload,
 )
@@ -192,7 +193,6 @@ class ImageModality(Modality):
         ``choice/<recipe>``."""
         from augment.image.choice import DEFAULT_CANDIDATES, choose_recipe
         from augment.image.latent import LatentSettings, fit_latent_bank
-        from augment.image.synthesizer import Recipe
 
         cfg = ctx.config
         m = cfg.model
@@ -300,6 +300,23 @@ class ImageModality(Modality):
                 max_factor=cfg.filter.max_factor,
                 on_shortfall=cfg.filter.on_shortfall,
             )
+        if synthesizer.recipe.warp and cfg.validate_.enabled and cfg.validate_.stacking:
+            # The stacked arm warps on the fly: it gets the recipe's images before their warp
+            # (the same draws, so the parents of the shards' images), capped like validation.
+            unwarped = ImageSynthesizer(
+                synthesizer.units,
+                synthesizer.all_classes,
+                synthesizer.label,
+                bank=synthesizer.bank,
+                recipe=Recipe(synthesizer.recipe.source),
+            )
+            cap = cfg.validate_.max_rows
+            plan = {
+                c: n if cap is None else min(n, cap // max(1, len(data.plan)))
+                for c, n in data.plan.items()
+                if n > 0
+            }
+            data.extra["stacking"] = unwarped.sample(plan, seed=cfg.train.seed)
         if ctx.tracker:
             grid = {
                 c: synthesizer.unit_of[c].sample(c, GRID_PER_CLASS, seed=cfg.train.seed)
@@ -351,6 +368,7 @@ class ImageModality(Modality):
                 baseline_model=baseline,
                 max_rows=v.max_rows,
                 stacking=v.stacking,
+                **_stacking_inputs(data),
             )
             fidelity: dict[str, float] = {}
             if v.fid and len(images):
@@ -508,3 +526,11 @@ def real_classifier(ctx: JobContext, data: ImageData) -> Any:
 def units_of(classes: Sequence[Any], mode: str) -> list[list[Any]]:
     """The units the inner GANs of a recipe choice get: one for all classes, or one per class."""
     return [list(classes)] if mode == "conditional" else [[c] for c in classes]
+
+
+def _stacking_inputs(data: ImageData) -> dict[str, Any]:
+    """The stacked arm's images when the recipe warps (see ``ImageModality.generate``)."""
+    if "stacking" not in data.extra:
+        return {}
+    images, labels = data.extra["stacking"]
+    return {"stacked_images": images, "stacked_labels": data.index_of(labels.tolist())}

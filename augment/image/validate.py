@@ -139,6 +139,8 @@ def validate_images(
     baseline_model: ImageClassifier | None = None,
     max_rows: int | None = None,
     stacking: bool = True,
+    stacked_images: np.ndarray | None = None,
+    stacked_labels: np.ndarray | None = None,
 ) -> ValidationReport:
     """Train the CNN on real, real+synthetic and real+albumentations images; score on the holdout.
 
@@ -163,6 +165,9 @@ def validate_images(
         max_rows: at most this many images in any arm; larger arms use a stratified sample
             (:func:`augment.core.validation.arm_rows`), reported in the notes and metrics.
         stacking: run the ``classic`` and ``stacked`` arms (albumentations on the fly).
+        stacked_images, stacked_labels: the synthetic images the stacked arm uses instead of
+            ``synthetic_images`` (e.g. a warped recipe's images before their warp: the on-the-fly
+            pipeline moves them anyway, and moving them twice made worse images).
 
     Returns:
         A :class:`augment.core.validation.ValidationReport`. Metric names, with ``<m>`` one of
@@ -226,6 +231,12 @@ def validate_images(
         )
 
     notes: list[str] = []
+    if stacked_images is None:
+        stacked_images, stacked_labels = synthetic_images, synthetic_labels
+    stacked_images = check_images(stacked_images, "stacked images")
+    stacked_labels = check_labels(
+        stacked_labels, len(stacked_images), n_classes, "stacked image labels"
+    )
     rows = arm_rows(class_counts(train_labels), class_counts(synthetic_labels), max_rows)
     if rows.capped:
         rng = np.random.default_rng(seed)
@@ -235,6 +246,8 @@ def validate_images(
         train_images, train_labels = train_images[keep], train_labels[keep]
         keep = stratified_pick(synthetic_labels, rows.synthetic, rng)
         synthetic_images, synthetic_labels = synthetic_images[keep], synthetic_labels[keep]
+        keep = stratified_pick(stacked_labels, rows.synthetic, rng)
+        stacked_images, stacked_labels = stacked_images[keep], stacked_labels[keep]
         target_counts = rows.targets
         notes.append(
             f"validation used a stratified sample (validate.max_rows={max_rows}): "
@@ -281,10 +294,10 @@ def validate_images(
             notes.append(f"classic arm without oversampling: {error}")
         models["classic"] = fit(classic_x, classic_y, on_the_fly=True)
         sizes["classic"] = len(classic_x)
-        if len(synthetic_images):
+        if len(stacked_images):
             models["stacked"] = fit(
-                np.concatenate([train_images, synthetic_images]),
-                np.concatenate([train_labels, synthetic_labels]),
+                np.concatenate([train_images, stacked_images]),
+                np.concatenate([train_labels, stacked_labels]),
                 on_the_fly=True,
             )
         else:
