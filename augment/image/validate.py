@@ -303,7 +303,7 @@ def validate_images(
         else:
             notes.append("no synthetic images: the stacked arm is the classic arm")
             models["stacked"] = models["classic"]
-        sizes["stacked"] = sizes["augmented"]
+        sizes["stacked"] = len(train_images) + len(stacked_images)
 
     predictions: dict[tuple[str, str], np.ndarray] = {}
     by_model: dict[int, np.ndarray] = {}  # arms that are the baseline share its predictions

@@ -220,3 +220,24 @@ def test_validation_runs_the_stacked_arms(digits):
     assert m["lift_stacked_vs_classic/balanced_accuracy"] == pytest.approx(
         m["stacked/balanced_accuracy"] - m["classic/balanced_accuracy"]
     )
+
+
+def test_the_stacked_arm_can_take_other_images(digits):
+    """A warped recipe's stacked arm gets its images before the warp: other images, same job."""
+    images, labels = digits
+    synthetic = np.concatenate([images[labels == 1]] * 2)
+    report = validate_images(
+        images,
+        labels,
+        images,
+        labels,
+        synthetic,
+        np.ones(len(synthetic), dtype=np.int64),
+        classes=[0, 1, 2],
+        target_counts={1: 40, 2: 40},
+        epochs=1,
+        stacked_images=synthetic[:5],
+        stacked_labels=np.ones(5, dtype=np.int64),
+    )
+    assert report.metrics["validation/rows/augmented"] == len(images) + len(synthetic)
+    assert report.metrics["validation/rows/stacked"] == len(images) + 5
