@@ -34,6 +34,7 @@ is among ways to generate, never a fallback to copies.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -142,8 +143,6 @@ def choose_recipe(
         DataError: no candidate can be made, or the inner split leaves fewer than two classes
             to validate on.
     """
-    import time
-
     began = time.perf_counter()
     candidates = list(candidates or candidates_for(synthesizer))
     train, held = inner_split(index, n_classes, share, seed)

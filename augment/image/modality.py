@@ -247,12 +247,7 @@ class ImageModality(Modality):
                 synthesizer.use(choice.recipe)
             else:
                 synthesizer.use(recipes[0])
-        if synthesizer.bank is not None:  # keep only the real images of classes that get new ones
-            bank = synthesizer.bank
-            synthesizer.bank = bank.restricted(
-                {c: np.arange(len(bank.anchors[c])) for c, n in data.plan.items() if n > 0}
-            )
-            synthesizer.use(synthesizer.recipe)
+        synthesizer.keep_anchors([c for c, n in data.plan.items() if n > 0])
         ctx.timings["transfer"] = time.perf_counter() - began
         data.extra["recipe"] = {
             "recipe": synthesizer.recipe.name,

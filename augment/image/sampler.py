@@ -224,12 +224,7 @@ class ImageGANOverSampler(GANSampler):
             )
             synthesizer.use(choice.recipe)
             self.choice_ = choice.as_dict()
-        if bank is not None:  # keep only the real images of classes that get new ones
-            planned = [c for c, n in self.sampling_strategy_.items() if n > 0]
-            synthesizer.bank = bank.restricted(
-                {to_python(c): np.arange(len(bank.anchors[to_python(c)])) for c in planned}
-            )
-            synthesizer.use(synthesizer.recipe)
+        synthesizer.keep_anchors([to_python(c) for c, n in self.sampling_strategy_.items() if n])
         self.recipe_ = synthesizer.recipe.name
         return synthesizer
 

@@ -169,6 +169,16 @@ class ImageSynthesizer(UnitSynthesizer):
         self.unit_of = {c: TransferUnit(gan_of.get(c), self.bank, recipe) for c in modelled}
         self.recipe = recipe
 
+    def keep_anchors(self, classes: Sequence[Any]) -> None:
+        """Keep in the bank only the real images of ``classes`` (those that get new images), so
+        a saved model holds no more training images than it generates from."""
+        if self.bank is not None:
+            keep = {
+                c: np.arange(len(self.bank.anchors[c])) for c in classes if c in self.bank.anchors
+            }
+            self.bank = self.bank.restricted(keep)
+            self.use(self.recipe)
+
     @property
     def image_shape(self) -> tuple[int, int, int]:
         s = self.units[0].settings if self.units else self.bank.settings

@@ -200,7 +200,8 @@ def test_on_the_fly_augmentation_sees_every_batch_with_its_own_seed(digits):
     assert len({s for _, s in seen}) == 4
 
 
-def test_validation_runs_the_stacked_arms(digits):
+def _validate_with_copies(digits, **options):
+    """Validation where the synthetic images are copies of class 1's real ones."""
     images, labels = digits
     synthetic = np.concatenate([images[labels == 1]] * 2)
     report = validate_images(
@@ -213,7 +214,13 @@ def test_validation_runs_the_stacked_arms(digits):
         classes=[0, 1, 2],
         target_counts={1: 40, 2: 40},
         epochs=1,
+        **options,
     )
+    return report, len(images), synthetic
+
+
+def test_validation_runs_the_stacked_arms(digits):
+    report, _, _ = _validate_with_copies(digits)
     m = report.metrics
     for arm in ("classic", "stacked"):
         assert 0 <= m[f"{arm}/balanced_accuracy"] <= 1
@@ -225,19 +232,9 @@ def test_validation_runs_the_stacked_arms(digits):
 def test_the_stacked_arm_can_take_other_images(digits):
     """A warped recipe's stacked arm gets its images before the warp: other images, same job."""
     images, labels = digits
-    synthetic = np.concatenate([images[labels == 1]] * 2)
-    report = validate_images(
-        images,
-        labels,
-        images,
-        labels,
-        synthetic,
-        np.ones(len(synthetic), dtype=np.int64),
-        classes=[0, 1, 2],
-        target_counts={1: 40, 2: 40},
-        epochs=1,
-        stacked_images=synthetic[:5],
-        stacked_labels=np.ones(5, dtype=np.int64),
+    stacked = images[labels == 1][:5]
+    report, n_real, synthetic = _validate_with_copies(
+        digits, stacked_images=stacked, stacked_labels=np.ones(5, dtype=np.int64)
     )
-    assert report.metrics["validation/rows/augmented"] == len(images) + len(synthetic)
-    assert report.metrics["validation/rows/stacked"] == len(images) + 5
+    assert report.metrics["validation/rows/augmented"] == n_real + len(synthetic)
+    assert report.metrics["validation/rows/stacked"] == n_real + 5
