@@ -70,6 +70,9 @@ def print_summary(summary: dict[str, Any]) -> None:
         for cls, before in summary["counts_before"].items()
     )
     console.print(f"counts   {after}", highlight=False)
+    origin = summary.get("origin") or {}
+    if origin:
+        console.print(f"sources  {origin_sentence(origin)}", highlight=False, soft_wrap=True)
     generated = sum(summary["plan"].values())
     console.print(
         f"shards   {summary['output']}/synthetic ({generated:,} generated)",
@@ -116,3 +119,14 @@ def _verdict(summary: dict[str, Any], classic: str) -> str:
     elif behind is not None:
         text += f", {behind:+.4f} over {classic_name}"
     return text
+
+
+def origin_sentence(origin: dict[str, dict[str, int]]) -> str:
+    """Where a table's generated rows came from, in words: GAN rows (and the drawn ones the
+    neighbour filter dropped) and anchored rows."""
+    total = {source: sum(counts.values()) for source, counts in origin.items()}
+    gan, anchored, dropped = (total.get(key, 0) for key in ("gan", "anchored", "dropped"))
+    text = f"{gan:,} rows from the GAN"
+    if dropped:
+        text += f" (the neighbour filter dropped {dropped:,} of {gan + dropped:,} drawn)"
+    return text + f", {anchored:,} anchored between real rows"

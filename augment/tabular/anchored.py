@@ -61,6 +61,7 @@ class RowSpace:
         self.scale = np.where(scale > 0, scale, 1.0)
         self.points = self.embed(self.features)  # (N, D)
         self._index: NearestNeighbors | None = None
+        self._neighbours: dict[Any, tuple[np.ndarray, np.ndarray]] = {}
 
     def embed(self, features: pd.DataFrame) -> np.ndarray:
         """(N, D): standardised continuous columns, then one-hot categorical ones x 1/sqrt(2)
@@ -85,21 +86,14 @@ class RowSpace:
         and one of its ``k_neighbors`` nearest same-class rows, with the input's dtypes. Anchors
         are drawn uniformly: weighting them toward the class border, or skipping rows whose
         neighbours are all of other classes, lost balanced accuracy on the KEEL benchmark."""
-        members = np.flatnonzero(self.labels == label)
+        members, nearest = self._class_neighbours(label)
         if n_rows == 0 or len(members) == 0:
             return self.features.iloc[:0].copy()
-        points = self.points[members]
-        k = min(self.k_neighbors, len(members) - 1)
+        k = nearest.shape[1]
         anchor = rng.integers(len(members), size=n_rows)
         if k == 0:  # a class of one row: every new row is that row
             partner, t = anchor, np.zeros(n_rows)
         else:
-            # column 0 of the neighbour list is the row itself (distance 0)
-            nearest = (
-                NearestNeighbors(n_neighbors=k + 1)
-                .fit(points)
-                .kneighbors(points, return_distance=False)[:, 1:]
-            )  # (members, k)
             partner = nearest[anchor, rng.integers(k, size=n_rows)]
             t = rng.random(n_rows)
         start = self.features.iloc[members[anchor]].reset_index(drop=True)
@@ -113,6 +107,25 @@ class RowSpace:
             else:  # the value of the nearer end
                 columns[column.name] = column.restore_array(np.where(t < 0.5, a, b))
         return pd.DataFrame(columns, index=pd.RangeIndex(n_rows))
+
+    def _class_neighbours(self, label: Any) -> tuple[np.ndarray, np.ndarray]:
+        """The rows of class ``label`` and, per row, its ``k_neighbors`` nearest same-class rows
+        ((members,), (members, k) as places among the members); computed once per class, so
+        that a job interpolating batch after batch searches the neighbours only once."""
+        if label not in self._neighbours:
+            members = np.flatnonzero(self.labels == label)
+            k = max(0, min(self.k_neighbors, len(members) - 1))
+            nearest = np.zeros((len(members), 0), dtype=np.int64)
+            if k > 0:
+                points = self.points[members]
+                # column 0 of the neighbour list is the row itself (distance 0)
+                nearest = (
+                    NearestNeighbors(n_neighbors=k + 1)
+                    .fit(points)
+                    .kneighbors(points, return_distance=False)[:, 1:]
+                )
+            self._neighbours[label] = (members, nearest)
+        return self._neighbours[label]
 
     def neighbour_share(self, rows: pd.DataFrame, label: Any) -> np.ndarray:
         """(N,) the share of each row's ``k_neighbors`` nearest real training rows that are of

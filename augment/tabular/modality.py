@@ -31,6 +31,7 @@ from augment.core.validation import proportional_pick
 from augment.tabular.cgan import GANSettings
 from augment.tabular.config import TabularJobConfig
 from augment.tabular.form import TableForm
+from augment.tabular.generation import RowGenerator, real_row_space
 from augment.tabular.roles import refuse_copied_columns
 from augment.tabular.schema import TableSchema, infer_schema
 from augment.tabular.sources import handle_missing, read_table
@@ -159,11 +160,33 @@ class TabularModality(Modality):
     def synthesizer_from_payload(self, payload: dict[str, Any], device: str) -> Synthesizer:
         return synthesizer_from_payload(payload, device)
 
+    def needs_model(self, config: TabularJobConfig) -> bool:
+        return config.generate.generator != "anchored"
+
     def generate(self, ctx: JobContext, data: TableData, synthesizer: Synthesizer):
+        """Exactly the plan into Parquet shards, from the GAN, anchors or both (``generate``
+        section), as ``GANOverSampler`` generates them; ``origin`` says which rows came from
+        where and how many drawn GAN rows the neighbour filter dropped."""
+        cfg = ctx.config
+        options = cfg.generate
+        space = None
+        if options.generator != "gan" or options.filter_generated:
+            space = real_row_space(
+                data.train, data.schema, data.form, options.reference_rows, cfg.train.seed
+            )
+        source = RowGenerator(
+            synthesizer,
+            space,
+            options.generator,
+            options.anchored_share,
+            options.filter_generated,
+        )
         # In this thread: sampling in a second thread (core.generate.prefetched, as images do)
         # was measured 5-25% slower here on 2 cores; torch's threads and the decoding compete.
-        batches = synthesizer.class_batches(data.plan, seed=ctx.config.train.seed)
-        return write_shards(ctx.output, data.plan, batches, ctx.config.output.rows_per_shard)
+        batches = source.class_batches(data.plan, seed=cfg.train.seed)
+        result = write_shards(ctx.output, data.plan, batches, cfg.output.rows_per_shard)
+        result.origin = source.origin
+        return result
 
     def validate(self, ctx: JobContext, data: TableData):
         """Score real vs real+synthetic vs real+SMOTE on the holdout, then measure fidelity.
@@ -210,7 +233,18 @@ class TabularModality(Modality):
         return report, fidelity
 
     def manifest_fields(self, ctx, data, generation: GenerationResult) -> dict[str, Any]:
-        return {}
+        options = ctx.config.generate
+        return {
+            "generator": {
+                "generator": options.generator,
+                "anchored_share": options.anchored_share,
+                "filter_generated": options.filter_generated,
+                "rows": {
+                    source: {str(c): n for c, n in counts.items()}
+                    for source, counts in generation.origin.items()
+                },
+            }
+        }
 
     def shard_items(self, output, manifest, real: TableData | None, features=None):
         from augment.tabular.dataset import shard_items

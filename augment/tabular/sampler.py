@@ -30,6 +30,7 @@ from augment.core.train import TrainingLoop, settings_from
 from augment.tabular.anchored import RowSpace
 from augment.tabular.cgan import GANSettings, TrainSettings
 from augment.tabular.form import TableForm
+from augment.tabular.generation import GENERATORS, RowGenerator, real_row_space
 from augment.tabular.roles import refuse_copied_columns
 from augment.tabular.schema import infer_schema
 from augment.tabular.synthesizer import (
@@ -40,9 +41,6 @@ from augment.tabular.synthesizer import (
 )
 
 _FALLBACK_LABEL = "__augment_label__"
-# The neighbour check draws this many GAN rows per row it keeps (2 and 3 were measured on KEEL;
-# 3 ranked better in balanced accuracy and AUC, for a few hundredths of a second).
-_DRAWS_PER_KEPT_ROW = 3
 
 
 def _label_name(y: Any, columns: list[str]) -> str:
@@ -101,7 +99,7 @@ class GANOverSampler(GANSampler):
         "max_modes": [Interval(Integral, 1, None, closed="left")],
         "continuous": [StrOptions({"quantile", "gmm"})],
         "categorical_columns": ["array-like", None],
-        "generator": [StrOptions({"gan", "anchored", "mix"})],
+        "generator": [StrOptions(set(GENERATORS))],
         "anchored_share": [Interval(Real, 0, 1, closed="both")],
         "filter_generated": ["boolean"],
     }
@@ -213,51 +211,24 @@ class GANOverSampler(GANSampler):
     def _assemble(self, models, prepared, classes: list[Any]) -> Synthesizer:
         model_rows, schema, form, columns = prepared
         # the real rows in the model's form: anchors for interpolation, neighbours for the check
-        gaps = [*form.missing.flags, *form.missing.flags.values()]
-        self.space_ = RowSpace(model_rows, schema, unmeasured=gaps)
+        self.space_ = real_row_space(model_rows, schema, form)
         return Synthesizer(models, schema, columns, form)
 
-    def _split(self, n_rows: int) -> tuple[int, int]:
-        """(GAN rows, anchored rows) of a class's ``n_rows``."""
-        share = {"gan": 0.0, "anchored": 1.0}.get(self.generator, self.anchored_share)
-        anchored = int(round(n_rows * share))
-        return n_rows - anchored, anchored
-
-    def _gan_rows(self, cls: Any, n_rows: int, seed: int) -> tuple[pd.DataFrame, int]:
-        """``n_rows`` GAN rows of ``cls``, and how many rows drawn were dropped.
-
-        With ``filter_generated``, three times the rows are drawn and ranked by the share of their
-        nearest real training rows that are of ``cls``; the ``n_rows`` with the highest share
-        are kept (earlier draws first among equals), in the order they were drawn. Rows deep
-        among other classes go first; they are what blurs a linear model's ranking."""
-        if not self.filter_generated or n_rows == 0:
-            return self.synthesizer_.sample({cls: n_rows}, seed=seed), 0
-        drawn = self.synthesizer_.sample({cls: _DRAWS_PER_KEPT_ROW * n_rows}, seed=seed)
-        in_model_form = self.synthesizer_.form.to_model(drawn)[self.space_.schema.names]
-        share = self.space_.neighbour_share(in_model_form, cls)  # (3 n_rows,)
-        kept = np.sort(np.argsort(-share, kind="stable")[:n_rows])
-        return drawn.iloc[kept].reset_index(drop=True), len(drawn) - n_rows
-
     def _sample(self, plan: Mapping[Any, int], seed: int) -> tuple[Any, np.ndarray]:
-        label = self.synthesizer_.schema.label
-        parts, self.n_dropped_, self.n_anchored_ = [], {}, {}
-        schema = self.synthesizer_.schema
-        for cls, n_rows in plan.items():
-            n_gan, n_anchored = self._split(n_rows)
-            gan, self.n_dropped_[cls] = self._gan_rows(cls, n_gan, seed)
-            # one stream per seed and class (by its place among all classes), apart from the GAN's
-            rng = np.random.default_rng([seed, schema.classes.index(cls), 1])
-            parts += [gan] if len(gan) else []
-            if n_anchored:
-                # interpolated in the model's form, then back to the user's (times, gaps)
-                rows = self.space_.interpolate(cls, n_anchored, rng)
-                anchored = self.synthesizer_.form.restore(rows)
-                anchored[label] = schema.restore_labels([cls] * n_anchored).to_numpy()
-                parts.append(anchored[self.synthesizer_.columns])
-            self.n_anchored_[cls] = n_anchored
+        source = RowGenerator(
+            self.synthesizer_,
+            getattr(self, "space_", None),
+            self.generator,
+            self.anchored_share,
+            self.filter_generated,
+        )
+        parts = [rows for _, rows in source.class_batches(plan, seed)]
+        self.n_anchored_ = source.origin["anchored"]
+        self.n_dropped_ = source.origin["dropped"]
         generated = (
             pd.concat(parts, ignore_index=True) if parts else self.synthesizer_.sample({}, seed)
         )
+        label = self.synthesizer_.schema.label
         y = generated[label].to_numpy() if len(generated) else np.empty(0, dtype=object)
         features = generated.drop(columns=[label])
         if getattr(self, "input_kind_", "dataframe") == "array":

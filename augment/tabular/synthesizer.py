@@ -91,9 +91,14 @@ class Synthesizer(UnitSynthesizer):
         """Yield ``(class, rows)`` batches, label column included; exactly ``counts[c]`` rows of
         class c, with the input's columns and dtypes."""
         for cls, rows in self.unit_batches(counts, seed, batch_size):
-            rows = self.form.restore(rows)
-            rows[self.schema.label] = self.schema.restore_labels([cls] * len(rows)).to_numpy()
-            yield cls, rows[self.columns]
+            yield cls, self.finish(cls, rows)
+
+    def finish(self, cls: Any, rows: pd.DataFrame) -> pd.DataFrame:
+        """Feature rows of ``cls`` in the model's form -> the input's form: its columns in its
+        order and dtypes, label included."""
+        rows = self.form.restore(rows)
+        rows[self.schema.label] = self.schema.restore_labels([cls] * len(rows)).to_numpy()
+        return rows[self.columns]
 
     def iter_batches(
         self, counts: Mapping[Any, int], seed: int = 0, batch_size: int = 4096
