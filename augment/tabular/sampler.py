@@ -29,6 +29,7 @@ from augment.core.sampler import COMMON_CONSTRAINTS, GANSampler
 from augment.core.train import TrainingLoop, settings_from
 from augment.tabular.anchored import RowSpace
 from augment.tabular.cgan import GANSettings, TrainSettings
+from augment.tabular.choice import choose_generator
 from augment.tabular.form import TableForm
 from augment.tabular.generation import GENERATORS, RowGenerator, real_row_space
 from augment.tabular.roles import refuse_copied_columns
@@ -76,7 +77,10 @@ class GANOverSampler(GANSampler):
             rest comes from the GAN; ``gan``: all from the GAN; ``anchored``: all anchored, and no
             GAN is trained. On the KEEL benchmark (benchmarks/NOTES.md) the GAN's rows serve
             trees and forests best, the anchored ones logistic regression and nearest neighbours;
-            the mix ranks first.
+            the mix ranks first. ``auto``: pick one of ``mix``, ``anchored`` and ``gan`` on an
+            inner split of the training rows (a GAN fitted on three quarters, two cheap
+            classifiers scored on the rest by balanced accuracy; see
+            :mod:`augment.tabular.choice`); it costs a second GAN fit. ``choice_`` reports it.
         anchored_share: the anchored share of the rows in ``mix`` mode (the rest is the GAN's).
         filter_generated: draw three times the GAN rows needed and keep the third whose 5
             nearest real training rows are most often of their own class (the counts stay exact);
@@ -84,7 +88,9 @@ class GANOverSampler(GANSampler):
 
     Fitted attributes: ``sampling_strategy_``, ``synthesizer_`` (no units with
     ``generator="anchored"``), ``n_generated_``, ``n_anchored_`` (anchored rows per class),
-    ``n_dropped_`` (drawn GAN rows the neighbour check dropped, per class), ``space_`` (the real rows
+    ``n_dropped_`` (drawn GAN rows the neighbour check dropped, per class), ``generator_`` (the
+    generator used), ``choice_`` (with ``auto``: the chosen generator and every candidate's score;
+    None otherwise), ``space_`` (the real rows
     that anchor rows and the check uses; ``save`` stores them with the model).
 
     Example:
@@ -99,7 +105,7 @@ class GANOverSampler(GANSampler):
         "max_modes": [Interval(Integral, 1, None, closed="left")],
         "continuous": [StrOptions({"quantile", "gmm"})],
         "categorical_columns": ["array-like", None],
-        "generator": [StrOptions(set(GENERATORS))],
+        "generator": [StrOptions({*GENERATORS, "auto"})],
         "anchored_share": [Interval(Real, 0, 1, closed="both")],
         "filter_generated": ["boolean"],
     }
@@ -205,8 +211,30 @@ class GANOverSampler(GANSampler):
             loop=TrainingLoop(progress=self.progress),
         )[0]
 
+    def _before_fit(self, prepared, classes: list[Any], plan: dict[Any, int], seed: int) -> None:
+        self.generator_, self.choice_ = self.generator, None
+        if self.generator != "auto":
+            return
+        model_rows, schema, form, columns = prepared
+        if not any(plan.values()):  # nothing to generate: nothing to choose between
+            self.generator_ = "mix"
+            return
+        choice = choose_generator(
+            model_rows,
+            schema,
+            form,
+            columns,
+            plan,
+            self.mode,
+            lambda rows, unit: self._fit_unit((rows, schema, form, columns), unit, seed),
+            self.anchored_share,
+            self.filter_generated,
+            seed,
+        )
+        self.generator_, self.choice_ = choice.chosen, choice.to_dict()
+
     def _needs_model(self) -> bool:
-        return self.generator != "anchored"
+        return self.generator_ != "anchored"
 
     def _assemble(self, models, prepared, classes: list[Any]) -> Synthesizer:
         model_rows, schema, form, columns = prepared
@@ -218,7 +246,7 @@ class GANOverSampler(GANSampler):
         source = RowGenerator(
             self.synthesizer_,
             getattr(self, "space_", None),
-            self.generator,
+            getattr(self, "generator_", self.generator),
             self.anchored_share,
             self.filter_generated,
         )
@@ -257,11 +285,14 @@ class GANOverSampler(GANSampler):
     def _saved_state(self) -> dict[str, Any]:
         # the anchors and the neighbour check need the real rows; GAN rows alone do not, and
         # then the file holds no real row
-        if self.generator == "gan" and not self.filter_generated:
-            return {}
-        return {"real_rows": self.space_.state_dict()}
+        chosen = {"generator_": self.generator_, "choice_": self.choice_}
+        if self.generator_ == "gan" and not self.filter_generated:
+            return chosen
+        return {**chosen, "real_rows": self.space_.state_dict()}
 
     def _restore_state(self, extra: dict[str, Any]) -> None:
+        self.generator_ = extra.get("generator_", self.generator)
+        self.choice_ = extra.get("choice_")
         if "real_rows" in extra:
             self.space_ = RowSpace.from_state_dict(extra["real_rows"], self.synthesizer_.schema)
 
