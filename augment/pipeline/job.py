@@ -92,6 +92,8 @@ class JobResult:
     # where the generated rows came from: source -> class -> rows (tables: gan, anchored, and
     # dropped: drawn GAN rows the neighbour filter left out); empty for one source
     origin: dict[str, dict[str, int]] = field(default_factory=dict)
+    # an automatic choice of how to generate: chosen, scores per candidate (tables: auto)
+    choice: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         """Plain, JSON-able data: what the CLI prints and what the Prefect flow returns."""
@@ -111,6 +113,7 @@ class JobResult:
             "training": self.training,
             "timings": self.timings,
             "origin": self.origin,
+            "choice": self.choice,
             "report": str(self.output / REPORT) if (self.output / REPORT).exists() else None,
         }
 
@@ -371,6 +374,11 @@ def finish_job(
             origin_metrics = _origin_metrics(generation.origin)
             tracker.log_metrics(origin_metrics, run_id=gen_run)
             tracker.log_metrics({k: v for k, v in origin_metrics.items() if k.count("/") == 1})
+        if generation.choice:
+            tracker.log_params({"generate.chosen": generation.choice["chosen"]})
+            tracker.log_metrics(
+                {f"choice/{name}": score for name, score in generation.choice["scores"].items()}
+            )
         tracker.end(gen_run)
         model_name = cfg.tracking.model_name or f"augment-{cfg.name}"
         model_uri = tracker.log_synthesizer(
@@ -433,6 +441,7 @@ def finish_job(
         training=ctx.training,
         timings=dict(ctx.timings),
         origin={source: _plain_keys(counts) for source, counts in generation.origin.items()},
+        choice=dict(generation.choice),
     )
 
 

@@ -73,6 +73,8 @@ def print_summary(summary: dict[str, Any]) -> None:
     origin = summary.get("origin") or {}
     if origin:
         console.print(f"sources  {origin_sentence(origin)}", highlight=False, soft_wrap=True)
+    if summary.get("choice"):
+        console.print(f"choice   {choice_sentence(summary['choice'])}", highlight=False)
     generated = sum(summary["plan"].values())
     console.print(
         f"shards   {summary['output']}/synthetic ({generated:,} generated)",
@@ -130,3 +132,12 @@ def origin_sentence(origin: dict[str, dict[str, int]]) -> str:
     if dropped:
         text += f" (the neighbour filter dropped {dropped:,} of {gan + dropped:,} drawn)"
     return text + f", {anchored:,} anchored between real rows"
+
+
+def choice_sentence(choice: dict[str, Any]) -> str:
+    """What an automatic choice picked, with every candidate's score."""
+    scores = ", ".join(f"{name} {score:.3f}" for name, score in choice["scores"].items())
+    return (
+        f"auto picked {choice['chosen']} (balanced accuracy on an inner split of the training "
+        f"rows: {scores})"
+    )

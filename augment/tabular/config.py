@@ -110,12 +110,14 @@ class TabularValidateConfig(ValidateConfig):
 class TabularGenerateConfig(Strict):
     """Where the new rows come from: the GAN, real anchors, or a mix (as ``GANOverSampler``)."""
 
-    generator: Literal["mix", "gan", "anchored"] = Field(
+    generator: Literal["mix", "gan", "anchored", "auto"] = Field(
         "mix",
         description="mix: a share anchored_share of each class's rows lies between a real row "
         "of the class and one of its 5 nearest same-class rows, the rest comes from the GAN (the "
         "default, as in GANOverSampler); gan: all from the GAN; anchored: all anchored, and no "
-        "GAN is trained.",
+        "GAN is trained; auto: one of mix, anchored and gan, picked by balanced accuracy on an "
+        "inner split of the training rows (a second GAN is fitted on a sample of at most "
+        "20,000 of them); the choice and every score go to the summary, manifest and MLflow.",
     )
     anchored_share: Annotated[float, Field(ge=0, le=1)] = Field(
         0.5, description="The anchored share of each class's rows under generator: mix."

@@ -8,7 +8,7 @@ import pandas as pd
 from augment.core.shards import read_manifest, read_shards
 from augment.pipeline.config import load_config
 from augment.pipeline.job import run_job
-from augment.pipeline.summary import origin_sentence
+from augment.pipeline.summary import choice_sentence, origin_sentence
 from augment.tabular.sources import load_table
 from tests.conftest import write_config
 
@@ -109,3 +109,27 @@ def test_an_anchored_job_trains_no_gan(tmp_path, training_calls, mlflow_uri):
     numeric = [c for c in source.columns if c != "target"]
     assert (shards[numeric] >= source[numeric].min() - 1e-9).all().all()
     assert (shards[numeric] <= source[numeric].max() + 1e-9).all().all()
+
+
+def test_an_auto_job_reports_its_choice(tmp_path, mlflow_uri):
+    config = load_config(
+        write_config(tmp_path, mlflow_uri, name="auto-job", generate={"generator": "auto"})
+    )
+    result = run_job(config)
+    manifest = read_manifest(result.output)
+    choice = manifest["generator"]["choice"]
+    assert choice["chosen"] in ("mix", "anchored", "gan")
+    assert set(choice["scores"]) == {"mix", "anchored", "gan"}
+    assert choice["scores"][choice["chosen"]] == max(choice["scores"].values())
+    assert manifest["counts_generated"] == {str(k): v for k, v in result.plan.items()}
+    rows = manifest["generator"]["rows"]
+    anchored = sum(rows["anchored"].values())
+    assert (anchored == 0) == (choice["chosen"] == "gan")
+    assert result.summary()["choice"] == choice
+    assert "auto picked" in choice_sentence(choice)
+
+    run = mlflow.MlflowClient(mlflow_uri).get_run(manifest["mlflow"]["run_id"])
+    assert run.data.params["generate.generator"] == "auto"
+    assert run.data.params["generate.chosen"] == choice["chosen"]
+    for name, score in choice["scores"].items():
+        assert run.data.metrics[f"choice/{name}"] == score
