@@ -10,7 +10,9 @@ standard deviation):
   the nearer end. This is our own generator path (``generator="anchored"`` or the share of a
   ``"mix"``), chosen explicitly and reported; no third-party oversampler is called.
 - ``RowSpace.neighbour_share``: for generated rows of a class, the share of their nearest real
-  training rows that belong to that class; a row at 0 lies deep among the other classes. The
+  training rows that belong to that class; a row at 0 lies deep among the other classes. This
+  search runs in the whitened space of the training rows (their covariance, shrunk, mapped to
+  the identity), where a row that breaks the real rows' correlations is far from all of them. The
   sampler draws three times the GAN rows it needs and keeps the third with the highest share, so
   the counts stay exact.
 """
@@ -22,10 +24,21 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.covariance import LedoitWolf
 from sklearn.neighbors import NearestNeighbors
 
 from augment.core.balance import to_python
 from augment.tabular.schema import TableSchema, category_codes, category_value
+
+
+def _whitening(points: np.ndarray) -> np.ndarray:
+    """(D, D) map to coordinates where the rows' covariance is the identity; the covariance is
+    shrunk toward a scaled identity (Ledoit-Wolf), so that a few rows, collinear or one-hot
+    columns still give a finite, well-conditioned map. Identity for fewer than two rows."""
+    if len(points) < 2 or points.shape[1] == 0:
+        return np.eye(points.shape[1])
+    values, vectors = np.linalg.eigh(LedoitWolf().fit(points).covariance_)
+    return vectors / np.sqrt(np.maximum(values, 1e-9))
 
 
 class RowSpace:
@@ -60,6 +73,10 @@ class RowSpace:
         scale = raw.std(axis=0) if len(raw) else np.ones(len(continuous))
         self.scale = np.where(scale > 0, scale, 1.0)
         self.points = self.embed(self.features)  # (N, D)
+        # The neighbour check measures in the whitened space of the training rows: a GAN row
+        # that breaks the correlations of the real rows lies far from them there, however
+        # near it looks column by column (see benchmarks/NOTES.md, KEEL).
+        self.whitening = _whitening(self.points)  # (D, D)
         self._index: NearestNeighbors | None = None
         self._neighbours: dict[Any, tuple[np.ndarray, np.ndarray]] = {}
 
@@ -134,8 +151,8 @@ class RowSpace:
             return np.zeros(0)
         if self._index is None:
             k = min(self.k_neighbors, len(self.points))
-            self._index = NearestNeighbors(n_neighbors=k).fit(self.points)
-        nearest = self._index.kneighbors(self.embed(rows), return_distance=False)
+            self._index = NearestNeighbors(n_neighbors=k).fit(self.points @ self.whitening)
+        nearest = self._index.kneighbors(self.embed(rows) @ self.whitening, return_distance=False)
         return (self.labels[nearest] == label).mean(axis=1)
 
     # -- persistence (plain lists, no pickle) ---------------------------------------------------

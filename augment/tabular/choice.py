@@ -107,11 +107,12 @@ def choose_generator(
         new = form.to_model(pd.concat(parts, ignore_index=True)) if parts else fit_rows.iloc[:0]
         x = np.vstack([real_x, space.embed(new[names])])
         y = np.concatenate([space.labels, new[schema.label].to_numpy()]).astype(str)
-        scores[candidate] = float(
-            np.mean([_balanced_accuracy(model, x, y, held_x, held_y) for model in _models(seed)])
+        # rounded: candidates whose scores differ only by float noise tie, and the earlier wins
+        scores[candidate] = round(
+            float(np.mean([_balanced_accuracy(m, x, y, held_x, held_y) for m in _models(seed)])),
+            6,
         )
-    best = max(scores.values())
-    chosen = next(c for c in CANDIDATES if scores[c] >= best - 1e-12)
+    chosen = next(c for c in CANDIDATES if scores[c] == max(scores.values()))
     return GeneratorChoice(chosen, scores, len(held_index), len(fit_index))
 
 

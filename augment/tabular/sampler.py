@@ -83,7 +83,8 @@ class GANOverSampler(GANSampler):
             :mod:`augment.tabular.choice`); it costs a second GAN fit. ``choice_`` reports it.
         anchored_share: the anchored share of the rows in ``mix`` mode (the rest is the GAN's).
         filter_generated: draw three times the GAN rows needed and keep the third whose 5
-            nearest real training rows are most often of their own class (the counts stay exact);
+            nearest real training rows (in the whitened space of the training rows) are most
+            often of their own class (the counts stay exact);
             ``n_dropped_`` says how many drawn rows were dropped.
 
     Fitted attributes: ``sampling_strategy_``, ``synthesizer_`` (no units with
