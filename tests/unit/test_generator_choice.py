@@ -54,3 +54,24 @@ def test_a_fixed_generator_reports_no_choice(mixed_frame):
     sampler = GANOverSampler(generator="anchored", random_state=0, **FAST)
     sampler.fit_resample(X, y)
     assert sampler.choice_ is None and sampler.generator_ == "anchored"
+
+
+def test_row_generator_streams_exact_counts_in_small_batches(mixed_frame):
+    """The job's path: many small batches per class, the filter per batch, exact counts."""
+    from augment.tabular.generation import RowGenerator
+
+    X, y = mixed_frame.drop(columns="label"), mixed_frame["label"]
+    sampler = GANOverSampler(random_state=0, **FAST)
+    sampler.fit_resample(X, y)
+    source = RowGenerator(sampler.synthesizer_, sampler.space_, "mix", 0.4, True)
+    plan = {"rare": 53, "common": 20}
+    batches = list(source.class_batches(plan, seed=3, batch_size=8))
+    assert max(len(rows) for _, rows in batches) <= 8
+    got = pd.concat([rows for _, rows in batches])["label"].value_counts().to_dict()
+    assert got == plan
+    assert source.origin["anchored"] == {"rare": 21, "common": 8}
+    assert source.origin["gan"] == {"rare": 32, "common": 12}
+    assert source.origin["dropped"] == {"rare": 64, "common": 24}
+    again = RowGenerator(sampler.synthesizer_, sampler.space_, "mix", 0.4, True)
+    repeat = pd.concat([rows for _, rows in again.class_batches(plan, seed=3, batch_size=8)])
+    pd.testing.assert_frame_equal(pd.concat([rows for _, rows in batches]), repeat)
