@@ -67,7 +67,8 @@ class RowSpace:
             self.unmeasured = set()
         self.features = frame[schema.names].reset_index(drop=True)
         self.labels = frame[schema.label].to_numpy()
-        continuous = [c.name for c in schema.continuous]
+        # the measured continuous columns, as embed takes them
+        continuous = [c.name for c in schema.continuous if c.name not in self.unmeasured]
         raw = self.features[continuous].to_numpy(dtype=np.float64)
         self.center = raw.mean(axis=0) if len(raw) else np.zeros(len(continuous))
         scale = raw.std(axis=0) if len(raw) else np.ones(len(continuous))
