@@ -284,7 +284,7 @@ class OrchestrationConfig(Strict):
 class JobConfig(Strict):
     """One balancing job: the sections every kind has. A kind subclasses it and narrows
     ``data``, ``model``, ``train``, ``output``, ``validate`` and ``tracking`` to its own models
-    (with its own defaults) and may add sections (images: ``filter``)."""
+    (with its own defaults) and may add sections (images: ``filter``; tables: ``generate``)."""
 
     name: str = Field(
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
@@ -368,7 +368,9 @@ class JobConfig(Strict):
             for key in ("steps", "checkpoint_every"):
                 relevant["train"].pop(key, None)
             relevant.pop("output", None)
+            # how the fitted generator's rows are picked or mixed never changes its training
             relevant.pop("filter", None)
+            relevant.pop("generate", None)
             relevant["balance"].pop("sampling_strategy", None)
         else:
             relevant["output"].pop("overwrite", None)

@@ -110,6 +110,16 @@ class Modality(ABC):
         holds the training loop's checkpoint, resume, callback and progress settings.
         ``run_name`` / ``run_id`` name the unit's nested MLflow run (for extra artifacts)."""
 
+    def needs_model(self, config: Any) -> bool:
+        """False when the job's settings generate without a trained model (tables with
+        ``generate.generator: anchored``): then no unit is fitted."""
+        return True
+
+    def fits_anything(self, config: Any) -> bool:
+        """True when the job fits something worth caching for a rerun (:mod:`augment.core.cache`):
+        the model's units, or a part :meth:`complete` fits (images: the shared autoencoder)."""
+        return self.needs_model(config)
+
     def unit_metrics(self, ctx: JobContext, result: TrainingResult) -> dict[str, float]:
         """Extra metrics of a fitted unit for its MLflow run (e.g. images per second)."""
         return {}

@@ -67,6 +67,10 @@ class GANSampler(BaseOverSampler):
     def _fit_unit(self, prepared: Any, classes: list[Any], seed: int) -> Any:
         raise NotImplementedError
 
+    def _before_fit(self, prepared: Any, classes: list[Any], plan: dict[Any, int], seed: int):
+        """Decide, from the training data only, anything the fit depends on (tables:
+        ``generator="auto"`` picks its generator here). Called once per fit, before the units."""
+
     def _needs_model(self) -> bool:
         """False when the kind's settings generate without a trained model (no unit is fit)."""
         return True
@@ -92,6 +96,7 @@ class GANSampler(BaseOverSampler):
             prepared, classes = self._prepare(X, y)
             plan = {c: 0 for c in classes}
             plan.update({to_python(c): int(n) for c, n in self.sampling_strategy_.items()})
+            self._before_fit(prepared, classes, plan, seed)
             models = [
                 self._fit_unit(prepared, unit, seed)
                 for unit in training_units(classes, plan, self.mode)

@@ -36,7 +36,8 @@ from augment.core.shards import read_shards
 from augment.core.train import TrainingLoop, TrainingResult, settings_from
 from augment.core.validation import proportional_pick
 from augment.image.cgan import ImageCGAN, ImageGANSettings, ImageTrainSettings
-from augment.image.config import ImageJobConfig
+from augment.image.choice import DEFAULT_CANDIDATES, choose_recipe
+from augment.image.config import ImageJobConfig, ImageModelConfig
 from augment.image.generate import generate_image_shards
 from augment.image.shards import decode_png, read_image_shards
 from augment.image.sources import load_images
@@ -184,6 +185,14 @@ class ImageModality(Modality):
     def assemble(self, data: ImageData, models: Sequence[ImageCGAN]) -> ImageSynthesizer:
         return ImageSynthesizer(models, data.classes, LABEL)
 
+    def needs_model(self, config: ImageJobConfig) -> bool:
+        """A GAN is trained only when a recipe the job may use draws from it (the default
+        candidates, ``latent+warp`` and ``latent``, decode the autoencoder's codes instead)."""
+        return any(recipe.needs_gan for recipe in _recipes(config.model))
+
+    def fits_anything(self, config: ImageJobConfig) -> bool:
+        return True  # every recipe fits the GAN, the shared autoencoder or both
+
     def complete(
         self, ctx: JobContext, data: ImageData, synthesizer: ImageSynthesizer
     ) -> ImageSynthesizer:
@@ -191,15 +200,11 @@ class ImageModality(Modality):
         configured one, or (``model.recipe: auto``) the best on an inner split of the training
         images (:mod:`augment.image.choice`); logged as ``generate.recipe`` and
         ``choice/<recipe>``."""
-        from augment.image.choice import DEFAULT_CANDIDATES, choose_recipe
         from augment.image.latent import LatentSettings, fit_latent_bank
 
         cfg = ctx.config
         m = cfg.model
-        names = (
-            list(m.recipe_candidates or DEFAULT_CANDIDATES) if m.recipe == "auto" else [m.recipe]
-        )
-        recipes = [Recipe.parse(n) for n in names]
+        recipes = _recipes(m)
         began = time.perf_counter()
         device = resolve_device(cfg.train.device)
         with cpu_threads(cfg.train.cpu_threads):
@@ -516,6 +521,13 @@ def real_classifier(ctx: JobContext, data: ImageData) -> Any:
             )
         data.classifier_seconds = time.perf_counter() - began
     return data.real_classifier
+
+
+def _recipes(model: ImageModelConfig) -> list[Recipe]:
+    """The recipes a job may use: ``model.recipe``, or the candidates of ``auto``."""
+    if model.recipe != "auto":
+        return [Recipe.parse(model.recipe)]
+    return [Recipe.parse(n) for n in model.recipe_candidates or DEFAULT_CANDIDATES]
 
 
 def units_of(classes: Sequence[Any], mode: str) -> list[list[Any]]:

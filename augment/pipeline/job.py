@@ -92,6 +92,11 @@ class JobResult:
     cache_hit: bool = False
     training: list[dict[str, Any]] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase
+    # where the generated rows came from: source -> class -> rows (tables: gan, anchored, and
+    # dropped: drawn GAN rows the neighbour filter left out); empty for one source
+    origin: dict[str, dict[str, int]] = field(default_factory=dict)
+    # an automatic choice of how to generate: chosen, scores per candidate (tables: auto)
+    choice: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         """Plain, JSON-able data: what the CLI prints and what the Prefect flow returns."""
@@ -111,6 +116,8 @@ class JobResult:
             "cache_hit": self.cache_hit,
             "training": self.training,
             "timings": self.timings,
+            "origin": self.origin,
+            "choice": self.choice,
             "report": str(self.output / REPORT) if (self.output / REPORT).exists() else None,
         }
 
@@ -210,7 +217,7 @@ def reuse_synthesizer(ctx: JobContext, data: Any) -> Any | None:
     ``ctx.force`` skips the lookup.
     """
     cache = _cache(ctx)
-    if cache is None or not units_for(ctx, data):
+    if cache is None or not _modality(ctx).fits_anything(ctx.config):
         return None
     key = _cache_key(ctx, data)
     cached = None if ctx.force else cache.get(key)
@@ -237,7 +244,10 @@ def reuse_synthesizer(ctx: JobContext, data: Any) -> Any | None:
 
 
 def units_for(ctx: JobContext, data: Any) -> list[list[Any]]:
-    """The units of work to fit: one (conditional) or one per class that needs rows."""
+    """The units of work to fit: one (conditional) or one per class that needs rows; none when
+    the modality generates without a model for these settings."""
+    if not _modality(ctx).needs_model(ctx.config):
+        return []
     return training_units(data.classes, data.plan, ctx.config.model.mode)
 
 
@@ -300,7 +310,7 @@ def assemble(ctx: JobContext, data: Any, fitted: Sequence[tuple[Any, TrainingRes
     if storage.is_remote(ctx.output):
         storage.write_bytes(ctx.output / MODEL_FILE, (ctx.local / MODEL_FILE).read_bytes())
     cache = _cache(ctx)
-    if cache is not None and fitted:
+    if cache is not None and _modality(ctx).fits_anything(ctx.config):
         # saved before generation and tracking: a retried later step, or a rerun, reuses it
         key = _cache_key(ctx, data)
         cache.put(key, ctx.local / MODEL_FILE, {"job": ctx.config.name, "output": str(ctx.output)})
@@ -345,7 +355,8 @@ def finish_job(
     metrics = dict(report.metrics if report else {})
     metrics.update(fidelity)
     passed = report.passed if report else True
-    write_report(ctx, data, report, fidelity, counts_after)  # report.html, before _SUCCESS
+    # report.html, before _SUCCESS
+    write_report(ctx, data, report, fidelity, counts_after, generation.origin)
     model_uri = run_id = tracking_uri = None
     if ctx.tracker:
         tracker = ctx.tracker
@@ -364,6 +375,15 @@ def finish_job(
         tracker.log_metrics(
             {f"generated/{k}": v for k, v in _plain_keys(generation.counts).items()}, run_id=gen_run
         )
+        if generation.origin:
+            origin_metrics = _origin_metrics(generation.origin)
+            tracker.log_metrics(origin_metrics, run_id=gen_run)
+            tracker.log_metrics({k: v for k, v in origin_metrics.items() if k.count("/") == 1})
+        if generation.choice:
+            tracker.log_params({"generate.chosen": generation.choice["chosen"]})
+            tracker.log_metrics(
+                {f"choice/{name}": score for name, score in generation.choice["scores"].items()}
+            )
         tracker.end(gen_run)
         model_name = cfg.tracking.model_name or f"augment-{cfg.name}"
         model_uri = tracker.log_synthesizer(
@@ -426,7 +446,18 @@ def finish_job(
         training=ctx.training,
         timings=dict(ctx.timings),
         recipe=manifest.get("recipe"),
+        origin={source: _plain_keys(counts) for source, counts in generation.origin.items()},
+        choice=dict(generation.choice),
     )
+
+
+def _origin_metrics(origin: dict[str, dict[Any, int]]) -> dict[str, float]:
+    """``origin/<source>`` totals (tables: gan, anchored, dropped) and ``origin/<source>/<class>``."""
+    metrics: dict[str, float] = {}
+    for source, counts in origin.items():
+        metrics[f"origin/{source}"] = float(sum(counts.values()))
+        metrics.update({f"origin/{source}/{c}": float(n) for c, n in _plain_keys(counts).items()})
+    return metrics
 
 
 def fail_job(ctx: JobContext) -> None:

@@ -17,6 +17,7 @@ from augment.core.context import JobContext
 from augment.core.storage import Location
 from augment.core.validation import ValidationReport
 from augment.pipeline.registry import modality
+from augment.pipeline.summary import origin_sentence
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,7 @@ def write_report(
     report: ValidationReport | None,
     fidelity: dict[str, float],
     counts_after: dict[Any, int],
+    origin: dict[str, dict[Any, int]] | None = None,
 ) -> Location | None:
     """Write ``report.html`` into the output folder and, with tracking, into the MLflow parent
     run, whose description becomes the verdict sentence. Adds ``report`` to ``ctx.timings``.
@@ -64,6 +66,7 @@ def write_report(
                 notes=[*data.cleaning.get("notes", []), *(report.notes if report else [])],
                 mlflow_run_id=ctx.tracker.run_id if ctx.tracker else None,
                 tracking_uri=ctx.tracker.tracking_uri if ctx.tracker else None,
+                origin=origin_sentence(origin) if origin else "",
             )
         )
         target = ctx.output / REPORT_FILE

@@ -91,6 +91,11 @@ def print_summary(summary: dict[str, Any]) -> None:
         for cls, before in summary["counts_before"].items()
     )
     console.print(f"counts   {after}", highlight=False)
+    origin = summary.get("origin") or {}
+    if origin:
+        console.print(f"sources  {origin_sentence(origin)}", highlight=False, soft_wrap=True)
+    if summary.get("choice"):
+        console.print(f"choice   {choice_sentence(summary['choice'])}", highlight=False)
     generated = sum(summary["plan"].values())
     console.print(
         f"shards   {summary['output']}/synthetic ({generated:,} generated)",
@@ -157,3 +162,23 @@ def _verdict(summary: dict[str, Any], classic: str) -> str:
     elif behind is not None:
         text += f", {behind:+.4f} over {classic_name}"
     return text
+
+
+def origin_sentence(origin: dict[str, dict[str, int]]) -> str:
+    """Where a table's generated rows came from, in words: GAN rows (and the drawn ones the
+    neighbour filter dropped) and anchored rows."""
+    total = {source: sum(counts.values()) for source, counts in origin.items()}
+    gan, anchored, dropped = (total.get(key, 0) for key in ("gan", "anchored", "dropped"))
+    text = f"{gan:,} rows from the GAN"
+    if dropped:
+        text += f" (the neighbour filter dropped {dropped:,} of {gan + dropped:,} drawn)"
+    return text + f", {anchored:,} anchored between real rows"
+
+
+def choice_sentence(choice: dict[str, Any]) -> str:
+    """What an automatic choice picked, with every candidate's score."""
+    scores = ", ".join(f"{name} {score:.3f}" for name, score in choice["scores"].items())
+    return (
+        f"auto picked {choice['chosen']} (balanced accuracy on an inner split of the training "
+        f"rows: {scores})"
+    )

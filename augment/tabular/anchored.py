@@ -10,7 +10,9 @@ standard deviation):
   the nearer end. This is our own generator path (``generator="anchored"`` or the share of a
   ``"mix"``), chosen explicitly and reported; no third-party oversampler is called.
 - ``RowSpace.neighbour_share``: for generated rows of a class, the share of their nearest real
-  training rows that belong to that class; a row at 0 lies deep among the other classes. The
+  training rows that belong to that class; a row at 0 lies deep among the other classes. This
+  search runs in the whitened space of the training rows (their covariance, shrunk, mapped to
+  the identity), where a row that breaks the real rows' correlations is far from all of them. The
   sampler draws three times the GAN rows it needs and keeps the third with the highest share, so
   the counts stay exact.
 """
@@ -22,10 +24,21 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.covariance import LedoitWolf
 from sklearn.neighbors import NearestNeighbors
 
 from augment.core.balance import to_python
 from augment.tabular.schema import TableSchema, category_codes, category_value
+
+
+def _whitening(points: np.ndarray) -> np.ndarray:
+    """(D, D) map to coordinates where the rows' covariance is the identity; the covariance is
+    shrunk toward a scaled identity (Ledoit-Wolf), so that a few rows, collinear or one-hot
+    columns still give a finite, well-conditioned map. Identity for fewer than two rows."""
+    if len(points) < 2 or points.shape[1] == 0:
+        return np.eye(points.shape[1])
+    values, vectors = np.linalg.eigh(LedoitWolf().fit(points).covariance_)
+    return vectors / np.sqrt(np.maximum(values, 1e-9))
 
 
 class RowSpace:
@@ -61,7 +74,12 @@ class RowSpace:
         scale = raw.std(axis=0) if len(raw) else np.ones(len(continuous))
         self.scale = np.where(scale > 0, scale, 1.0)
         self.points = self.embed(self.features)  # (N, D)
+        # The neighbour check measures in the whitened space of the training rows: a GAN row
+        # that breaks the correlations of the real rows lies far from them there, however
+        # near it looks column by column (see benchmarks/NOTES.md, KEEL).
+        self.whitening = _whitening(self.points)  # (D, D)
         self._index: NearestNeighbors | None = None
+        self._neighbours: dict[Any, tuple[np.ndarray, np.ndarray]] = {}
 
     def embed(self, features: pd.DataFrame) -> np.ndarray:
         """(N, D): standardised continuous columns, then one-hot categorical ones x 1/sqrt(2)
@@ -86,21 +104,14 @@ class RowSpace:
         and one of its ``k_neighbors`` nearest same-class rows, with the input's dtypes. Anchors
         are drawn uniformly: weighting them toward the class border, or skipping rows whose
         neighbours are all of other classes, lost balanced accuracy on the KEEL benchmark."""
-        members = np.flatnonzero(self.labels == label)
+        members, nearest = self._class_neighbours(label)
         if n_rows == 0 or len(members) == 0:
             return self.features.iloc[:0].copy()
-        points = self.points[members]
-        k = min(self.k_neighbors, len(members) - 1)
+        k = nearest.shape[1]
         anchor = rng.integers(len(members), size=n_rows)
         if k == 0:  # a class of one row: every new row is that row
             partner, t = anchor, np.zeros(n_rows)
         else:
-            # column 0 of the neighbour list is the row itself (distance 0)
-            nearest = (
-                NearestNeighbors(n_neighbors=k + 1)
-                .fit(points)
-                .kneighbors(points, return_distance=False)[:, 1:]
-            )  # (members, k)
             partner = nearest[anchor, rng.integers(k, size=n_rows)]
             t = rng.random(n_rows)
         start = self.features.iloc[members[anchor]].reset_index(drop=True)
@@ -115,6 +126,25 @@ class RowSpace:
                 columns[column.name] = column.restore_array(np.where(t < 0.5, a, b))
         return pd.DataFrame(columns, index=pd.RangeIndex(n_rows))
 
+    def _class_neighbours(self, label: Any) -> tuple[np.ndarray, np.ndarray]:
+        """The rows of class ``label`` and, per row, its ``k_neighbors`` nearest same-class rows
+        ((members,), (members, k) as places among the members); computed once per class, so
+        that a job interpolating batch after batch searches the neighbours only once."""
+        if label not in self._neighbours:
+            members = np.flatnonzero(self.labels == label)
+            k = max(0, min(self.k_neighbors, len(members) - 1))
+            nearest = np.zeros((len(members), 0), dtype=np.int64)
+            if k > 0:
+                points = self.points[members]
+                # column 0 of the neighbour list is the row itself (distance 0)
+                nearest = (
+                    NearestNeighbors(n_neighbors=k + 1)
+                    .fit(points)
+                    .kneighbors(points, return_distance=False)[:, 1:]
+                )
+            self._neighbours[label] = (members, nearest)
+        return self._neighbours[label]
+
     def neighbour_share(self, rows: pd.DataFrame, label: Any) -> np.ndarray:
         """(N,) the share of each row's ``k_neighbors`` nearest real training rows that are of
         class ``label``; 0 means the row sits among other classes only."""
@@ -122,8 +152,8 @@ class RowSpace:
             return np.zeros(0)
         if self._index is None:
             k = min(self.k_neighbors, len(self.points))
-            self._index = NearestNeighbors(n_neighbors=k).fit(self.points)
-        nearest = self._index.kneighbors(self.embed(rows), return_distance=False)
+            self._index = NearestNeighbors(n_neighbors=k).fit(self.points @ self.whitening)
+        nearest = self._index.kneighbors(self.embed(rows) @ self.whitening, return_distance=False)
         return (self.labels[nearest] == label).mean(axis=1)
 
     # -- persistence (plain lists, no pickle) ---------------------------------------------------

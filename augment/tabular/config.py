@@ -14,6 +14,7 @@ from augment.core.config import (
     OutputConfig,
     PositiveFloat,
     PositiveInt,
+    Strict,
     ValidateConfig,
 )
 from augment.tabular.roles import Role
@@ -120,6 +121,34 @@ class TabularValidateConfig(ValidateConfig):
     )
 
 
+class TabularGenerateConfig(Strict):
+    """Where the new rows come from: the GAN, real anchors, or a mix (as ``GANOverSampler``)."""
+
+    generator: Literal["mix", "gan", "anchored", "auto"] = Field(
+        "mix",
+        description="mix: a share anchored_share of each class's rows lies between a real row "
+        "of the class and one of its 5 nearest same-class rows, the rest comes from the GAN (the "
+        "default, as in GANOverSampler); gan: all from the GAN; anchored: all anchored, and no "
+        "GAN is trained; auto: one of mix, anchored and gan, picked by balanced accuracy on an "
+        "inner split of the training rows (a second GAN is fitted on a sample of at most "
+        "20,000 of them); the choice and every score go to the summary, manifest and MLflow.",
+    )
+    anchored_share: Annotated[float, Field(ge=0, le=1)] = Field(
+        0.5, description="The anchored share of each class's rows under generator: mix."
+    )
+    filter_generated: bool = Field(
+        True,
+        description="Draw three times the GAN rows and keep the third whose 5 nearest real "
+        "training rows are most often of their own class (counts stay exact).",
+    )
+    reference_rows: PositiveInt = Field(
+        200_000,
+        description="The anchors and the filter's neighbours come from at most this many real "
+        "training rows (a sample, each class in proportion), which bounds memory and the "
+        "neighbour searches on large tables.",
+    )
+
+
 class TabularJobConfig(JobConfig):
     """A balancing job over a table."""
 
@@ -129,6 +158,7 @@ class TabularJobConfig(JobConfig):
     validate_: TabularValidateConfig = Field(
         default_factory=TabularValidateConfig, alias="validate"
     )
+    generate: TabularGenerateConfig = Field(default_factory=TabularGenerateConfig)
 
     @model_validator(mode="after")
     def _label_given(self) -> TabularJobConfig:

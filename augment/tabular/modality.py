@@ -22,6 +22,7 @@ import pandas as pd
 
 from augment.core.cache import frame_digest
 from augment.core.context import JobContext
+from augment.core.device import cpu_threads
 from augment.core.generate import GenerationResult, write_shards
 from augment.core.metrics import unique_metric_keys
 from augment.core.modality import FeatureComparison, Modality, ReportInputs
@@ -30,8 +31,10 @@ from augment.core.shards import read_shards
 from augment.core.train import settings_from
 from augment.core.validation import proportional_pick
 from augment.tabular.cgan import GANSettings
+from augment.tabular.choice import GeneratorChoice, choose_generator
 from augment.tabular.config import TabularJobConfig
 from augment.tabular.form import TableForm
+from augment.tabular.generation import RowGenerator, real_row_space
 from augment.tabular.roles import Wording, resolve_roles
 from augment.tabular.schema import TableSchema, infer_schema
 from augment.tabular.sources import handle_missing, read_table
@@ -170,11 +173,83 @@ class TabularModality(Modality):
     def synthesizer_from_payload(self, payload: dict[str, Any], device: str) -> Synthesizer:
         return synthesizer_from_payload(payload, device)
 
+    def needs_model(self, config: TabularJobConfig) -> bool:
+        return config.generate.generator != "anchored"
+
     def generate(self, ctx: JobContext, data: TableData, synthesizer: Synthesizer):
+        """Exactly the plan into Parquet shards, from the GAN, anchors or both (``generate``
+        section), as ``GANOverSampler`` generates them; ``origin`` says which rows came from
+        where and how many drawn GAN rows the neighbour filter dropped."""
+        cfg = ctx.config
+        options = cfg.generate
+        generator, choice = options.generator, None
+        if generator == "auto":
+            choice = self._choose(ctx, data)
+            generator = choice.chosen
+        space = None
+        if generator != "gan" or options.filter_generated:
+            space = real_row_space(
+                data.train, data.schema, data.form, options.reference_rows, cfg.train.seed
+            )
+        source = RowGenerator(
+            synthesizer,
+            space,
+            generator,
+            options.anchored_share,
+            options.filter_generated,
+        )
         # In this thread: sampling in a second thread (core.generate.prefetched, as images do)
         # was measured 5-25% slower here on 2 cores; torch's threads and the decoding compete.
-        batches = synthesizer.class_batches(data.plan, seed=ctx.config.train.seed)
-        return write_shards(ctx.output, data.plan, batches, ctx.config.output.rows_per_shard)
+        batches = source.class_batches(data.plan, seed=cfg.train.seed)
+        result = write_shards(ctx.output, data.plan, batches, cfg.output.rows_per_shard)
+        result.origin = source.origin
+        result.choice = choice.to_dict() if choice else {}
+        return result
+
+    def _choose(self, ctx: JobContext, data: TableData) -> GeneratorChoice:
+        """generate.generator auto: the choice on an inner split of (a sample of) the training
+        rows, with a second GAN fitted there with the job's settings."""
+        cfg = ctx.config
+        rows = data.train
+        labels = rows[data.label].to_numpy()
+        if len(rows) > CHOICE_ROWS:
+            pick = proportional_pick(
+                labels, CHOICE_ROWS, np.random.default_rng([cfg.train.seed, 4])
+            )
+            rows = rows.iloc[np.sort(pick)]
+        # the plan scaled to the sample: each class keeps its share of new rows per real row
+        full = pd.Series(labels).value_counts()
+        kept = rows[data.label].value_counts()
+        plan = {c: int(round(n * kept.get(c, 0) / full[c])) for c, n in data.plan.items() if n}
+
+        def fit_unit(fit_rows: pd.DataFrame, classes: list[Any]):
+            return fit_table_unit(
+                fit_rows,
+                data.schema,
+                classes,
+                gan=settings_from(GANSettings, cfg.model),
+                train=settings_from(TrainSettings, cfg.train),
+                max_modes=cfg.model.max_modes,
+                continuous=cfg.model.continuous,
+                clip_to_range=cfg.output.clip_to_range,
+                device=cfg.train.device,
+            )[0]
+
+        with cpu_threads(cfg.train.cpu_threads):
+            choice = choose_generator(
+                rows,
+                data.schema,
+                data.form,
+                data.columns,
+                plan,
+                cfg.model.mode,
+                fit_unit,
+                cfg.generate.anchored_share,
+                cfg.generate.filter_generated,
+                cfg.train.seed,
+            )
+        log.info("generate.generator auto chose %s (scores %s)", choice.chosen, choice.scores)
+        return choice
 
     def validate(self, ctx: JobContext, data: TableData):
         """Score real vs real+synthetic vs real+SMOTE on the holdout, then measure fidelity.
@@ -221,6 +296,7 @@ class TabularModality(Modality):
         return report, fidelity
 
     def manifest_fields(self, ctx, data, generation: GenerationResult) -> dict[str, Any]:
+        options = ctx.config.generate
         form = data.form
         columns = {
             "ids": sorted(form.ids.columns),
@@ -228,7 +304,19 @@ class TabularModality(Modality):
             "date_strings": sorted(form.date_strings.columns),
             "levels_kept": {name: len(c.kept) for name, c in form.levels.columns.items()},
         }
-        return {"columns": {key: value for key, value in columns.items() if value}}
+        return {
+            "columns": {key: value for key, value in columns.items() if value},
+            "generator": {
+                "generator": options.generator,
+                "choice": generation.choice or None,
+                "anchored_share": options.anchored_share,
+                "filter_generated": options.filter_generated,
+                "rows": {
+                    source: {str(c): n for c, n in counts.items()}
+                    for source, counts in generation.origin.items()
+                },
+            },
+        }
 
     def shard_items(self, output, manifest, real: TableData | None, features=None):
         from augment.tabular.dataset import shard_items
@@ -323,6 +411,9 @@ def _describe_form(form: TableForm, cleaning: dict[str, Any]) -> None:
     if not notes:
         del cleaning["notes"]
 
+
+#: generate.generator auto chooses on at most this many training rows (each class in proportion)
+CHOICE_ROWS = 20_000
 
 #: at most this many real and synthetic rows in the report's per-feature plots
 REPORT_ROWS = 5000

@@ -30,7 +30,9 @@ from augment.core.sampler import COMMON_CONSTRAINTS, GANSampler
 from augment.core.train import TrainingLoop, settings_from
 from augment.tabular.anchored import RowSpace
 from augment.tabular.cgan import GANSettings, TrainSettings
+from augment.tabular.choice import choose_generator
 from augment.tabular.form import TableForm, missing_dtype
+from augment.tabular.generation import GENERATORS, RowGenerator, real_row_space
 from augment.tabular.roles import Wording, resolve_roles
 from augment.tabular.schema import infer_schema
 from augment.tabular.synthesizer import (
@@ -41,9 +43,6 @@ from augment.tabular.synthesizer import (
 )
 
 _FALLBACK_LABEL = "__augment_label__"
-# The neighbour check draws this many GAN rows per row it keeps (2 and 3 were measured on KEEL;
-# 3 ranked better in balanced accuracy and AUC, for a few hundredths of a second).
-_DRAWS_PER_KEPT_ROW = 3
 
 
 def _label_name(y: Any, columns: list[str]) -> str:
@@ -92,17 +91,23 @@ class GANOverSampler(GANSampler):
             rest comes from the GAN; ``gan``: all from the GAN; ``anchored``: all anchored, and no
             GAN is trained. On the KEEL benchmark (benchmarks/NOTES.md) the GAN's rows serve
             trees and forests best, the anchored ones logistic regression and nearest neighbours;
-            the mix ranks first.
+            the mix ranks first. ``auto``: pick one of ``mix``, ``anchored`` and ``gan`` on an
+            inner split of the training rows (a GAN fitted on three quarters, two cheap
+            classifiers scored on the rest by balanced accuracy; see
+            :mod:`augment.tabular.choice`); it costs a second GAN fit. ``choice_`` reports it.
         anchored_share: the anchored share of the rows in ``mix`` mode (the rest is the GAN's).
         filter_generated: draw three times the GAN rows needed and keep the third whose 5
-            nearest real training rows are most often of their own class (the counts stay exact);
+            nearest real training rows (in the whitened space of the training rows) are most
+            often of their own class (the counts stay exact);
             ``n_dropped_`` says how many drawn rows were dropped.
 
     Fitted attributes: ``sampling_strategy_``, ``synthesizer_`` (no units with
     ``generator="anchored"``), ``n_generated_``, ``n_anchored_`` (anchored rows per class),
-    ``n_dropped_`` (drawn GAN rows the neighbour check dropped, per class), ``space_`` (the real rows
-    that anchor rows and the check uses; ``save`` stores them with the model), ``n_ids_issued_``
-    (fresh ids handed out so far: ``sample`` counts on from there, also after ``load``).
+    ``n_dropped_`` (drawn GAN rows the neighbour check dropped, per class), ``generator_`` (the
+    generator used), ``choice_`` (with ``auto``: the chosen generator and every candidate's score;
+    None otherwise), ``space_`` (the real rows that anchor rows and the check uses; ``save``
+    stores them with the model), ``n_ids_issued_`` (fresh ids handed out so far: ``sample``
+    counts on from there, also after ``load``).
 
     Example:
         >>> X_res, y_res = GANOverSampler(random_state=0).fit_resample(X, y)
@@ -118,7 +123,7 @@ class GANOverSampler(GANSampler):
         "categorical_columns": ["array-like", None],
         "columns": [dict, None],
         "max_levels": [Interval(Integral, 1, None, closed="left"), None],
-        "generator": [StrOptions({"gan", "anchored", "mix"})],
+        "generator": [StrOptions({*GENERATORS, "auto"})],
         "anchored_share": [Interval(Real, 0, 1, closed="both")],
         "filter_generated": ["boolean"],
     }
@@ -258,65 +263,57 @@ class GANOverSampler(GANSampler):
             loop=TrainingLoop(progress=self.progress),
         )[0]
 
+    def _before_fit(self, prepared, classes: list[Any], plan: dict[Any, int], seed: int) -> None:
+        self.generator_, self.choice_ = self.generator, None
+        if self.generator != "auto":
+            return
+        model_rows, schema, form, columns = prepared
+        if not any(plan.values()):  # nothing to generate: nothing to choose between
+            self.generator_ = "mix"
+            return
+        choice = choose_generator(
+            model_rows,
+            schema,
+            form,
+            columns,
+            plan,
+            self.mode,
+            lambda rows, unit: self._fit_unit((rows, schema, form, columns), unit, seed),
+            self.anchored_share,
+            self.filter_generated,
+            seed,
+        )
+        self.generator_, self.choice_ = choice.chosen, choice.to_dict()
+
     def _needs_model(self) -> bool:
-        return self.generator != "anchored"
+        return self.generator_ != "anchored"
 
     def _assemble(self, models, prepared, classes: list[Any]) -> Synthesizer:
         model_rows, schema, form, columns = prepared
         # the real rows in the model's form: anchors for interpolation, neighbours for the check
-        gaps = [*form.missing.flags, *form.missing.flags.values()]
-        self.space_ = RowSpace(model_rows, schema, unmeasured=gaps)
+        self.space_ = real_row_space(model_rows, schema, form)
         return Synthesizer(models, schema, columns, form)
 
-    def _split(self, n_rows: int) -> tuple[int, int]:
-        """(GAN rows, anchored rows) of a class's ``n_rows``."""
-        share = {"gan": 0.0, "anchored": 1.0}.get(self.generator, self.anchored_share)
-        anchored = int(round(n_rows * share))
-        return n_rows - anchored, anchored
-
-    def _gan_rows(self, cls: Any, n_rows: int, seed: int) -> tuple[pd.DataFrame, int]:
-        """``n_rows`` GAN rows of ``cls``, and how many rows drawn were dropped.
-
-        With ``filter_generated``, three times the rows are drawn and ranked by the share of their
-        nearest real training rows that are of ``cls``; the ``n_rows`` with the highest share
-        are kept (earlier draws first among equals), in the order they were drawn. Rows deep
-        among other classes go first; they are what blurs a linear model's ranking."""
-        if not self.filter_generated or n_rows == 0:
-            return self.synthesizer_.sample({cls: n_rows}, seed=seed), 0
-        drawn = self.synthesizer_.sample({cls: _DRAWS_PER_KEPT_ROW * n_rows}, seed=seed)
-        in_model_form = self.synthesizer_.form.to_model(drawn)[self.space_.schema.names]
-        share = self.space_.neighbour_share(in_model_form, cls)  # (3 n_rows,)
-        kept = np.sort(np.argsort(-share, kind="stable")[:n_rows])
-        return drawn.iloc[kept].reset_index(drop=True), len(drawn) - n_rows
-
     def _sample(self, plan: Mapping[Any, int], seed: int) -> tuple[Any, np.ndarray]:
-        label = self.synthesizer_.schema.label
-        parts, self.n_dropped_, self.n_anchored_ = [], {}, {}
-        schema = self.synthesizer_.schema
-        for cls, n_rows in plan.items():
-            n_gan, n_anchored = self._split(n_rows)
-            gan, self.n_dropped_[cls] = self._gan_rows(cls, n_gan, seed)
-            # one stream per seed and class (by its place among all classes), apart from the GAN's
-            rng = np.random.default_rng([seed, schema.classes.index(cls), 1])
-            parts += [gan] if len(gan) else []
-            if n_anchored:
-                # interpolated in the model's form, then back to the user's (times, gaps)
-                rows = self.space_.interpolate(cls, n_anchored, rng)
-                restore_rng = np.random.default_rng([seed, schema.classes.index(cls), 3])
-                anchored = self.synthesizer_.form.restore(rows, cls, restore_rng)
-                anchored[label] = schema.restore_labels([cls] * n_anchored).to_numpy()
-                parts.append(anchored[self.synthesizer_.columns])
-            self.n_anchored_[cls] = n_anchored
+        source = RowGenerator(
+            self.synthesizer_,
+            getattr(self, "space_", None),
+            getattr(self, "generator_", self.generator),
+            self.anchored_share,
+            self.filter_generated,
+        )
+        # fresh ids: one sequence over every class's rows, GAN or anchored, and on over later
+        # calls of sample(): no two rows this fitted sampler makes share an id
+        first = getattr(self, "n_ids_issued_", 0)
+        parts = [rows for _, rows in source.class_batches(plan, seed, first_id=first)]
+        self.n_anchored_ = source.origin["anchored"]
+        self.n_dropped_ = source.origin["dropped"]
+        if self.synthesizer_.form.ids:
+            self.n_ids_issued_ = source.issued
         generated = (
             pd.concat(parts, ignore_index=True) if parts else self.synthesizer_.sample({}, seed)
         )
-        if self.synthesizer_.form.ids:
-            # one sequence over every class's rows, GAN or anchored, and on over later calls
-            # of sample(): no two rows this fitted sampler makes share an id
-            first = getattr(self, "n_ids_issued_", 0)
-            rng = np.random.default_rng([seed, 4, first])  # UUIDs: a fresh stream per call
-            self.synthesizer_.form.ids.fill(generated, first, rng)
-            self.n_ids_issued_ = first + len(generated)
+        label = self.synthesizer_.schema.label
         y = generated[label].to_numpy() if len(generated) else np.empty(0, dtype=object)
         features = generated.drop(columns=[label])
         if getattr(self, "input_kind_", "dataframe") == "array":
@@ -345,12 +342,18 @@ class GANOverSampler(GANSampler):
     def _saved_state(self) -> dict[str, Any]:
         # the anchors and the neighbour check need the real rows; GAN rows alone do not, and
         # then the file holds no real row
-        issued = {"ids_issued": getattr(self, "n_ids_issued_", 0)}
-        if self.generator == "gan" and not self.filter_generated:
-            return issued
-        return {"real_rows": self.space_.state_dict(), **issued}
+        chosen = {
+            "generator_": self.generator_,
+            "choice_": self.choice_,
+            "ids_issued": getattr(self, "n_ids_issued_", 0),
+        }
+        if self.generator_ == "gan" and not self.filter_generated:
+            return chosen
+        return {**chosen, "real_rows": self.space_.state_dict()}
 
     def _restore_state(self, extra: dict[str, Any]) -> None:
+        self.generator_ = extra.get("generator_", self.generator)
+        self.choice_ = extra.get("choice_")
         self.n_ids_issued_ = int(extra.get("ids_issued", 0))
         if "real_rows" in extra:
             self.space_ = RowSpace.from_state_dict(extra["real_rows"], self.synthesizer_.schema)

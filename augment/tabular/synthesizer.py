@@ -97,10 +97,19 @@ class Synthesizer(UnitSynthesizer):
         for cls, rows in self.unit_batches(counts, seed, batch_size):
             if cls not in rngs:  # rare levels and UUIDs: one stream per seed and class
                 rngs[cls] = np.random.default_rng([seed, self.schema.classes.index(cls), 2])
-            rows = self.form.restore(rows, cls, rngs[cls], first_id=issued)
+            rows = self.finish(cls, rows, rngs[cls], first_id=issued)
             issued += len(rows)
-            rows[self.schema.label] = self.schema.restore_labels([cls] * len(rows)).to_numpy()
-            yield cls, rows[self.columns]
+            yield cls, rows
+
+    def finish(
+        self, cls: Any, rows: pd.DataFrame, rng: np.random.Generator, first_id: int = 0
+    ) -> pd.DataFrame:
+        """Feature rows of ``cls`` in the model's form -> the input's form: its columns in its
+        order and dtypes, label included. ``rng`` draws rare levels and UUIDs; fresh ids start
+        at the ``first_id``-th."""
+        rows = self.form.restore(rows, cls, rng, first_id=first_id)
+        rows[self.schema.label] = self.schema.restore_labels([cls] * len(rows)).to_numpy()
+        return rows[self.columns]
 
     def iter_batches(
         self, counts: Mapping[Any, int], seed: int = 0, batch_size: int = 4096

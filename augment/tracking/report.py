@@ -77,6 +77,8 @@ class ReportData:
     notes: Sequence[str] = ()
     mlflow_run_id: str | None = None
     tracking_uri: str | None = None
+    # where the generated rows came from, a sentence (tables: GAN, filter, anchors); "" for one
+    origin: str = ""
 
 
 @dataclass

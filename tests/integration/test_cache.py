@@ -114,9 +114,17 @@ def test_a_run_that_crashed_after_training_reruns_without_training(
     assert read_manifest(tmp_path / "out")["cache"]["hit"] is True
 
 
-def test_image_rerun_reuses_the_generator(tmp_path, training_calls):
+def test_image_rerun_reuses_the_generator(tmp_path, training_calls, monkeypatch):
+    import augment.image.latent
     from tests.conftest import image_config
 
+    fits, real = [], augment.image.latent.fit_latent_bank
+
+    def counting(*args, **kwargs):
+        fits.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(augment.image.latent, "fit_latent_bank", counting)
     # training_calls counts image trainings too: every kind's fit goes through core.synthesizer
     path = image_config(tmp_path, None, validate={"enabled": False})
     first = runner.invoke(app, ["run", str(path)])
@@ -125,5 +133,19 @@ def test_image_rerun_reuses_the_generator(tmp_path, training_calls):
     again = runner.invoke(app, ["run", str(path), "--output", str(tmp_path / "again")])
     assert again.exit_code == 0, again.output
     rerun = read_manifest(tmp_path / "again")
-    assert len(training_calls) == 1 and rerun["cache"]["hit"] is True
+    # the default recipes decode the shared autoencoder's codes: no GAN is trained, and the
+    # rerun takes the autoencoder from the cache
+    assert training_calls == [] and len(fits) == 1
+    assert rerun["cache"]["hit"] is True
+    assert rerun["recipe"]["recipe"] == manifest["recipe"]["recipe"]
     assert [f["sha256"] for f in rerun["files"]] == [f["sha256"] for f in manifest["files"]]
+
+
+def test_an_image_job_with_a_gan_recipe_trains_and_caches_the_gan(tmp_path, training_calls):
+    from tests.conftest import image_config
+
+    path = image_config(tmp_path, None, validate={"enabled": False}, model={"recipe": "mix"})
+    assert runner.invoke(app, ["run", str(path)]).exit_code == 0
+    again = runner.invoke(app, ["run", str(path), "--output", str(tmp_path / "again")])
+    assert again.exit_code == 0, again.output
+    assert len(training_calls) == 1 and read_manifest(tmp_path / "again")["cache"]["hit"] is True

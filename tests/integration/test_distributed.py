@@ -138,7 +138,9 @@ def test_two_ranks_train_one_tabular_gan_and_resume_after_a_crash(tmp_path, mlfl
 def test_augment_train_nproc_2_trains_the_image_gan_over_two_processes(tmp_path):
     from tests.integration.test_image_job import image_config
 
-    config = image_config(tmp_path, None, name="ddp_images", validate={"min_lift": -1.0})
+    config = image_config(
+        tmp_path, None, name="ddp_images", validate={"min_lift": -1.0}, model={"recipe": "mix"}
+    )
     probe_dir = tmp_path / "probe"
     done = subprocess.run(
         [sys.executable, "-m", "augment.cli", "train", str(config), "--nproc", "2"],

@@ -1,0 +1,128 @@
+"""``generator="auto"``: pick where the new rows come from on an inner split of the training rows.
+
+The training rows (never a test fold: the sampler sees no other) are split once, stratified: a
+quarter of each class with at least two rows is held out. A GAN is fitted on the rest with the
+sampler's own settings; each candidate (``mix``, ``anchored``, ``gan``) generates for the rest what
+the plan asks, scaled to its size; two cheap classifiers (logistic regression, a 50-tree forest)
+learn from the rest plus each candidate's rows and are scored on the held-out quarter by balanced
+accuracy. The candidate with the best mean wins; on a tie the earlier one in ``CANDIDATES`` (the
+default, ``mix``, first). Every score is kept in the sampler's ``choice_``: the choice is
+explicit and reported, never a silent fallback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import balanced_accuracy_score
+
+from augment.core.synthesizer import training_units
+from augment.tabular.form import TableForm
+from augment.tabular.generation import RowGenerator, real_row_space
+from augment.tabular.schema import TableSchema
+from augment.tabular.synthesizer import Synthesizer
+
+CANDIDATES = ("mix", "anchored", "gan")
+#: the share of each class's training rows held out to score the candidates
+HELD_OUT = 0.25
+
+
+@dataclass
+class GeneratorChoice:
+    """What ``generator="auto"`` chose and why (plain data, saved with the sampler)."""
+
+    chosen: str
+    scores: dict[str, float]  # candidate -> mean balanced accuracy on the held-out rows
+    held_out_rows: int
+    fit_rows: int
+    classifiers: list[str] = field(
+        default_factory=lambda: ["logistic_regression", "random_forest_50"]
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "chosen": self.chosen,
+            "scores": dict(self.scores),
+            "held_out_rows": self.held_out_rows,
+            "fit_rows": self.fit_rows,
+            "classifiers": list(self.classifiers),
+        }
+
+
+def inner_split(labels: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(fit rows, held-out rows) as sorted indices: ``HELD_OUT`` of each class with two rows or
+    more (at least one) is held out; a class of one row stays whole in the fit rows."""
+    fit, held = [], []
+    for value in pd.unique(labels):
+        rows = rng.permutation(np.flatnonzero(labels == value))
+        n_held = 0 if len(rows) < 2 else max(1, int(round(len(rows) * HELD_OUT)))
+        held.append(rows[:n_held])
+        fit.append(rows[n_held:])
+    return np.sort(np.concatenate(fit)), np.sort(np.concatenate(held))
+
+
+def choose_generator(
+    rows: pd.DataFrame,
+    schema: TableSchema,
+    form: TableForm,
+    columns: Sequence[str],
+    plan: Mapping[Any, int],
+    mode: str,
+    fit_unit: Callable[[pd.DataFrame, list[Any]], Any],
+    anchored_share: float,
+    filter_generated: bool,
+    seed: int,
+) -> GeneratorChoice:
+    """Score the candidates on an inner split of ``rows`` (the training rows in the model's form,
+    label included) and return the choice. ``fit_unit(rows, classes)`` fits one GAN unit with the
+    sampler's settings; ``plan`` is the full training set's, scaled here to the fit rows."""
+    rng = np.random.default_rng([seed, 3])
+    labels = rows[schema.label].to_numpy()
+    fit_index, held_index = inner_split(labels, rng)
+    fit_rows, held_rows = rows.iloc[fit_index], rows.iloc[held_index]
+    counts = pd.Series(labels).value_counts()
+    fit_counts = pd.Series(labels[fit_index]).value_counts()
+    inner_plan = {c: int(round(n * fit_counts.get(c, 0) / counts[c])) for c, n in plan.items() if n}
+    models = [
+        fit_unit(fit_rows, unit)
+        for unit in training_units(
+            schema.classes, {**dict.fromkeys(schema.classes, 0), **inner_plan}, mode
+        )
+    ]
+    synthesizer = Synthesizer(models, schema, columns, form)
+    space = real_row_space(fit_rows, schema, form)
+    names = schema.names
+    real_x = space.points
+    held_x, held_y = space.embed(held_rows[names]), held_rows[schema.label].to_numpy()
+    scores = {}
+    for candidate in CANDIDATES:
+        source = RowGenerator(synthesizer, space, candidate, anchored_share, filter_generated)
+        parts = [rows for _, rows in source.class_batches(inner_plan, seed)]
+        new = form.to_model(pd.concat(parts, ignore_index=True)) if parts else fit_rows.iloc[:0]
+        x = np.vstack([real_x, space.embed(new[names])])
+        y = np.concatenate([space.labels, new[schema.label].to_numpy()]).astype(str)
+        # rounded: candidates whose scores differ only by float noise tie, and the earlier wins
+        scores[candidate] = round(
+            float(np.mean([_balanced_accuracy(m, x, y, held_x, held_y) for m in _models(seed)])),
+            6,
+        )
+    chosen = next(c for c in CANDIDATES if scores[c] == max(scores.values()))
+    return GeneratorChoice(chosen, scores, len(held_index), len(fit_index))
+
+
+def _models(seed: int) -> list[Any]:
+    return [
+        LogisticRegression(max_iter=500),
+        RandomForestClassifier(n_estimators=50, random_state=seed, n_jobs=1),
+    ]
+
+
+def _balanced_accuracy(model, x, y, held_x, held_y) -> float:
+    model.fit(x, y)
+    return float(balanced_accuracy_score(held_y.astype(str), model.predict(held_x)))

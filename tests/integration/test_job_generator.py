@@ -1,0 +1,136 @@
+"""The job generates what GANOverSampler would: the GAN / anchored mix, the neighbour filter, exact
+counts, reported in the summary, the manifest, report.html and MLflow."""
+
+import mlflow
+import numpy as np
+import pandas as pd
+
+from augment.core.shards import read_manifest, read_shards
+from augment.pipeline.config import load_config
+from augment.pipeline.job import run_job
+from augment.pipeline.summary import choice_sentence, origin_sentence
+from augment.tabular.sources import load_table
+from tests.conftest import write_config
+
+
+def test_job_with_the_mix_writes_exact_counts_and_reports_the_sources(tmp_path, mlflow_uri):
+    config = load_config(
+        write_config(
+            tmp_path,
+            mlflow_uri,
+            name="mix-job",
+            generate={"generator": "mix", "anchored_share": 0.5},
+            output={"rows_per_shard": 100},
+        )
+    )
+    assert config.generate.filter_generated  # the sampler's default
+    result = run_job(config)
+
+    manifest = read_manifest(result.output)
+    planned = {str(k): v for k, v in result.plan.items()}
+    assert manifest["counts_generated"] == planned
+    shards = read_shards(result.output)
+    assert shards["target"].value_counts().to_dict() == {k: v for k, v in planned.items() if v}
+    source = load_table("sklearn:breast_cancer", "target")
+    assert list(shards.columns) == list(source.columns)
+    assert shards.dtypes.equals(source.dtypes)
+
+    # half of each class's rows are anchored, the other half from the GAN; the filter drew 3x
+    rows = manifest["generator"]["rows"]
+    for cls, n in planned.items():
+        assert rows["gan"][cls] + rows["anchored"][cls] == n
+        assert rows["anchored"][cls] == round(n * 0.5)
+        assert rows["dropped"][cls] == 2 * rows["gan"][cls]
+    assert manifest["generator"]["generator"] == "mix"
+    # a class's anchored rows come after its GAN rows and lie between two real rows of the
+    # class: inside the class's range in every column
+    minority = max(planned, key=planned.get)
+    real = source[source["target"].astype(str) == minority]
+    made = shards[shards["target"].astype(str) == minority].tail(rows["anchored"][minority])
+    numeric = [c for c in source.columns if c != "target"]
+    assert (made[numeric] >= real[numeric].min() - 1e-9).all().all()
+    assert (made[numeric] <= real[numeric].max() + 1e-9).all().all()
+
+    summary = result.summary()
+    assert summary["origin"] == rows
+    assert "anchored between real rows" in origin_sentence(summary["origin"])
+    assert "neighbour filter dropped" in (result.output / "report.html").read_text()
+
+    client = mlflow.MlflowClient(mlflow_uri)
+    run = client.get_run(manifest["mlflow"]["run_id"])
+    assert run.data.params["generate.generator"] == "mix"
+    assert run.data.params["generate.anchored_share"] == "0.5"
+    assert run.data.metrics["origin/gan"] == sum(rows["gan"].values())
+    assert run.data.metrics["origin/anchored"] == sum(rows["anchored"].values())
+    assert run.data.metrics["origin/dropped"] == sum(rows["dropped"].values())
+
+
+def test_job_rows_match_the_samplers_for_the_same_seed_and_model(tmp_path):
+    """The job and GANOverSampler share RowGenerator: a job with the same seed writes the rows
+    the generator gives for the fitted model and the job's real training rows."""
+    from augment.pipeline.job import load_data, start_job
+    from augment.pipeline.registry import load_synthesizer
+    from augment.tabular.generation import RowGenerator, real_row_space
+
+    config = load_config(write_config(tmp_path, None, generate={"anchored_share": 0.3}))
+    result = run_job(config)
+    shards = read_shards(result.output)
+
+    (tmp_path / "again").mkdir()
+    again = load_config(write_config(tmp_path / "again", None, generate={"anchored_share": 0.3}))
+    data = load_data(start_job(again))
+    synthesizer = load_synthesizer(result.output / "model/synthesizer.pt")
+    space = real_row_space(data.train, data.schema, data.form, seed=again.train.seed)
+    source = RowGenerator(synthesizer, space, "mix", 0.3, True)
+    expected = pd.concat(
+        [rows for _, rows in source.class_batches(data.plan, again.train.seed)], ignore_index=True
+    )
+    assert len(expected) == len(shards)
+    np.testing.assert_allclose(
+        shards.drop(columns="target").to_numpy(np.float64),
+        expected.drop(columns="target").to_numpy(np.float64),
+    )
+
+
+def test_an_anchored_job_trains_no_gan(tmp_path, training_calls, mlflow_uri):
+    config = load_config(
+        write_config(tmp_path, mlflow_uri, name="anchored-job", generate={"generator": "anchored"})
+    )
+    result = run_job(config)
+    assert training_calls == []
+    assert result.training == []
+    manifest = read_manifest(result.output)
+    assert manifest["counts_generated"] == {str(k): v for k, v in result.plan.items()}
+    rows = manifest["generator"]["rows"]
+    assert sum(rows["gan"].values()) == 0
+    assert sum(rows["anchored"].values()) == sum(result.plan.values())
+    # every anchored row is between real rows: no value outside the real range of the column
+    shards = read_shards(result.output)
+    source = load_table("sklearn:breast_cancer", "target")
+    numeric = [c for c in source.columns if c != "target"]
+    assert (shards[numeric] >= source[numeric].min() - 1e-9).all().all()
+    assert (shards[numeric] <= source[numeric].max() + 1e-9).all().all()
+
+
+def test_an_auto_job_reports_its_choice(tmp_path, mlflow_uri):
+    config = load_config(
+        write_config(tmp_path, mlflow_uri, name="auto-job", generate={"generator": "auto"})
+    )
+    result = run_job(config)
+    manifest = read_manifest(result.output)
+    choice = manifest["generator"]["choice"]
+    assert choice["chosen"] in ("mix", "anchored", "gan")
+    assert set(choice["scores"]) == {"mix", "anchored", "gan"}
+    assert choice["scores"][choice["chosen"]] == max(choice["scores"].values())
+    assert manifest["counts_generated"] == {str(k): v for k, v in result.plan.items()}
+    rows = manifest["generator"]["rows"]
+    anchored = sum(rows["anchored"].values())
+    assert (anchored == 0) == (choice["chosen"] == "gan")
+    assert result.summary()["choice"] == choice
+    assert "auto picked" in choice_sentence(choice)
+
+    run = mlflow.MlflowClient(mlflow_uri).get_run(manifest["mlflow"]["run_id"])
+    assert run.data.params["generate.generator"] == "auto"
+    assert run.data.params["generate.chosen"] == choice["chosen"]
+    for name, score in choice["scores"].items():
+        assert run.data.metrics[f"choice/{name}"] == score
