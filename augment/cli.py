@@ -360,7 +360,9 @@ class _Progress:
         words = {
             "load": "loading data",
             "train": f"training {detail.get('units', 1)} GAN(s)",
-            "assemble": "fitting what builds on the GANs (images: autoencoder, recipe choice)",
+            "assemble": "fitting the autoencoder and choosing the recipe"
+            if self.items == "images"
+            else "assembling the generator",
             "generate": f"generating {detail.get('count', 0):,} {self.items}",
             "validate": "validating on the holdout",
             "finish": "writing the report, MLflow run and manifest",

@@ -510,8 +510,10 @@ def run_job(
         synthesizer = reuse_synthesizer(ctx, data)
         if synthesizer is None:
             units = units_for(ctx, data)
-            with watch.phase("train", units=len(units)):
-                fitted = [fit_unit_step(ctx, data, classes) for classes in units]
+            fitted = []
+            if units:  # none when the settings generate without a GAN
+                with watch.phase("train", units=len(units)):
+                    fitted = [fit_unit_step(ctx, data, classes) for classes in units]
             with watch.phase("assemble"):
                 synthesizer = assemble(ctx, data, fitted)
         with watch.phase("generate", count=sum(data.plan.values())):

@@ -31,6 +31,7 @@ from augment.tabular.keys import IdColumns
 from augment.tabular.levels import RareLevels
 from augment.tabular.missing import MissingValues
 from augment.tabular.roles import ColumnRoles, date_format, parse_dates
+from augment.tabular.steps import ColumnSteps
 
 _DAY = 86_400.0
 
@@ -43,15 +44,14 @@ class DatetimeColumn:
     step: float  # seconds the generated values are rounded to (86400 for dates)
 
 
-@dataclass
-class DatetimeColumns:
+class DatetimeColumns(ColumnSteps[DatetimeColumn]):
     """The datetime columns of a table and how to turn their seconds back into times.
 
     Seconds are counted in wall-clock time of the column's zone, so a date stays a midnight
     across daylight-saving changes.
     """
 
-    columns: dict[str, DatetimeColumn] = field(default_factory=dict)
+    record = DatetimeColumn
 
     @classmethod
     def fit(cls, frame: pd.DataFrame, label: str) -> DatetimeColumns:
@@ -75,9 +75,6 @@ class DatetimeColumns:
                 step=step,
             )
         return cls(columns)
-
-    def __bool__(self) -> bool:
-        return bool(self.columns)
 
     def to_model(self, frame: pd.DataFrame) -> pd.DataFrame:
         if not self:
@@ -110,13 +107,6 @@ class DatetimeColumns:
             frame[name] = pd.Series(local, index=frame.index).astype(dtype)
         return frame
 
-    def to_dict(self) -> dict[str, Any]:
-        return {name: vars(column) for name, column in self.columns.items()}
-
-    @classmethod
-    def from_dict(cls, state: dict[str, Any] | None) -> DatetimeColumns:
-        return cls({name: DatetimeColumn(**values) for name, values in (state or {}).items()})
-
 
 def _wall_clock(series: pd.Series, dtype: str | None = None) -> pd.Series:
     """Naive wall-clock times of ``series`` in its zone (or in ``dtype``'s zone)."""
@@ -136,15 +126,14 @@ class DateString:
     format: str  # the strftime format every training value parsed with
 
 
-@dataclass
-class DateStrings:
+class DateStrings(ColumnSteps[DateString]):
     """String columns of dates (``"2024-03-05"``, ISO timestamps) and their format.
 
     The model sees them as datetimes (then seconds, :class:`DatetimeColumns`); generated
     values are written back as strings in the same format. Values with a UTC offset
     (``+01:00``, ``Z``) are read as UTC and written in UTC (``+0000``)."""
 
-    columns: dict[str, DateString] = field(default_factory=dict)
+    record = DateString
 
     @classmethod
     def fit(cls, frame: pd.DataFrame, names: list[str]) -> DateStrings:
@@ -156,9 +145,6 @@ class DateStrings:
                 continue
             columns[name] = DateString(str(frame[name].dtype), fmt)
         return cls(columns)
-
-    def __bool__(self) -> bool:
-        return bool(self.columns)
 
     def to_model(self, frame: pd.DataFrame) -> pd.DataFrame:
         if not self:
@@ -179,13 +165,6 @@ class DateStrings:
             text = text.where(times.notna().to_numpy(), None)
             frame[name] = pd.Series(text.to_numpy(), index=frame.index, dtype=column.dtype)
         return frame
-
-    def to_dict(self) -> dict[str, Any]:
-        return {name: vars(column) for name, column in self.columns.items()}
-
-    @classmethod
-    def from_dict(cls, state: dict[str, Any] | None) -> DateStrings:
-        return cls({name: DateString(**values) for name, values in (state or {}).items()})
 
 
 def missing_dtype(dtype: str) -> Any:

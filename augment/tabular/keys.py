@@ -27,11 +27,13 @@ from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from augment.tabular.steps import ColumnSteps
 
 _UUID = re.compile(
     r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
@@ -101,31 +103,20 @@ class IdColumn:
         return text.upper() if self.upper else text
 
 
-@dataclass
-class IdColumns:
+class IdColumns(ColumnSteps[IdColumn]):
     """The id columns of a table and the form of their fresh values."""
 
-    columns: dict[str, IdColumn] = field(default_factory=dict)
+    record = IdColumn
 
     @classmethod
     def fit(cls, frame: pd.DataFrame) -> IdColumns:
         return cls({str(name): IdColumn.fit(frame[name]) for name in frame.columns})
-
-    def __bool__(self) -> bool:
-        return bool(self.columns)
 
     def fill(self, frame: pd.DataFrame, first: int, rng: np.random.Generator) -> pd.DataFrame:
         """``frame`` with every id column set to fresh ids, the ``first``-th one on."""
         for name, column in self.columns.items():
             frame[name] = column.fresh(first, len(frame), rng).set_axis(frame.index)
         return frame
-
-    def to_dict(self) -> dict[str, Any]:
-        return {name: vars(column) for name, column in self.columns.items()}
-
-    @classmethod
-    def from_dict(cls, state: dict[str, Any] | None) -> IdColumns:
-        return cls({name: IdColumn(**values) for name, values in (state or {}).items()})
 
 
 def _dtype(name: str) -> Any:

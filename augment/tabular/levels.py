@@ -17,7 +17,7 @@ A missing value counts as a level like any other (frequent or rare).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,6 +25,7 @@ import pandas as pd
 
 from augment.core.balance import to_python
 from augment.tabular.schema import category_value
+from augment.tabular.steps import ColumnSteps
 
 OTHER = "__other__"
 
@@ -50,11 +51,10 @@ class RareColumn:
         return lookup[picks]
 
 
-@dataclass
-class RareLevels:
+class RareLevels(ColumnSteps[RareColumn]):
     """The categorical columns with more than ``max_levels`` levels, and their rare levels."""
 
-    columns: dict[str, RareColumn] = field(default_factory=dict)
+    record = RareColumn
 
     @classmethod
     def fit(
@@ -93,9 +93,6 @@ class RareLevels:
             )
         return cls(columns)
 
-    def __bool__(self) -> bool:
-        return bool(self.columns)
-
     def to_model(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Rare levels replaced by the stand-in (the column as Python objects)."""
         if not self:
@@ -123,13 +120,6 @@ class RareLevels:
             levels = _as_dtype(values, column.dtype, column.kept + column.rare)
             frame[name] = pd.Series(levels, index=frame.index, dtype=levels.dtype)
         return frame
-
-    def to_dict(self) -> dict[str, Any]:
-        return {name: vars(column) for name, column in self.columns.items()}
-
-    @classmethod
-    def from_dict(cls, state: dict[str, Any] | None) -> RareLevels:
-        return cls({name: RareColumn(**values) for name, values in (state or {}).items()})
 
 
 def _sort_key(value: Any) -> tuple[str, Any]:
