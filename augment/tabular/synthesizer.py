@@ -87,12 +87,17 @@ class Synthesizer(UnitSynthesizer):
         self.form = form or TableForm()  # the model's rows back to the user's form
 
     def class_batches(
-        self, counts: Mapping[Any, int], seed: int = 0, batch_size: int = 4096
+        self,
+        counts: Mapping[Any, int],
+        seed: int = 0,
+        batch_size: int = 4096,
+        first_id: int = 0,
     ) -> Iterator[tuple[Any, pd.DataFrame]]:
         """Yield ``(class, rows)`` batches, label column included; exactly ``counts[c]`` rows of
-        class c, with the input's columns and dtypes. Fresh ids count on across batches and
-        classes: every row of one call has its own."""
-        issued = 0
+        class c, with the input's columns and dtypes. Fresh ids (id columns) count on from the
+        ``first_id``-th across batches and classes: every row of one call has its own, and calls
+        given disjoint ranges (workers sharing out a big job) never repeat one."""
+        issued = first_id
         rngs: dict[Any, np.random.Generator] = {}
         for cls, rows in self.unit_batches(counts, seed, batch_size):
             if cls not in rngs:  # rare levels and UUIDs: one stream per seed and class

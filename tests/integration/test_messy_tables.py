@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from augment.cli import app
 from augment.core.shards import read_manifest, read_shards
+from augment.pipeline.registry import load_synthesizer
 
 runner = CliRunner()
 
@@ -91,3 +92,13 @@ def test_ids_are_fresh_and_unique_across_the_shards_of_a_job(tmp_path, monkeypat
     assert synthetic["customer_id"].is_unique
     assert not set(synthetic["customer_id"]) & set(frame["customer_id"])
     assert synthetic["customer_id"].str.fullmatch(r"C\d{6}").all()
+    # workers sharing out more rows from the model file (docs/operations.md): disjoint id ranges
+    # after the job's own rows give ids that no shard and no real row has
+    synth = load_synthesizer(run / "model" / "synthesizer.pt")
+    issued = len(synthetic)
+    parts = [
+        pd.concat(rows for _, rows in synth.class_batches({"yes": 30}, seed=k, first_id=first))
+        for k, first in enumerate((issued, issued + 30))
+    ]
+    more = pd.concat([synthetic["customer_id"], *(part["customer_id"] for part in parts)])
+    assert more.is_unique and not set(more) & set(frame["customer_id"])
