@@ -33,6 +33,7 @@ from augment.core.metrics import unique_metric_keys
 from augment.core.modality import Modality, ReportInputs
 from augment.core.precision_recall import precision_recall_meanings
 from augment.core.shards import read_shards
+from augment.core.synthesizer import training_units
 from augment.core.train import TrainingLoop, TrainingResult, settings_from
 from augment.core.validation import proportional_pick
 from augment.image.cgan import ImageCGAN, ImageGANSettings, ImageTrainSettings
@@ -167,16 +168,7 @@ class ImageModality(Modality):
                         title=f"step {step}",
                     )
 
-        return fit_image_unit(
-            data.train_images,
-            data.train_labels.tolist(),
-            classes,
-            gan=settings_from(ImageGANSettings, cfg.model, cfg.data),
-            train=settings_from(ImageTrainSettings, cfg.train),
-            snapshot=snapshot,
-            device=cfg.train.device,
-            loop=loop,
-        )
+        return _fit_gan(cfg, data.train_images, data.train_labels.tolist(), classes, loop, snapshot)
 
     def unit_metrics(self, ctx: JobContext, result: TrainingResult) -> dict[str, float]:
         seen = (result.steps - result.resumed_from) * ctx.config.train.batch_size * ctx.world_size
@@ -237,16 +229,10 @@ class ImageModality(Modality):
                     seed=cfg.train.seed,
                     device=device,
                     fit_inner_gans=lambda x, y: [
-                        fit_image_unit(
-                            x,
-                            y,
-                            [c for c in unit if c in set(y)],
-                            gan=settings_from(ImageGANSettings, cfg.model, cfg.data),
-                            train=settings_from(ImageTrainSettings, cfg.train),
-                            device=cfg.train.device,
-                            loop=TrainingLoop(progress=False),
-                        )[0]
-                        for unit in units_of(data.classes, cfg.model.mode)
+                        _fit_gan(cfg, x, y, [c for c in unit if c in set(y)])[0]
+                        for unit in training_units(
+                            data.classes, dict.fromkeys(data.classes, 1), cfg.model.mode
+                        )
                     ],
                 )
                 synthesizer.use(choice.recipe)
@@ -530,9 +516,26 @@ def _recipes(model: ImageModelConfig) -> list[Recipe]:
     return [Recipe.parse(n) for n in model.recipe_candidates or DEFAULT_CANDIDATES]
 
 
-def units_of(classes: Sequence[Any], mode: str) -> list[list[Any]]:
-    """The units the inner GANs of a recipe choice get: one for all classes, or one per class."""
-    return [list(classes)] if mode == "conditional" else [[c] for c in classes]
+def _fit_gan(
+    cfg: ImageJobConfig,
+    images: np.ndarray,
+    labels: list[Any],
+    classes: Sequence[Any],
+    loop: TrainingLoop | None = None,
+    snapshot: Any = None,
+):
+    """One GAN unit with the job's settings: the job's units, and the inner GANs that judge a GAN
+    recipe in ``model.recipe: auto``."""
+    return fit_image_unit(
+        images,
+        labels,
+        classes,
+        gan=settings_from(ImageGANSettings, cfg.model, cfg.data),
+        train=settings_from(ImageTrainSettings, cfg.train),
+        snapshot=snapshot,
+        device=cfg.train.device,
+        loop=loop or TrainingLoop(progress=False),
+    )
 
 
 def _stacking_inputs(data: ImageData) -> dict[str, Any]:

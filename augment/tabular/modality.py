@@ -28,7 +28,7 @@ from augment.core.metrics import unique_metric_keys
 from augment.core.modality import FeatureComparison, Modality, ReportInputs
 from augment.core.precision_recall import precision_recall_meanings
 from augment.core.shards import read_shards
-from augment.core.train import settings_from
+from augment.core.train import TrainingLoop, settings_from
 from augment.core.validation import proportional_pick
 from augment.tabular.cgan import GANSettings
 from augment.tabular.choice import GeneratorChoice, choose_generator
@@ -153,19 +153,7 @@ class TabularModality(Modality):
         return frame_digest(data.train) + ":" + hashlib.sha256(schema.encode()).hexdigest()
 
     def fit_unit(self, ctx, data: TableData, classes: Sequence[Any], loop, run_name, run_id):
-        cfg = ctx.config
-        return fit_table_unit(
-            data.train,
-            data.schema,
-            classes,
-            gan=settings_from(GANSettings, cfg.model),
-            train=settings_from(TrainSettings, cfg.train),
-            max_modes=cfg.model.max_modes,
-            continuous=cfg.model.continuous,
-            clip_to_range=cfg.output.clip_to_range,
-            device=cfg.train.device,
-            loop=loop,
-        )
+        return _fit_gan(ctx.config, data.train, data.schema, classes, loop)
 
     def assemble(self, data: TableData, models: Sequence[Any]) -> Synthesizer:
         return Synthesizer(models, data.schema, data.columns, data.form)
@@ -222,19 +210,6 @@ class TabularModality(Modality):
         kept = rows[data.label].value_counts()
         plan = {c: int(round(n * kept.get(c, 0) / full[c])) for c, n in data.plan.items() if n}
 
-        def fit_unit(fit_rows: pd.DataFrame, classes: list[Any]):
-            return fit_table_unit(
-                fit_rows,
-                data.schema,
-                classes,
-                gan=settings_from(GANSettings, cfg.model),
-                train=settings_from(TrainSettings, cfg.train),
-                max_modes=cfg.model.max_modes,
-                continuous=cfg.model.continuous,
-                clip_to_range=cfg.output.clip_to_range,
-                device=cfg.train.device,
-            )[0]
-
         with cpu_threads(cfg.train.cpu_threads):
             choice = choose_generator(
                 rows,
@@ -243,7 +218,7 @@ class TabularModality(Modality):
                 data.columns,
                 plan,
                 cfg.model.mode,
-                fit_unit,
+                lambda fit_rows, classes: _fit_gan(cfg, fit_rows, data.schema, classes)[0],
                 cfg.generate.anchored_share,
                 cfg.generate.filter_generated,
                 cfg.train.seed,
@@ -379,6 +354,29 @@ class TabularModality(Modality):
             inputs.real_correlation = _correlation(real[numeric].to_numpy(np.float64), weights)
             inputs.synthetic_correlation = _correlation(synthetic[numeric].to_numpy(np.float64))
         return inputs
+
+
+def _fit_gan(
+    cfg: TabularJobConfig,
+    rows: pd.DataFrame,
+    schema: TableSchema,
+    classes: Sequence[Any],
+    loop: TrainingLoop | None = None,
+):
+    """One GAN unit on ``rows`` with the job's model and training settings: the job's units, and
+    the second GAN that ``generate.generator: auto`` fits on its inner split."""
+    return fit_table_unit(
+        rows,
+        schema,
+        classes,
+        gan=settings_from(GANSettings, cfg.model),
+        train=settings_from(TrainSettings, cfg.train),
+        max_modes=cfg.model.max_modes,
+        continuous=cfg.model.continuous,
+        clip_to_range=cfg.output.clip_to_range,
+        device=cfg.train.device,
+        loop=loop,
+    )
 
 
 def _describe_form(form: TableForm, cleaning: dict[str, Any]) -> None:

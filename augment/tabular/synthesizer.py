@@ -100,8 +100,9 @@ class Synthesizer(UnitSynthesizer):
         issued = first_id
         rngs: dict[Any, np.random.Generator] = {}
         for cls, rows in self.unit_batches(counts, seed, batch_size):
-            if cls not in rngs:  # rare levels and UUIDs: one stream per seed and class
-                rngs[cls] = np.random.default_rng([seed, self.schema.classes.index(cls), 2])
+            if cls not in rngs:  # rare levels and UUIDs: a stream per seed, class and id range
+                index = self.schema.classes.index(cls)
+                rngs[cls] = np.random.default_rng([seed, index, 2, first_id])
             rows = self.finish(cls, rows, rngs[cls], first_id=issued)
             issued += len(rows)
             yield cls, rows

@@ -113,3 +113,21 @@ def test_later_samples_count_on_also_after_a_save(orders, tmp_path):
     for column in ("order_id", "row", "token"):
         assert seen[column].is_unique, column
     assert sampler.n_ids_issued_ == len(X_res) - len(X) + 30
+
+
+def test_synthesizer_batches_given_disjoint_id_ranges_never_repeat_an_id(orders):
+    """Workers sharing out a big job from one model file (docs/operations.md) with the same seed:
+    codes, integers and UUIDs all differ between their parts."""
+    from augment import GANOverSampler
+
+    X, y = orders
+    sampler = GANOverSampler(steps=2, random_state=0)
+    sampler.fit_resample(X, y)
+    synth = sampler.synthesizer_
+    parts = [
+        pd.concat(rows for _, rows in synth.class_batches({"fraud": 40}, seed=0, first_id=first))
+        for first in (0, 40)
+    ]
+    both = pd.concat(parts, ignore_index=True)
+    for column in ("order_id", "row", "token"):
+        assert both[column].is_unique, column
