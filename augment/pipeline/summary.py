@@ -172,7 +172,7 @@ def origin_sentence(origin: dict[str, dict[str, int]]) -> str:
     text = f"{gan:,} rows from the GAN"
     if dropped:
         text += f" (the neighbour filter dropped {dropped:,} of {gan + dropped:,} drawn)"
-    return text + f", {anchored:,} anchored between real rows"
+    return text + f", {anchored:,} anchored on real rows"
 
 
 def choice_sentence(choice: dict[str, Any]) -> str:

@@ -6,9 +6,10 @@ training table, categorical columns one-hot scaled so that a mismatch costs as m
 standard deviation):
 
 - ``RowSpace.interpolate``: a new row lies on the segment between a real row of the class (the
-  anchor) and one of its nearest neighbours in the same class; a categorical value is the one of
-  the nearer end. This is our own generator path (``generator="anchored"`` or the share of a
-  ``"mix"``), chosen explicitly and reported; no third-party oversampler is called.
+  anchor) and either one of its nearest neighbours in the same class (a categorical value is the
+  one of the nearer end) or, for half of the rows, the class's centre. This is our own
+  generator path (``generator="anchored"`` or the share of a ``"mix"``), chosen explicitly and
+  reported; no third-party oversampler is called.
 - ``RowSpace.neighbour_share``: for generated rows of a class, the share of their nearest real
   training rows that belong to that class; a row at 0 lies deep among the other classes. This
   search runs in the whitened space of the training rows (their covariance, shrunk, mapped to
@@ -39,6 +40,11 @@ def _whitening(points: np.ndarray) -> np.ndarray:
         return np.eye(points.shape[1])
     values, vectors = np.linalg.eigh(LedoitWolf().fit(points).covariance_)
     return vectors / np.sqrt(np.maximum(values, 1e-9))
+
+
+# The share of anchored rows drawn toward their class's centre rather than toward a same-class
+# neighbour (polynom-fit-SMOTE's "star"; 0.5 measured on KEEL, benchmarks/NOTES.md).
+TOWARD_CENTRE = 0.5
 
 
 class RowSpace:
@@ -80,6 +86,7 @@ class RowSpace:
         self.whitening = _whitening(self.points)  # (D, D)
         self._index: NearestNeighbors | None = None
         self._neighbours: dict[Any, tuple[np.ndarray, np.ndarray]] = {}
+        self._centres: dict[tuple[Any, str], float] = {}
 
     def embed(self, features: pd.DataFrame) -> np.ndarray:
         """(N, D): standardised continuous columns, then one-hot categorical ones x 1/sqrt(2)
@@ -100,15 +107,25 @@ class RowSpace:
         return np.hstack(blocks) if blocks else np.zeros((len(features), 0))
 
     def interpolate(self, label: Any, n_rows: int, rng: np.random.Generator) -> pd.DataFrame:
-        """Exactly ``n_rows`` feature rows of class ``label``, each between a real row of the class
-        and one of its ``k_neighbors`` nearest same-class rows, with the input's dtypes. Anchors
-        are drawn uniformly: weighting them toward the class border, or skipping rows whose
-        neighbours are all of other classes, lost balanced accuracy on the KEEL benchmark."""
+        """Exactly ``n_rows`` feature rows of class ``label`` with the input's dtypes, each drawn
+        from a real row of the class (the anchor, uniform) toward a partner at a uniform place
+        on the segment between them:
+
+        - for a share :data:`TOWARD_CENTRE` of the rows the partner is the class's centre (the
+          mean of each continuous column; categorical values and the columns of a gap stay the
+          anchor's), so these rows lie inside the class, never across its border;
+        - for the others it is one of the anchor's ``k_neighbors`` nearest same-class rows (a
+          categorical value is the one of the nearer end), so the rows follow the class's shape.
+
+        Weighting anchors toward the class border, or skipping rows whose neighbours are all of
+        other classes, lost balanced accuracy on the KEEL benchmark; the rows toward the centre
+        gained it, and logistic regression's AUC (benchmarks/NOTES.md)."""
         members, nearest = self._class_neighbours(label)
         if n_rows == 0 or len(members) == 0:
             return self.features.iloc[:0].copy()
         k = nearest.shape[1]
         anchor = rng.integers(len(members), size=n_rows)
+        central = rng.random(n_rows) < TOWARD_CENTRE
         if k == 0:  # a class of one row: every new row is that row
             partner, t = anchor, np.zeros(n_rows)
         else:
@@ -121,10 +138,23 @@ class RowSpace:
             a, b = start[column.name].to_numpy(), end[column.name].to_numpy()
             if column.kind == "continuous":
                 a, b = a.astype(np.float64), b.astype(np.float64)
+                if column.name not in self.unmeasured:
+                    b = np.where(central, self._centre(label, column.name), b)
+                else:  # a filled gap and its flag stay the anchor's in a central row
+                    b = np.where(central, a, b)
                 columns[column.name] = column.restore_array(a + t * (b - a))
-            else:  # the value of the nearer end
-                columns[column.name] = column.restore_array(np.where(t < 0.5, a, b))
+            else:  # the value of the nearer end; a central row keeps the anchor's
+                columns[column.name] = column.restore_array(np.where(central | (t < 0.5), a, b))
         return pd.DataFrame(columns, index=pd.RangeIndex(n_rows))
+
+    def _centre(self, label: Any, name: str) -> float:
+        """The mean of continuous column ``name`` over the real rows of class ``label``."""
+        key = (label, name)
+        if key not in self._centres:
+            members, _ = self._class_neighbours(label)
+            values = self.features[name].to_numpy(dtype=np.float64)[members]
+            self._centres[key] = float(values.mean())
+        return self._centres[key]
 
     def _class_neighbours(self, label: Any) -> tuple[np.ndarray, np.ndarray]:
         """The rows of class ``label`` and, per row, its ``k_neighbors`` nearest same-class rows

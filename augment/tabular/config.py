@@ -127,7 +127,8 @@ class TabularGenerateConfig(Strict):
     generator: Literal["mix", "gan", "anchored", "auto"] = Field(
         "mix",
         description="mix: a share anchored_share of each class's rows lies between a real row "
-        "of the class and one of its 5 nearest same-class rows, the rest comes from the GAN (the "
+        "of the class and one of its 5 nearest same-class rows or the class's centre, the rest "
+        "comes from the GAN (the "
         "default, as in GANOverSampler); gan: all from the GAN; anchored: all anchored, and no "
         "GAN is trained; auto: one of mix, anchored and gan, picked by balanced accuracy on an "
         "inner split of the training rows (a second GAN is fitted on a sample of at most "

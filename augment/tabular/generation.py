@@ -8,8 +8,8 @@ same :class:`RowGenerator`, so a job writes what ``fit_resample`` would return, 
 - GAN rows come in batches; with ``filter_generated`` each batch is drawn three times over and
   the third whose nearest real rows are most often of its class is kept
   (:meth:`augment.tabular.anchored.RowSpace.neighbour_share`), so the counts stay exact;
-- anchored rows lie between a real row of the class and a same-class neighbour
-  (:meth:`augment.tabular.anchored.RowSpace.interpolate`), one seeded stream per class.
+- anchored rows lie between a real row of the class and a same-class neighbour or the class's
+  centre (:meth:`augment.tabular.anchored.RowSpace.interpolate`), one seeded stream per class.
 
 Memory is bounded by the batch size and the real rows of the :class:`RowSpace`; ``origin`` counts
 per class how many rows came from each source and how many drawn GAN rows the filter dropped.

@@ -87,7 +87,8 @@ class GANOverSampler(GANSampler):
             higher with forests and 5-NN, and fits in three quarters of the time.
         generator: where the new rows come from. ``mix`` (the default): a share
             ``anchored_share`` of each class's rows is anchored (between a real row of the class
-            and one of its 5 nearest same-class rows, see :mod:`augment.tabular.anchored`), the
+            and one of its 5 nearest same-class rows or, for half of them, the class's centre;
+            see :mod:`augment.tabular.anchored`), the
             rest comes from the GAN; ``gan``: all from the GAN; ``anchored``: all anchored, and no
             GAN is trained. On the KEEL benchmark (benchmarks/NOTES.md) the GAN's rows serve
             trees and forests best, the anchored ones logistic regression and nearest neighbours;

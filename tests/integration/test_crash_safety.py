@@ -45,6 +45,9 @@ def _long_training(tmp_path: Path) -> tuple[Path, Path, subprocess.Popen]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # as from a terminal: a suite started in the background (`make test &`) ignores SIGINT,
+        # the child would inherit that, and Python then installs no Ctrl-C handler at all
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     checkpoint = tmp_path / "out" / "checkpoints" / "unit-all.pt"
     _wait_for(checkpoint, job)

@@ -53,7 +53,7 @@ def test_job_with_the_mix_writes_exact_counts_and_reports_the_sources(tmp_path, 
 
     summary = result.summary()
     assert summary["origin"] == rows
-    assert "anchored between real rows" in origin_sentence(summary["origin"])
+    assert "anchored on real rows" in origin_sentence(summary["origin"])
     assert "neighbour filter dropped" in (result.output / "report.html").read_text()
 
     client = mlflow.MlflowClient(mlflow_uri)
@@ -104,7 +104,7 @@ def test_an_anchored_job_trains_no_gan(tmp_path, training_calls, mlflow_uri):
     rows = manifest["generator"]["rows"]
     assert sum(rows["gan"].values()) == 0
     assert sum(rows["anchored"].values()) == sum(result.plan.values())
-    # every anchored row is between real rows: no value outside the real range of the column
+    # every anchored row lies between real rows or toward their mean: inside the real range
     shards = read_shards(result.output)
     source = load_table("sklearn:breast_cancer", "target")
     numeric = [c for c in source.columns if c != "target"]

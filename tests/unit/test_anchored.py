@@ -30,6 +30,30 @@ def test_interpolated_rows_stay_within_the_class_and_keep_dtypes(space, mixed_fr
     assert (rows["visits"] == np.rint(rows["visits"])).all()
 
 
+def test_about_half_the_anchored_rows_lie_toward_the_class_centre(monkeypatch):
+    import augment.tabular.anchored as anchored
+
+    # the rare class sits on a circle: rows between neighbours stay near it, rows toward the
+    # class's centre (the circle's middle) fall inside it
+    angle = np.linspace(0, 2 * np.pi, 20, endpoint=False)
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {
+            "x": np.concatenate([np.cos(angle), rng.normal(5, 1, 60)]),
+            "y": np.concatenate([np.sin(angle), rng.normal(5, 1, 60)]),
+            "label": ["rare"] * 20 + ["common"] * 60,
+        }
+    )
+    space = RowSpace(frame, infer_schema(frame, "label"))
+    rows = space.interpolate("rare", 2000, np.random.default_rng(0))
+    radius = np.hypot(rows["x"], rows["y"])
+    # a central row is at radius 1 - t, t uniform: about half of the half fall below 0.5
+    assert abs((radius < 0.5).mean() - anchored.TOWARD_CENTRE * 0.5) < 0.04
+    monkeypatch.setattr(anchored, "TOWARD_CENTRE", 0.0)
+    rows = space.interpolate("rare", 2000, np.random.default_rng(0))
+    assert np.hypot(rows["x"], rows["y"]).min() > 0.8  # chords between near neighbours only
+
+
 def test_interpolation_is_seeded(space):
     first = space.interpolate("rare", 50, np.random.default_rng(1))
     again = space.interpolate("rare", 50, np.random.default_rng(1))
