@@ -323,6 +323,10 @@ def generate_step(ctx: JobContext, data: Any, synthesizer: Any) -> GenerationRes
     """Exactly ``data.plan`` rows (images) per class into the output's shards."""
     began = time.perf_counter()
     result = _modality(ctx).generate(ctx, data, synthesizer)
+    if result.model_updated:  # the model file gets what generation used (never the cache)
+        synthesizer.save(ctx.local / MODEL_FILE)
+        if storage.is_remote(ctx.output):
+            storage.write_bytes(ctx.output / MODEL_FILE, (ctx.local / MODEL_FILE).read_bytes())
     ctx.timings["generate"] = time.perf_counter() - began
     return result
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 from sklearn.covariance import LedoitWolf
 from sklearn.neighbors import NearestNeighbors
 
@@ -191,20 +192,27 @@ class RowSpace:
         return {
             "k_neighbors": self.k_neighbors,
             "unmeasured": sorted(self.unmeasured),
-            # plain values; a missing category (None, NaN, pd.NA) is saved as None
+            # numbers as one float64 tensor per column (a job keeps up to generate.reference_rows
+            # rows); categories as plain values, a missing one (None, NaN, pd.NA) as None
             "features": {
-                name: [category_value(v) for v in self.features[name].tolist()]
-                for name in self.schema.names
+                column.name: (
+                    torch.from_numpy(self.features[column.name].to_numpy(np.float64, copy=True))
+                    if column.kind == "continuous"
+                    else [category_value(v) for v in self.features[column.name].tolist()]
+                )
+                for column in self.schema.columns
             },
             "labels": [to_python(v) for v in self.labels.tolist()],
         }
 
     @classmethod
     def from_state_dict(cls, state: dict[str, Any], schema: TableSchema) -> RowSpace:
-        columns = {
-            column.name: column.restore_array(state["features"][column.name])
-            for column in schema.columns
-        }
+        columns = {}
+        for column in schema.columns:
+            values = state["features"][column.name]
+            if isinstance(values, torch.Tensor):
+                values = values.numpy()
+            columns[column.name] = column.restore_array(values)
         frame = pd.DataFrame(columns, index=pd.RangeIndex(len(state["labels"])))
         frame[schema.label] = state["labels"]
         return cls(frame, schema, state["k_neighbors"], state.get("unmeasured", ()))

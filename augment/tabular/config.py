@@ -103,6 +103,13 @@ class TabularModelConfig(ModelConfig):
 
 class TabularOutputConfig(OutputConfig):
     clip_to_range: bool = Field(True, description="Keep numeric values within the seen range.")
+    model_real_rows: bool = Field(
+        True,
+        description="Keep the real training rows that generation used (the anchors and the "
+        "filter's neighbours, at most generate.reference_rows) and the generate settings in the "
+        "model file, so that sampling from it (load_synthesizer, the MLflow model) makes rows "
+        "as the job did; false: the file holds the GAN alone and samples GAN rows only.",
+    )
 
 
 class TabularValidateConfig(ValidateConfig):
@@ -128,8 +135,8 @@ class TabularGenerateConfig(Strict):
         "mix",
         description="mix: a share anchored_share of each class's rows lies between a real row "
         "of the class and one of its 5 nearest same-class rows or the class's centre, the rest "
-        "comes from the GAN (the "
-        "default, as in GANOverSampler); gan: all from the GAN; anchored: all anchored, and no "
+        "comes from the GAN (the default, as in GANOverSampler); gan: all from the GAN; "
+        "anchored: all anchored, and no "
         "GAN is trained; auto: one of mix, anchored and gan, picked by balanced accuracy on an "
         "inner split of the training rows (a second GAN is fitted on a sample of at most "
         "20,000 of them); the choice and every score go to the summary, manifest and MLflow.",

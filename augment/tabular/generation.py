@@ -18,7 +18,7 @@ per class how many rows came from each source and how many drawn GAN rows the fi
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -27,7 +27,9 @@ from augment.core.validation import proportional_pick
 from augment.tabular.anchored import RowSpace
 from augment.tabular.form import TableForm
 from augment.tabular.schema import TableSchema
-from augment.tabular.synthesizer import Synthesizer
+
+if TYPE_CHECKING:  # the synthesizer samples through this module (Synthesizer.keep_rows)
+    from augment.tabular.synthesizer import Synthesizer
 
 GENERATORS = ("mix", "gan", "anchored")
 # The neighbour filter draws this many GAN rows per row it keeps (2 and 3 were measured on KEEL;

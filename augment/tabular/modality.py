@@ -192,6 +192,12 @@ class TabularModality(Modality):
         result = write_shards(ctx.output, data.plan, batches, cfg.output.rows_per_shard)
         result.origin = source.origin
         result.choice = choice.to_dict() if choice else {}
+        if cfg.output.model_real_rows and space is not None:
+            # the model file then samples as this job did: its plan and seed give these rows
+            synthesizer.keep_rows(
+                space, generator, options.anchored_share, options.filter_generated
+            )
+            result.model_updated = True
         return result
 
     def _choose(self, ctx: JobContext, data: TableData) -> GeneratorChoice:

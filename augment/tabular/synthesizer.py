@@ -7,6 +7,10 @@ Saved files hold only tensors and plain data (see :mod:`augment.core.persist`)::
     synth.save("model.pt")
     synth = load_synthesizer("model.pt", device="cpu")
     rows = synth.sample({"malignant": 100}, seed=0)   # exactly 100 rows, label column included
+
+A job's model file also keeps the real rows its generation used (``keep_rows``): sampling from it
+then makes rows the way the job did (the mix of GAN and anchored rows, the neighbour filter), and
+the job's plan and seed give back the job's very rows. Without them it samples GAN rows only.
 """
 
 from __future__ import annotations
@@ -19,8 +23,10 @@ import pandas as pd
 
 from augment.core.synthesizer import UnitSynthesizer, fit_unit, load_device
 from augment.core.train import TrainingLoop, TrainingResult, TrainSettings
+from augment.tabular.anchored import RowSpace
 from augment.tabular.cgan import GANSettings, TabularCGAN
 from augment.tabular.form import TableForm
+from augment.tabular.generation import RowGenerator
 from augment.tabular.schema import TableSchema
 from augment.tabular.transform import TabularEncoder
 
@@ -85,6 +91,21 @@ class Synthesizer(UnitSynthesizer):
         self.schema = schema  # of the model's columns (missing-value flags included)
         self.columns = list(columns)  # the input's column order, label included
         self.form = form or TableForm()  # the model's rows back to the user's form
+        # real rows and settings to generate as a job does (keep_rows); None: GAN rows only
+        self.space: RowSpace | None = None
+        self.generation: dict[str, Any] = {}
+
+    def keep_rows(
+        self, space: RowSpace, generator: str, anchored_share: float, filter_generated: bool
+    ) -> None:
+        """Generate from now on as :class:`augment.tabular.generation.RowGenerator` does with
+        these real rows and settings (and save them with the model)."""
+        self.space = space
+        self.generation = {
+            "generator": generator,
+            "anchored_share": float(anchored_share),
+            "filter_generated": bool(filter_generated),
+        }
 
     def class_batches(
         self,
@@ -96,7 +117,14 @@ class Synthesizer(UnitSynthesizer):
         """Yield ``(class, rows)`` batches, label column included; exactly ``counts[c]`` rows of
         class c, with the input's columns and dtypes. Fresh ids (id columns) count on from the
         ``first_id``-th across batches and classes: every row of one call has its own, and calls
-        given disjoint ranges (workers sharing out a big job) never repeat one."""
+        given disjoint ranges (workers sharing out a big job) never repeat one.
+
+        With kept rows (:meth:`keep_rows`) the rows come as the job made them: GAN rows (drawn
+        three times and filtered) and anchored rows, by the kept settings."""
+        if self.space is not None:
+            source = RowGenerator(self, self.space, **self.generation)
+            yield from source.class_batches(counts, seed, batch_size, first_id)
+            return
         issued = first_id
         rngs: dict[Any, np.random.Generator] = {}
         for cls, rows in self.unit_batches(counts, seed, batch_size):
@@ -134,19 +162,28 @@ class Synthesizer(UnitSynthesizer):
     sample_frame = sample
 
     def _payload(self) -> dict[str, Any]:
-        return {
+        payload = {
             "schema": self.schema.to_dict(),
             "columns": self.columns,
             "form": self.form.to_dict(),
         }
+        if self.space is not None:
+            payload["real_rows"] = {**self.generation, "space": self.space.state_dict()}
+        return payload
 
 
 def synthesizer_from_payload(payload: dict[str, Any], device: str = "cpu") -> Synthesizer:
     target = load_device(device)
     units = [TabularCGAN.from_state_dict(state, target) for state in payload["units"]]
-    return Synthesizer(
+    synthesizer = Synthesizer(
         units,
         TableSchema.from_dict(payload["schema"]),
         payload["columns"],
         TableForm.from_dict(payload.get("form")),  # files before 2026-12 have none
     )
+    kept = payload.get("real_rows")
+    if kept is not None:
+        space = RowSpace.from_state_dict(kept["space"], synthesizer.schema)
+        settings = {k: v for k, v in kept.items() if k != "space"}
+        synthesizer.keep_rows(space, **settings)
+    return synthesizer

@@ -42,8 +42,8 @@ def test_job_with_the_mix_writes_exact_counts_and_reports_the_sources(tmp_path, 
         assert rows["anchored"][cls] == round(n * 0.5)
         assert rows["dropped"][cls] == 2 * rows["gan"][cls]
     assert manifest["generator"]["generator"] == "mix"
-    # a class's anchored rows come after its GAN rows and lie between two real rows of the
-    # class: inside the class's range in every column
+    # a class's anchored rows come after its GAN rows and lie between real rows of the class or
+    # toward their mean: inside the class's range in every column
     minority = max(planned, key=planned.get)
     real = source[source["target"].astype(str) == minority]
     made = shards[shards["target"].astype(str) == minority].tail(rows["anchored"][minority])
@@ -134,3 +134,33 @@ def test_an_auto_job_reports_its_choice(tmp_path, mlflow_uri):
     assert run.data.params["generate.chosen"] == choice["chosen"]
     for name, score in choice["scores"].items():
         assert run.data.metrics[f"choice/{name}"] == score
+
+
+def test_the_model_file_samples_as_the_job_did(tmp_path):
+    from augment import load_synthesizer
+    from augment.core.persist import load_payload
+    from augment.pipeline.job import MODEL_FILE
+    from augment.tabular.synthesizer import SYNTHESIZER_FORMAT
+
+    off = {"enabled": False}
+    config = load_config(write_config(tmp_path, None, name="kept", validate=off))
+    result = run_job(config)
+    model = load_synthesizer(result.output / MODEL_FILE)
+    assert model.generation == {
+        "generator": "mix",
+        "anchored_share": 0.5,
+        "filter_generated": True,
+    }
+    # the job's plan and seed give back the job's rows: GAN rows filtered, then anchored ones
+    plan = {c: n for c, n in result.plan.items() if n}
+    again = model.sample(plan, seed=config.train.seed)
+    pd.testing.assert_frame_equal(again, read_shards(result.output), check_dtype=True)
+
+    # without the real rows the file holds the GAN alone (and samples its rows only)
+    (tmp_path / "lean").mkdir()
+    lean_config = write_config(
+        tmp_path / "lean", None, name="lean", validate=off, output={"model_real_rows": False}
+    )
+    lean = run_job(load_config(lean_config))
+    assert "real_rows" not in load_payload(lean.output / MODEL_FILE, SYNTHESIZER_FORMAT)
+    assert load_synthesizer(lean.output / MODEL_FILE).space is None
