@@ -7,7 +7,8 @@ standard deviation):
 
 - ``RowSpace.interpolate``: a new row lies on the segment between a real row of the class (the
   anchor) and either one of its nearest neighbours in the same class (a categorical value is the
-  one of the nearer end) or, for half of the rows, the class's centre. This is our own
+  one of the nearer end) or, for half of the rows, the class's centre (when it lies inside the
+  class). This is our own
   generator path (``generator="anchored"`` or the share of a ``"mix"``), chosen explicitly and
   reported; no third-party oversampler is called.
 - ``RowSpace.neighbour_share``: for generated rows of a class, the share of their nearest real
@@ -88,6 +89,7 @@ class RowSpace:
         self._index: NearestNeighbors | None = None
         self._neighbours: dict[Any, tuple[np.ndarray, np.ndarray]] = {}
         self._centres: dict[tuple[Any, str], float] = {}
+        self._inside: dict[Any, bool] = {}
 
     def embed(self, features: pd.DataFrame) -> np.ndarray:
         """(N, D): standardised continuous columns, then one-hot categorical ones x 1/sqrt(2)
@@ -114,7 +116,8 @@ class RowSpace:
 
         - for a share :data:`TOWARD_CENTRE` of the rows the partner is the class's centre (the
           mean of each continuous column; categorical values and the columns of a gap stay the
-          anchor's), so these rows lie inside the class, never across its border;
+          anchor's), so these rows lie inside the class, never across its border; a class whose
+          centre lies among other classes (split in clumps around them) gets none of these;
         - for the others it is one of the anchor's ``k_neighbors`` nearest same-class rows (a
           categorical value is the one of the nearer end), so the rows follow the class's shape.
 
@@ -127,6 +130,8 @@ class RowSpace:
         k = nearest.shape[1]
         anchor = rng.integers(len(members), size=n_rows)
         central = rng.random(n_rows) < TOWARD_CENTRE
+        if not self._centre_inside(label):  # e.g. a class in two clumps, others between them
+            central[:] = False
         if k == 0:  # a class of one row: every new row is that row
             partner, t = anchor, np.zeros(n_rows)
         else:
@@ -181,11 +186,41 @@ class RowSpace:
         class ``label``; 0 means the row sits among other classes only."""
         if len(rows) == 0:
             return np.zeros(0)
+        nearest = self._whitened_index().kneighbors(
+            self.embed(rows) @ self.whitening, return_distance=False
+        )
+        return (self.labels[nearest] == label).mean(axis=1)
+
+    def _whitened_index(self) -> NearestNeighbors:
         if self._index is None:
             k = min(self.k_neighbors, len(self.points))
             self._index = NearestNeighbors(n_neighbors=k).fit(self.points @ self.whitening)
-        nearest = self._index.kneighbors(self.embed(rows) @ self.whitening, return_distance=False)
-        return (self.labels[nearest] == label).mean(axis=1)
+        return self._index
+
+    def _centre_inside(self, label: Any) -> bool:
+        """Whether the centre of class ``label`` lies inside the class: among its nearest real
+        rows (whitened, as the neighbour check) the class's share is at least what it is, on
+        average, around the class's own rows (each without itself). A class in two clumps with
+        other classes between them fails; its anchored rows then run toward neighbours only,
+        since rows toward its centre would land among the other classes."""
+        if label not in self._inside:
+            members, _ = self._class_neighbours(label)
+            k = min(self.k_neighbors, len(self.points) - 1)
+            if len(members) < 2 or k < 1:
+                self._inside[label] = len(members) > 0
+                return self._inside[label]
+            index = self._whitened_index()
+            whitened = self.points[members] @ self.whitening
+            centre = whitened.mean(axis=0, keepdims=True)
+            around_centre = self.labels[index.kneighbors(centre, k, return_distance=False)]
+            # column 0 of a real row's neighbours is the row itself
+            around_rows = self.labels[index.kneighbors(whitened, k + 1, return_distance=False)]
+            centre_share = (around_centre == label).mean()
+            rows_share = (around_rows[:, 1:] == label).mean()
+            # half: the centre may sit where the class thins out a little (shares move in steps
+            # of 1/k); it fails where the class is split around other classes
+            self._inside[label] = bool(centre_share >= rows_share / 2)
+        return self._inside[label]
 
     # -- persistence (plain lists, no pickle) ---------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -54,6 +54,25 @@ def test_about_half_the_anchored_rows_lie_toward_the_class_centre(monkeypatch):
     assert np.hypot(rows["x"], rows["y"]).min() > 0.8  # chords between near neighbours only
 
 
+def test_a_class_split_around_another_gets_no_rows_toward_its_centre():
+    # the rare class in two clumps with the common class between them: its centre lies among
+    # the common rows, so its anchored rows run toward same-class neighbours only
+    rng = np.random.default_rng(0)
+    side = rng.choice([-1.0, 1.0], 30)
+    frame = pd.DataFrame(
+        {
+            "x": np.concatenate([rng.normal(0, 1, 400), side * 3.5 + rng.normal(0, 0.5, 30)]),
+            "y": np.concatenate([rng.normal(0, 1, 400), rng.normal(0, 0.5, 30)]),
+            "label": ["common"] * 400 + ["rare"] * 30,
+        }
+    )
+    space = RowSpace(frame, infer_schema(frame, "label"))
+    rows = space.interpolate("rare", 1000, np.random.default_rng(0))
+    assert (rows["x"].abs() > 1.5).all()  # none in the gap, where rows toward (0, 0) would be
+    # the common class is one clump: its centre is inside it
+    assert space._centre_inside("common") and not space._centre_inside("rare")
+
+
 def test_interpolation_is_seeded(space):
     first = space.interpolate("rare", 50, np.random.default_rng(1))
     again = space.interpolate("rare", 50, np.random.default_rng(1))
