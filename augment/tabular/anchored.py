@@ -8,9 +8,8 @@ standard deviation):
 - ``RowSpace.interpolate``: a new row lies on the segment between a real row of the class (the
   anchor) and either one of its nearest neighbours in the same class (a categorical value is the
   one of the nearer end) or, for half of the rows, the class's centre (when it lies inside the
-  class). This is our own
-  generator path (``generator="anchored"`` or the share of a ``"mix"``), chosen explicitly and
-  reported; no third-party oversampler is called.
+  class). This is our own generator path (``generator="anchored"`` or the share of a
+  ``"mix"``), chosen explicitly and reported; no third-party oversampler is called.
 - ``RowSpace.neighbour_share``: for generated rows of a class, the share of their nearest real
   training rows that belong to that class; a row at 0 lies deep among the other classes. This
   search runs in the whitened space of the training rows (their covariance, shrunk, mapped to
@@ -47,6 +46,9 @@ def _whitening(points: np.ndarray) -> np.ndarray:
 # The share of anchored rows drawn toward their class's centre rather than toward a same-class
 # neighbour (polynom-fit-SMOTE's "star"; 0.5 measured on KEEL, benchmarks/NOTES.md).
 TOWARD_CENTRE = 0.5
+# At most this many rows of a class measure how much of the class surrounds its own rows (the
+# check whether its centre lies inside it); a sample keeps the check cheap on big tables.
+CENTRE_CHECK_ROWS = 2000
 
 
 class RowSpace:
@@ -199,10 +201,11 @@ class RowSpace:
 
     def _centre_inside(self, label: Any) -> bool:
         """Whether the centre of class ``label`` lies inside the class: among its nearest real
-        rows (whitened, as the neighbour check) the class's share is at least what it is, on
-        average, around the class's own rows (each without itself). A class in two clumps with
-        other classes between them fails; its anchored rows then run toward neighbours only,
-        since rows toward its centre would land among the other classes."""
+        rows (whitened, as the neighbour check) the class's share is at least half of what it
+        is, on average, around the class's own rows (each without itself; at most
+        :data:`CENTRE_CHECK_ROWS` of them, a fixed sample). A class in two clumps with other
+        classes between them fails; its anchored rows then run toward neighbours only, since
+        rows toward its centre would land among the other classes."""
         if label not in self._inside:
             members, _ = self._class_neighbours(label)
             k = min(self.k_neighbors, len(self.points) - 1)
@@ -213,6 +216,9 @@ class RowSpace:
             whitened = self.points[members] @ self.whitening
             centre = whitened.mean(axis=0, keepdims=True)
             around_centre = self.labels[index.kneighbors(centre, k, return_distance=False)]
+            if len(whitened) > CENTRE_CHECK_ROWS:  # a big class: its share from a sample
+                pick = np.random.default_rng(0).choice(len(whitened), CENTRE_CHECK_ROWS, False)
+                whitened = whitened[np.sort(pick)]
             # column 0 of a real row's neighbours is the row itself
             around_rows = self.labels[index.kneighbors(whitened, k + 1, return_distance=False)]
             centre_share = (around_centre == label).mean()
