@@ -22,9 +22,12 @@ Arms (every fixed set oversamples the training split to equal class counts):
   inner split of the training images);
 - ``classic``: random oversampling's set (real images and copies) with the albumentations
   pipeline on the fly (a fresh move of every image in every epoch): classic augmentation at its
-  best, with the same class counts as the stacked arm; ``augment+classic``: augment's set with
-  the same pipeline on the fly, made with the chosen recipe minus its warp (the pipeline moves
-  the images anyway; CNN only: a linear model has no training loop to put it in).
+  best, with the same class counts as the stacked arm; ``augment+classic``: augment's images
+  made with the chosen recipe minus its warp (the pipeline moves the images anyway), half of
+  each class's top-up, copies of real images the other half (``augment.image.validate.
+  stacked_set``, the job's default), with the same pipeline on the fly; ``augment+classic, all
+  synthetic``: the same with the whole top-up synthetic (CNN only: a linear model has no
+  training loop to put them in).
 
 Downstream: the small CNN of ``augment.image.classifier`` (same epochs and seed) and a logistic
 regression on pixels, both scored by balanced accuracy on the untouched holdout. The domain FID
@@ -69,14 +72,18 @@ from augment.image.latent import LatentSettings, fit_latent_bank  # noqa: E402
 from augment.image.sampler import ImageGANOverSampler  # noqa: E402
 from augment.image.sources import load_images  # noqa: E402
 from augment.image.synthesizer import ImageSynthesizer, Recipe  # noqa: E402
-from augment.image.validate import classic_oversample, random_oversample  # noqa: E402
+from augment.image.validate import (  # noqa: E402
+    classic_oversample,
+    random_oversample,
+    stacked_set,
+)
 
 SIZE = 28
 HOLDOUT = 0.3
 RESULTS_DIR = Path(__file__).parent / "results"
 SETS = {"digits": 10, "digits-ir50": 50, "distorted": 10}
 FIXED = ("none", "random_oversampling", "albumentations", "augment")
-ON_THE_FLY = ("classic", "augment+classic")
+ON_THE_FLY = ("classic", "augment+classic", "augment+classic, all synthetic")
 
 
 def distorted_digits(n_images: int = 3000, seed: int = 1234) -> tuple[np.ndarray, np.ndarray]:
@@ -225,10 +232,18 @@ def run_seed(
         }
         results[method] = row
         print(f"  {name} seed {seed} {method:20s} " + json.dumps(row), flush=True)
+    if not ablation_only:
+        unwarped_x, unwarped_y = sets["augment, unwarped"]
+        mixed = stacked_set(x, y, unwarped_x[len(x) :], unwarped_y[len(x) :], seed=seed)
+        sets["augment, unwarped, mixed"] = mixed[:2]
     for method, base in (
         ()
         if ablation_only
-        else (("classic", "random_oversampling"), ("augment+classic", "augment, unwarped"))
+        else (
+            ("classic", "random_oversampling"),
+            ("augment+classic", "augment, unwarped, mixed"),
+            ("augment+classic, all synthetic", "augment, unwarped"),
+        )
     ):
         rx, ry = sets[base]
         cnn = train_classifier(rx, ry, 10, epochs=epochs, seed=seed, augment=warp_images)

@@ -10,6 +10,7 @@ from pydantic import Field
 from augment.core.config import (
     KIND_HELP,
     MAX_ROWS_HELP,
+    STACK_SHARE,
     DataConfig,
     JobConfig,
     ModelConfig,
@@ -137,6 +138,11 @@ class ImageValidateConfig(ValidateConfig):
         True,
         description="Run the arms with albumentations on the fly: real + classic, and real + "
         "synthetic + classic (stacked); their difference is lift_stacked_vs_classic.",
+    )
+    stack_share: Annotated[float, Field(gt=0, le=1)] = Field(
+        STACK_SHARE,
+        description="Share of each class's top-up that the stacked arm fills with synthetic "
+        "images; copies of its real images fill the rest (1 = synthetic only).",
     )
 
 

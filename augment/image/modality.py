@@ -354,6 +354,7 @@ class ImageModality(Modality):
                 baseline_model=baseline,
                 max_rows=v.max_rows,
                 stacking=v.stacking,
+                stack_share=v.stack_share,
                 **_stacking_inputs(data),
             )
             fidelity: dict[str, float] = {}

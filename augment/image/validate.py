@@ -16,7 +16,8 @@ epochs) on its images and is scored on the same real holdout:
   same class counts as the stacked arm;
 - ``stacked``: the real and synthetic images with the same pipeline on the fly: what a user who
   already augments gets by adding the synthetic images. ``lift_stacked_vs_classic/<m>`` is the
-  number that tells them whether to.
+  number that tells them whether to. By default half of each class's top-up is synthetic and
+  half copies of its real images (:func:`stacked_set`, ``stack_share``).
 
     report = validate_images(train, train_y, holdout, holdout_y, synthetic, synthetic_y,
                              classes=classes, target_counts={3: 180}, seed=0)
@@ -34,6 +35,7 @@ import numpy as np
 import torch
 
 from augment.core.balance import class_counts
+from augment.core.config import STACK_SHARE
 from augment.core.errors import DataError
 from augment.core.validation import ValidationReport, arm_rows, build_report, stratified_pick
 from augment.image.classic import classic_augmentation, warp_images
@@ -93,6 +95,56 @@ def random_oversample(
     return np.concatenate([images, images[picks]]), np.concatenate([labels, labels[picks]])
 
 
+def stacked_set(
+    images: np.ndarray,
+    labels: np.ndarray,
+    synthetic_images: np.ndarray,
+    synthetic_labels: np.ndarray,
+    share: float = STACK_SHARE,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """The set to train on with augmentation on the fly: real images, plus for each class
+    ``share`` of its synthetic images and copies of its real images in place of the rest.
+
+    The class counts are those of real + synthetic; only what fills the top-up changes. Which
+    synthetic images are kept and which real images are copied is drawn from ``seed``. A class
+    with synthetic images but no real one keeps all its synthetic images (nothing to copy).
+
+    Args:
+        images, labels: the real images, uint8 ``(N, H, W, C)``, and their class indices.
+        synthetic_images, synthetic_labels: the generated images and their class indices.
+        share: in ``(0, 1]``; 1 keeps every synthetic image (no copies).
+        seed: fixes the draws.
+
+    Returns:
+        ``(images, labels, n_copies)``: the real images first, then per class in ascending order
+        its kept synthetic images and its copies; ``n_copies`` counts the copies.
+
+    Raises:
+        DataError: ``share`` outside ``(0, 1]``.
+
+    Example:
+        >>> x, y, copies = stacked_set(images, labels, fake, fake_labels, share=0.5, seed=0)
+        >>> len(x) == len(images) + len(fake)
+        True
+    """
+    if not 0 < share <= 1:
+        raise DataError(f"the stacked arm's synthetic share must be in (0, 1]; got {share}")
+    labels = np.asarray(labels)
+    synthetic_labels = np.asarray(synthetic_labels)
+    rng = np.random.default_rng(seed)
+    parts, part_labels, n_copies = [images], [labels], 0
+    for cls in np.unique(synthetic_labels):
+        fake = np.flatnonzero(synthetic_labels == cls)
+        real = np.flatnonzero(labels == cls)
+        keep = len(fake) if len(real) == 0 else int(round(share * len(fake)))
+        copies = rng.choice(real, len(fake) - keep, replace=True) if keep < len(fake) else real[:0]
+        parts += [synthetic_images[rng.permutation(fake)[:keep]], images[copies]]
+        part_labels.append(np.full(len(fake), cls, dtype=labels.dtype))
+        n_copies += len(copies)
+    return np.concatenate(parts), np.concatenate(part_labels), n_copies
+
+
 def _pick_copies(
     images: np.ndarray, labels: np.ndarray, target_counts: dict[int, int], seed: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -141,6 +193,7 @@ def validate_images(
     stacking: bool = True,
     stacked_images: np.ndarray | None = None,
     stacked_labels: np.ndarray | None = None,
+    stack_share: float = STACK_SHARE,
 ) -> ValidationReport:
     """Train the CNN on real, real+synthetic and real+albumentations images; score on the holdout.
 
@@ -168,6 +221,9 @@ def validate_images(
         stacked_images, stacked_labels: the synthetic images the stacked arm uses instead of
             ``synthetic_images`` (e.g. a warped recipe's images before their warp: the on-the-fly
             pipeline moves them anyway, and moving them twice made worse images).
+        stack_share: the share of each class's top-up that the stacked arm fills with
+            synthetic images; copies of the class's real images fill the rest
+            (:func:`stacked_set`). The realised share is ``stacked/synthetic_share``.
 
     Returns:
         A :class:`augment.core.validation.ValidationReport`. Metric names, with ``<m>`` one of
@@ -175,7 +231,8 @@ def validate_images(
         ``<arm>/cnn/<m>`` and ``<arm>/<m>`` for arms ``baseline``, ``augmented`` and
         ``albumentations``; ``lift/<m>`` and ``lift/cnn/<m>`` (augmented - baseline);
         ``lift_vs_albumentations/<m>`` (augmented - albumentations, when that arm ran);
-        ``lift_stacked_vs_classic/<m>`` (stacked - classic, when those arms ran);
+        ``lift_stacked_vs_classic/<m>`` (stacked - classic, when those arms ran) and
+        ``stacked/synthetic_share``;
         ``validation/passed`` (1.0 or 0.0). Averaging rules as in ``validate_downstream``.
 
     Raises:
@@ -295,14 +352,15 @@ def validate_images(
         models["classic"] = fit(classic_x, classic_y, on_the_fly=True)
         sizes["classic"] = len(classic_x)
         if len(stacked_images):
-            models["stacked"] = fit(
-                np.concatenate([train_images, stacked_images]),
-                np.concatenate([train_labels, stacked_labels]),
-                on_the_fly=True,
+            stack_x, stack_y, n_copies = stacked_set(
+                train_images, train_labels, stacked_images, stacked_labels, stack_share, seed
             )
+            models["stacked"] = fit(stack_x, stack_y, on_the_fly=True)
+            stack_synthetic = len(stacked_images) - n_copies
         else:
             notes.append("no synthetic images: the stacked arm is the classic arm")
             models["stacked"] = models["classic"]
+            stack_synthetic = 0
         sizes["stacked"] = len(train_images) + len(stacked_images)
 
     predictions: dict[tuple[str, str], np.ndarray] = {}
@@ -326,4 +384,5 @@ def validate_images(
             report.metrics[f"lift_stacked_vs_classic/{metric}"] = (
                 report.metrics[f"stacked/{metric}"] - report.metrics[f"classic/{metric}"]
             )
+        report.metrics["stacked/synthetic_share"] = stack_synthetic / max(len(stacked_images), 1)
     return report

@@ -43,7 +43,8 @@ def print_summary(summary: dict[str, Any]) -> None:
         console.print(
             f"stacking with albumentations on the fly: balanced accuracy "
             f"{metrics['classic/balanced_accuracy']:.4f} (real) → "
-            f"{metrics['stacked/balanced_accuracy']:.4f} (real+synthetic), {stacked:+.4f}",
+            f"{metrics['stacked/balanced_accuracy']:.4f} (real+synthetic{_share(metrics)}), "
+            f"{stacked:+.4f}",
             highlight=False,
         )
     recipe = summary.get("recipe")
@@ -182,3 +183,9 @@ def choice_sentence(choice: dict[str, Any]) -> str:
         f"auto picked {choice['chosen']} (balanced accuracy on an inner split of the training "
         f"rows: {scores})"
     )
+
+
+def _share(metrics: dict[str, float]) -> str:
+    """``", 50% of the top-up synthetic"`` when the stacked arm mixed in copies of real images."""
+    share = metrics.get("stacked/synthetic_share")
+    return "" if share is None or share >= 1 else f", {share:.0%} of the top-up synthetic"

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import torch
 from albumentations.pytorch import ToTensorV2
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from augment import DataError, ShardDataset, load_config, run_job
 from augment.core.shards import read_manifest, read_shards
@@ -87,6 +87,29 @@ def test_real_and_synthetic_images_in_a_dataloader(image_run):
     assert images.shape == (16, 1, 8, 8) and images.dtype == torch.float32
     assert targets.shape == (16,) and targets.dtype == torch.int64
     assert sum(len(batch) for batch, _ in loader) == len(data)
+
+
+def test_stacking_weights_give_each_class_its_count_with_half_the_top_up_real(image_run):
+    output, path = image_run
+    manifest = read_manifest(output)
+    data = ShardDataset(output, include_real=True, config=path)
+    weights = data.stacking_weights()
+    assert weights.sum().item() == pytest.approx(len(data))
+    for index, cls in enumerate(data.classes):
+        mine = data.targets == index
+        # each class keeps its share of the draws: its count after balancing
+        assert weights[mine].sum().item() == pytest.approx(manifest["counts_after"][str(cls)])
+        fake, real = mine & data.synthetic_mask, mine & ~data.synthetic_mask
+        if fake.any():
+            assert weights[fake].sum().item() == pytest.approx(0.5 * fake.sum())
+            assert weights[real].min().item() > 1
+    assert torch.equal(data.stacking_weights(1.0), torch.ones(len(data), dtype=torch.float64))
+    sampler = WeightedRandomSampler(weights, num_samples=len(data))
+    assert len(list(DataLoader(data, batch_size=16, sampler=sampler))) == -(-len(data) // 16)
+    with pytest.raises(DataError, match="in \\(0, 1\\]"):
+        data.stacking_weights(0.0)
+    with pytest.raises(DataError, match="include_real=True"):
+        ShardDataset(output).stacking_weights()
 
 
 def test_transforms(image_run):

@@ -18,7 +18,7 @@ from augment.image.synthesizer import (
     Recipe,
     image_synthesizer_from_payload,
 )
-from augment.image.validate import validate_images
+from augment.image.validate import stacked_set, validate_images
 
 CPU = torch.device("cpu")
 SETTINGS = LatentSettings(size=8, channels=1, latent_dim=8, width=8, steps=30, batch_size=32)
@@ -238,3 +238,38 @@ def test_the_stacked_arm_can_take_other_images(digits):
     )
     assert report.metrics["validation/rows/augmented"] == n_real + len(synthetic)
     assert report.metrics["validation/rows/stacked"] == n_real + 5
+    # by default half of the top-up is synthetic and half copies of real images
+    assert report.metrics["stacked/synthetic_share"] == pytest.approx(0.4)  # 2 of 5
+    only, _, _ = _validate_with_copies(
+        digits, stacked_images=stacked, stacked_labels=np.ones(5, dtype=np.int64), stack_share=1.0
+    )
+    assert only.metrics["stacked/synthetic_share"] == 1.0
+
+
+def test_the_stacked_set_keeps_counts_and_fills_the_rest_with_real_copies():
+    rng = np.random.default_rng(0)
+    real = rng.integers(0, 100, size=(30, 4, 4, 1), dtype=np.uint8)
+    labels = np.repeat([0, 1, 2], [20, 6, 4])
+    fake = rng.integers(150, 256, size=(30, 4, 4, 1), dtype=np.uint8)  # told apart by value
+    fake_labels = np.repeat([1, 2, 3], [14, 15, 1])  # class 3 has no real image to copy
+
+    x, y, copies = stacked_set(real, labels, fake, fake_labels, share=0.5, seed=3)
+    np.testing.assert_array_equal(x[:30], real)
+    assert np.bincount(y).tolist() == [20, 20, 19, 1]  # real + synthetic counts
+    added, added_y = x[30:], y[30:]
+    is_fake = added.min(axis=(1, 2, 3)) >= 150
+    assert [int(is_fake[added_y == c].sum()) for c in (1, 2, 3)] == [7, 8, 1]
+    assert copies == 7 + 7
+    for cls in (1, 2):
+        # each copy is one of its class's real images, each kept image one of its synthetic
+        for image in added[(added_y == cls) & ~is_fake]:
+            assert (real[labels == cls] == image).all(axis=(1, 2, 3)).any()
+        for image in added[(added_y == cls) & is_fake]:
+            assert (fake[fake_labels == cls] == image).all(axis=(1, 2, 3)).any()
+    again = stacked_set(real, labels, fake, fake_labels, share=0.5, seed=3)
+    np.testing.assert_array_equal(again[0], x)
+
+    all_fake = stacked_set(real, labels, fake, fake_labels, share=1.0)
+    assert all_fake[2] == 0 and (all_fake[0][30:].min(axis=(1, 2, 3)) >= 150).all()
+    with pytest.raises(DataError, match="share"):
+        stacked_set(real, labels, fake, fake_labels, share=0.0)
