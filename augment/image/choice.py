@@ -68,6 +68,7 @@ class Choice:
     inner_train: int = 0
     inner_validation: int = 0
     seconds: float = 0.0
+    margin: float = MARGIN
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -76,6 +77,7 @@ class Choice:
             "inner_train": self.inner_train,
             "inner_validation": self.inner_validation,
             "seconds": round(self.seconds, 2),
+            "margin": self.margin,
         }
 
 
@@ -207,6 +209,7 @@ def choose_recipe(
         inner_train=len(train),
         inner_validation=len(held),
         seconds=time.perf_counter() - began,
+        margin=margin,
     )
 
 

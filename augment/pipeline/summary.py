@@ -54,8 +54,15 @@ def print_summary(summary: dict[str, Any]) -> None:
             scores = ", ".join(f"{k} {v:.3f}" for k, v in recipe["scores"].items())
             line += (
                 f", chosen on an inner split of the training images "
-                f"({recipe['inner_validation']} held out; balanced accuracy {scores})"
+                f"({recipe['inner_validation']} held out; mean balanced accuracy of a CNN and "
+                f"a linear model: {scores})"
             )
+            best = max(recipe["scores"], key=recipe["scores"].get)
+            if best != recipe["recipe"] and "margin" in recipe:
+                line += (
+                    f"; {best} did not beat it by more than the margin of "
+                    f"{recipe['margin']:g} that a later candidate needs"
+                )
         console.print(line, highlight=False, soft_wrap=True)
 
     fidelity = [

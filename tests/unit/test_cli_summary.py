@@ -90,3 +90,33 @@ def test_the_summary_shows_precision_recall_and_names_the_is_network(capsys):
     )
     cli.print_summary(_summary(_arms("smote", 0.01)))
     assert _quality_line(capsys) is None
+
+
+def test_the_stacking_line_says_how_much_of_the_top_up_was_synthetic(capsys):
+    metrics = _arms("albumentations", 0.01) | {
+        "classic/balanced_accuracy": 0.95,
+        "stacked/balanced_accuracy": 0.96,
+        "lift_stacked_vs_classic/balanced_accuracy": 0.01,
+        "stacked/synthetic_share": 0.5,
+    }
+    cli.print_summary(_summary(metrics))
+    out = " ".join(capsys.readouterr().out.split())
+    assert "0.9500 (real) → 0.9600 (real+synthetic, 50% of the top-up synthetic), +0.0100" in out
+    cli.print_summary(_summary(metrics | {"stacked/synthetic_share": 1.0}))
+    assert "(real+synthetic), +0.0100" in " ".join(capsys.readouterr().out.split())
+
+
+def test_a_recipe_kept_within_the_margin_is_explained(capsys):
+    recipe = {
+        "recipe": "latent+warp",
+        "chosen": True,
+        "scores": {"latent+warp": 0.979, "latent": 0.982},
+        "inner_validation": 132,
+        "margin": 0.01,
+    }
+    cli.print_summary(_summary(_arms("albumentations", 0.01)) | {"recipe": recipe})
+    out = " ".join(capsys.readouterr().out.split())
+    assert "latent did not beat it by more than the margin of 0.01" in out
+    recipe["scores"] = {"latent+warp": 0.99, "latent": 0.982}
+    cli.print_summary(_summary(_arms("albumentations", 0.01)) | {"recipe": recipe})
+    assert "margin" not in capsys.readouterr().out
