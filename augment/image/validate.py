@@ -138,7 +138,7 @@ def stacked_set(
         fake = np.flatnonzero(synthetic_labels == cls)
         real = np.flatnonzero(labels == cls)
         keep = len(fake) if len(real) == 0 else int(round(share * len(fake)))
-        copies = rng.choice(real, len(fake) - keep, replace=True) if keep < len(fake) else real[:0]
+        copies = rng.choice(real, len(fake) - keep, replace=True)  # none when nothing to copy
         parts += [synthetic_images[rng.permutation(fake)[:keep]], images[copies]]
         part_labels.append(np.full(len(fake), cls, dtype=labels.dtype))
         n_copies += len(copies)

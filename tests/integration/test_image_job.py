@@ -91,6 +91,8 @@ def test_digits_job_end_to_end(tmp_path, mlflow_uri, monkeypatch, capsys):
         metrics["stacked/balanced_accuracy"] - metrics["classic/balanced_accuracy"]
     )
     assert "stacking with albumentations on the fly" in out
+    # validate.stack_share (default 0.5) reaches the stacked arm: per class round(share * n)
+    assert 0.3 <= metrics["stacked/synthetic_share"] <= 0.7
     # the recipe: chosen on an inner split, every candidate scored, in MLflow and the manifest
     recipe = manifest["recipe"]
     assert recipe["chosen"] and set(recipe["scores"]) == {"latent+warp", "gan"}
@@ -203,9 +205,10 @@ def test_the_stacked_arm_gets_a_warped_recipes_images_before_their_warp(tmp_path
         tmp_path,
         None,
         model={"recipe": "latent+warp"},
-        validate={"fid": False, "min_lift": -1.0, "epochs": 1},
+        validate={"fid": False, "min_lift": -1.0, "epochs": 1, "stack_share": 1.0},
     )
     result = run_job(load_config(path))
+    assert seen["stack_share"] == 1.0  # the config's share reaches the stacked arm
     synthesizer = load_synthesizer(result.output / MODEL_FILE)
     assert synthesizer.recipe.name == "latent+warp"
     unwarped = ImageSynthesizer(

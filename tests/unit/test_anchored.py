@@ -54,23 +54,44 @@ def test_about_half_the_anchored_rows_lie_toward_the_class_centre(monkeypatch):
     assert np.hypot(rows["x"], rows["y"]).min() > 0.8  # chords between near neighbours only
 
 
-def test_a_class_split_around_another_gets_no_rows_toward_its_centre():
-    # the rare class in two clumps with the common class between them: its centre lies among
-    # the common rows, so its anchored rows run toward same-class neighbours only
-    rng = np.random.default_rng(0)
-    side = rng.choice([-1.0, 1.0], 30)
-    frame = pd.DataFrame(
+def _split_class(n_common: int, n_split: int, seed: int) -> pd.DataFrame:
+    """A common class in one clump at the origin, and a class in two clumps at x = -3.5 and
+    3.5 with the common one between them: the split class's centre lies among the common rows."""
+    rng = np.random.default_rng(seed)
+    side = rng.choice([-1.0, 1.0], n_split)
+    return pd.DataFrame(
         {
-            "x": np.concatenate([rng.normal(0, 1, 400), side * 3.5 + rng.normal(0, 0.5, 30)]),
-            "y": np.concatenate([rng.normal(0, 1, 400), rng.normal(0, 0.5, 30)]),
-            "label": ["common"] * 400 + ["rare"] * 30,
+            "x": np.concatenate(
+                [rng.normal(0, 1, n_common), side * 3.5 + rng.normal(0, 0.5, n_split)]
+            ),
+            "y": np.concatenate([rng.normal(0, 1, n_common), rng.normal(0, 0.5, n_split)]),
+            "label": ["common"] * n_common + ["rare"] * n_split,
         }
     )
+
+
+def test_a_class_split_around_another_gets_no_rows_toward_its_centre():
+    # its anchored rows run toward same-class neighbours only
+    frame = _split_class(400, 30, seed=0)
     space = RowSpace(frame, infer_schema(frame, "label"))
     rows = space.interpolate("rare", 1000, np.random.default_rng(0))
     assert (rows["x"].abs() > 1.5).all()  # none in the gap, where rows toward (0, 0) would be
     # the common class is one clump: its centre is inside it
     assert space._centre_inside("common") and not space._centre_inside("rare")
+
+
+def test_a_big_class_checks_its_centre_on_a_sample(monkeypatch):
+    """Above CENTRE_CHECK_ROWS rows a class measures its own neighbour share on a fixed
+    sample; the verdicts stay those of the full count."""
+    import augment.tabular.anchored as anchored
+
+    frame = _split_class(600, 300, seed=1)
+    full = RowSpace(frame, infer_schema(frame, "label"))
+    verdicts = {label: full._centre_inside(label) for label in ("common", "rare")}
+    assert verdicts == {"common": True, "rare": False}
+    monkeypatch.setattr(anchored, "CENTRE_CHECK_ROWS", 50)
+    sampled = RowSpace(frame, infer_schema(frame, "label"))
+    assert {label: sampled._centre_inside(label) for label in verdicts} == verdicts
 
 
 def test_interpolation_is_seeded(space):
