@@ -16,11 +16,16 @@ standard deviation):
   the identity), where a row that breaks the real rows' correlations is far from all of them. The
   sampler draws three times the GAN rows it needs and keeps the third with the highest share, so
   the counts stay exact.
+- ``RowSpace.moment_map``: an affine map of the continuous columns that gives GAN rows of a class
+  the mean and covariance of the class's real rows. A linear model learns its direction from
+  these two moments; GAN rows that carry others (a mean pulled toward the majority, a cloud
+  stretched along the wrong axis) turn it, and its ranking suffers (benchmarks/NOTES.md, KEEL).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -30,7 +35,7 @@ from sklearn.covariance import LedoitWolf
 from sklearn.neighbors import NearestNeighbors
 
 from augment.core.balance import to_python
-from augment.tabular.schema import TableSchema, category_codes, category_value
+from augment.tabular.schema import ColumnSpec, TableSchema, category_codes, category_value
 
 
 def _whitening(points: np.ndarray) -> np.ndarray:
@@ -41,6 +46,39 @@ def _whitening(points: np.ndarray) -> np.ndarray:
         return np.eye(points.shape[1])
     values, vectors = np.linalg.eigh(LedoitWolf().fit(points).covariance_)
     return vectors / np.sqrt(np.maximum(values, 1e-9))
+
+
+def _root(matrix: np.ndarray, inverse: bool = False) -> np.ndarray:
+    """The symmetric square root of a covariance (or of its inverse)."""
+    values, vectors = np.linalg.eigh(matrix)
+    values = np.maximum(values, 1e-9) ** (-0.5 if inverse else 0.5)
+    return (vectors * values) @ vectors.T
+
+
+@dataclass
+class MomentMap:
+    """``x -> real_mean + linear (x - made_mean)`` in standardised units over ``columns``, clipped
+    to the range of the real rows (all classes): fitted once per class on its first batch of GAN
+    rows, then applied to every batch, so a class's rows get one map however many batches."""
+
+    columns: list[ColumnSpec]
+    center: np.ndarray
+    scale: np.ndarray
+    made_mean: np.ndarray
+    real_mean: np.ndarray
+    linear: np.ndarray  # (D, D)
+    low: np.ndarray
+    high: np.ndarray
+
+    def apply(self, rows: pd.DataFrame) -> pd.DataFrame:
+        names = [column.name for column in self.columns]
+        made = (rows[names].to_numpy(np.float64) - self.center) / self.scale
+        moved = self.real_mean + (made - self.made_mean) @ self.linear.T
+        values = np.clip(moved * self.scale + self.center, self.low, self.high)
+        rows = rows.copy()
+        for index, column in enumerate(self.columns):
+            rows[column.name] = column.restore_array(values[:, index])
+        return rows
 
 
 # The share of anchored rows drawn toward their class's centre rather than toward a same-class
@@ -192,6 +230,28 @@ class RowSpace:
             self.embed(rows) @ self.whitening, return_distance=False
         )
         return (self.labels[nearest] == label).mean(axis=1)
+
+    def moment_map(self, rows: pd.DataFrame, label: Any) -> MomentMap | None:
+        """The map that moves ``rows`` (GAN rows of class ``label``, model's form) to the mean and
+        covariance of the class's real rows over the measured continuous columns, in standardised
+        units, both covariances shrunk (Ledoit-Wolf) so that a class of a few rows or a collapsed
+        GAN still gives a finite map. None when there is nothing to match: no such column, or
+        fewer than two real or generated rows."""
+        columns = [c for c in self.schema.continuous if c.name not in self.unmeasured]
+        names = [c.name for c in columns]
+        members, _ = self._class_neighbours(label)
+        if not names or len(members) < 2 or len(rows) < 2:
+            return None
+        real = (self.features[names].to_numpy(np.float64)[members] - self.center) / self.scale
+        made = (rows[names].to_numpy(np.float64) - self.center) / self.scale
+        linear = _root(LedoitWolf().fit(real).covariance_) @ _root(
+            LedoitWolf().fit(made).covariance_, inverse=True
+        )
+        values = self.features[names].to_numpy(np.float64)
+        low, high = values.min(axis=0), values.max(axis=0)
+        return MomentMap(
+            columns, self.center, self.scale, made.mean(0), real.mean(0), linear, low, high
+        )
 
     def _whitened_index(self) -> NearestNeighbors:
         if self._index is None:

@@ -78,6 +78,7 @@ def choose_generator(
     anchored_share: float,
     filter_generated: bool,
     seed: int,
+    match_moments: bool = True,
 ) -> GeneratorChoice:
     """Score the candidates on an inner split of ``rows`` (the training rows in the model's form,
     label included) and return the choice. ``fit_unit(rows, classes)`` fits one GAN unit with the
@@ -102,7 +103,9 @@ def choose_generator(
     held_x, held_y = space.embed(held_rows[names]), held_rows[schema.label].to_numpy()
     scores = {}
     for candidate in CANDIDATES:
-        source = RowGenerator(synthesizer, space, candidate, anchored_share, filter_generated)
+        source = RowGenerator(
+            synthesizer, space, candidate, anchored_share, filter_generated, match_moments
+        )
         parts = [rows for _, rows in source.class_batches(inner_plan, seed)]
         new = form.to_model(pd.concat(parts, ignore_index=True)) if parts else fit_rows.iloc[:0]
         x = np.vstack([real_x, space.embed(new[names])])

@@ -149,6 +149,11 @@ class TabularGenerateConfig(Strict):
         description="Draw three times the GAN rows and keep the third whose 5 nearest real "
         "training rows are most often of their own class (counts stay exact).",
     )
+    match_moments: bool = Field(
+        True,
+        description="Move each class's GAN rows (after the filter) by one affine map of the "
+        "continuous columns to the mean and covariance of the class's real training rows.",
+    )
     reference_rows: PositiveInt = Field(
         200_000,
         description="The anchors and the filter's neighbours come from at most this many real "

@@ -8,6 +8,9 @@ same :class:`RowGenerator`, so a job writes what ``fit_resample`` would return, 
 - GAN rows come in batches; with ``filter_generated`` each batch is drawn three times over and
   the third whose nearest real rows are most often of its class is kept
   (:meth:`augment.tabular.anchored.RowSpace.neighbour_share`), so the counts stay exact;
+- with ``match_moments`` a class's GAN rows are then moved, by one affine map of the continuous
+  columns, to the mean and covariance of the class's real rows
+  (:meth:`augment.tabular.anchored.RowSpace.moment_map`);
 - anchored rows lie between a real row of the class and a same-class neighbour or the class's
   centre (:meth:`augment.tabular.anchored.RowSpace.interpolate`), one seeded stream per class.
 
@@ -66,6 +69,8 @@ class RowGenerator:
         generator: ``mix``, ``gan`` or ``anchored``.
         anchored_share: the anchored share of each class's rows under ``mix``.
         filter_generated: draw three times the GAN rows and keep the best third.
+        match_moments: give each class's GAN rows the mean and covariance of its real rows
+            (continuous columns; after the filter).
 
     Example:
         >>> rows = RowGenerator(synth, space).class_batches({"minority": 500}, seed=0)
@@ -79,16 +84,18 @@ class RowGenerator:
         generator: str = "mix",
         anchored_share: float = 0.5,
         filter_generated: bool = True,
+        match_moments: bool = True,
     ) -> None:
         if generator not in GENERATORS:
             raise ValueError(f"generator must be one of {GENERATORS}, got {generator!r}")
-        if space is None and (generator != "gan" or filter_generated):
+        if space is None and (generator != "gan" or filter_generated or match_moments):
             raise ValueError(f"generator={generator!r} needs the real rows (a RowSpace)")
         self.synthesizer = synthesizer
         self.space = space
         self.generator = generator
         self.anchored_share = anchored_share
         self.filter_generated = filter_generated
+        self.match_moments = match_moments
         self.origin: dict[str, dict[Any, int]] = {"gan": {}, "anchored": {}, "dropped": {}}
         self.issued = 0  # after class_batches: its first_id plus the rows it made
 
@@ -117,7 +124,11 @@ class RowGenerator:
             # one stream per seed and class (by its place among all classes) for each purpose:
             # 1 anchors and mixing weights, 2 and 3 rare levels and UUIDs of GAN / anchored rows
             restore = np.random.default_rng([seed, index, 2, first_id])
+            moments = None  # one map per class, from its first batch
             for rows, dropped in self._gan_batches(cls, n_gan, seed, batch_size):
+                if self.match_moments:
+                    moments = moments or self.space.moment_map(rows, cls)
+                    rows = moments.apply(rows) if moments else rows
                 self.origin["gan"][cls] += len(rows)
                 self.origin["dropped"][cls] += dropped
                 yield cls, self._finish(cls, rows, restore)

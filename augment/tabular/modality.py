@@ -175,7 +175,7 @@ class TabularModality(Modality):
             choice = self._choose(ctx, data)
             generator = choice.chosen
         space = None
-        if generator != "gan" or options.filter_generated:
+        if generator != "gan" or options.filter_generated or options.match_moments:
             space = real_row_space(
                 data.train, data.schema, data.form, options.reference_rows, cfg.train.seed
             )
@@ -185,6 +185,7 @@ class TabularModality(Modality):
             generator,
             options.anchored_share,
             options.filter_generated,
+            options.match_moments,
         )
         # In this thread: sampling in a second thread (core.generate.prefetched, as images do)
         # was measured 5-25% slower here on 2 cores; torch's threads and the decoding compete.
@@ -195,7 +196,11 @@ class TabularModality(Modality):
         if cfg.output.model_real_rows and space is not None:
             # the model file then samples as this job did: its plan and seed give these rows
             synthesizer.keep_rows(
-                space, generator, options.anchored_share, options.filter_generated
+                space,
+                generator,
+                options.anchored_share,
+                options.filter_generated,
+                options.match_moments,
             )
             result.model_updated = True
         return result
@@ -228,6 +233,7 @@ class TabularModality(Modality):
                 cfg.generate.anchored_share,
                 cfg.generate.filter_generated,
                 cfg.train.seed,
+                cfg.generate.match_moments,
             )
         log.info("generate.generator auto chose %s (scores %s)", choice.chosen, choice.scores)
         return choice
@@ -292,6 +298,7 @@ class TabularModality(Modality):
                 "choice": generation.choice or None,
                 "anchored_share": options.anchored_share,
                 "filter_generated": options.filter_generated,
+                "match_moments": options.match_moments,
                 "rows": {
                     source: {str(c): n for c, n in counts.items()}
                     for source, counts in generation.origin.items()

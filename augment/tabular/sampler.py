@@ -101,6 +101,11 @@ class GANOverSampler(GANSampler):
             nearest real training rows (in the whitened space of the training rows) are most
             often of their own class (the counts stay exact);
             ``n_dropped_`` says how many drawn rows were dropped.
+        match_moments: move each class's GAN rows (after the filter), by one affine map of the
+            continuous columns, to the mean and covariance of the class's real rows (both
+            shrunk, Ledoit-Wolf; values clipped to the real range). A linear model learns its
+            direction from these moments; on the KEEL benchmark it lifted logistic
+            regression's AUC (benchmarks/NOTES.md).
 
     Fitted attributes: ``sampling_strategy_``, ``synthesizer_`` (no units with
     ``generator="anchored"``), ``n_generated_``, ``n_anchored_`` (anchored rows per class),
@@ -127,6 +132,7 @@ class GANOverSampler(GANSampler):
         "generator": [StrOptions({*GENERATORS, "auto"})],
         "anchored_share": [Interval(Real, 0, 1, closed="both")],
         "filter_generated": ["boolean"],
+        "match_moments": ["boolean"],
     }
 
     _FORMAT = SYNTHESIZER_FORMAT
@@ -160,6 +166,7 @@ class GANOverSampler(GANSampler):
         generator: str = "mix",
         anchored_share: float = 0.5,
         filter_generated: bool = True,
+        match_moments: bool = True,
     ) -> None:
         super().__init__(sampling_strategy=sampling_strategy)
         self._store_params(locals())
@@ -283,6 +290,7 @@ class GANOverSampler(GANSampler):
             self.anchored_share,
             self.filter_generated,
             seed,
+            self.match_moments,
         )
         self.generator_, self.choice_ = choice.chosen, choice.to_dict()
 
@@ -302,6 +310,7 @@ class GANOverSampler(GANSampler):
             getattr(self, "generator_", self.generator),
             self.anchored_share,
             self.filter_generated,
+            self.match_moments,
         )
         # fresh ids: one sequence over every class's rows, GAN or anchored, and on over later
         # calls of sample(): no two rows this fitted sampler makes share an id
@@ -348,7 +357,7 @@ class GANOverSampler(GANSampler):
             "choice_": self.choice_,
             "ids_issued": getattr(self, "n_ids_issued_", 0),
         }
-        if self.generator_ == "gan" and not self.filter_generated:
+        if self.generator_ == "gan" and not (self.filter_generated or self.match_moments):
             return chosen
         return {**chosen, "real_rows": self.space_.state_dict()}
 
@@ -356,6 +365,8 @@ class GANOverSampler(GANSampler):
         self.generator_ = extra.get("generator_", self.generator)
         self.choice_ = extra.get("choice_")
         self.n_ids_issued_ = int(extra.get("ids_issued", 0))
+        if "match_moments" not in extra.get("params", {}):
+            self.match_moments = False  # saved before it existed: its GAN rows were not moved
         if "real_rows" in extra:
             self.space_ = RowSpace.from_state_dict(extra["real_rows"], self.synthesizer_.schema)
 

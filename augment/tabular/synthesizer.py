@@ -96,7 +96,12 @@ class Synthesizer(UnitSynthesizer):
         self.generation: dict[str, Any] = {}
 
     def keep_rows(
-        self, space: RowSpace, generator: str, anchored_share: float, filter_generated: bool
+        self,
+        space: RowSpace,
+        generator: str,
+        anchored_share: float,
+        filter_generated: bool,
+        match_moments: bool = False,
     ) -> None:
         """Generate from now on as :class:`augment.tabular.generation.RowGenerator` does with
         these real rows and settings (and save them with the model)."""
@@ -105,6 +110,7 @@ class Synthesizer(UnitSynthesizer):
             "generator": generator,
             "anchored_share": float(anchored_share),
             "filter_generated": bool(filter_generated),
+            "match_moments": bool(match_moments),
         }
 
     def class_batches(
@@ -184,6 +190,7 @@ def synthesizer_from_payload(payload: dict[str, Any], device: str = "cpu") -> Sy
     kept = payload.get("real_rows")
     if kept is not None:
         space = RowSpace.from_state_dict(kept["space"], synthesizer.schema)
+        # a file saved before match_moments existed has no such key: its GAN rows were not moved
         settings = {k: v for k, v in kept.items() if k != "space"}
         synthesizer.keep_rows(space, **settings)
     return synthesizer

@@ -150,6 +150,7 @@ def test_the_model_file_samples_as_the_job_did(tmp_path):
         "generator": "mix",
         "anchored_share": 0.5,
         "filter_generated": True,
+        "match_moments": True,
     }
     # the job's plan and seed give back the job's rows: GAN rows filtered, then anchored ones
     plan = {c: n for c, n in result.plan.items() if n}

@@ -125,8 +125,10 @@ def test_generator_choice_splits_exact_counts(mixed_frame, generator, anchored):
 
 def test_filter_keeps_the_rows_nearest_their_class_and_exact_counts(mixed_frame):
     X, y = mixed_frame.drop(columns="label"), mixed_frame["label"]
-    on = GANOverSampler(generator="gan", random_state=0, **FAST)
-    off = GANOverSampler(generator="gan", filter_generated=False, random_state=0, **FAST)
+    # the filter alone: the moment map (tested on its own) would move the kept rows again
+    plain = {"generator": "gan", "match_moments": False, "random_state": 0, **FAST}
+    on = GANOverSampler(**plain)
+    off = GANOverSampler(**plain, filter_generated=False)
     X_on, y_on = on.fit_resample(X, y)
     X_off, y_off = off.fit_resample(X, y)
     assert on.n_dropped_ == {"rare": 160} and off.n_dropped_ == {"rare": 0}
@@ -165,10 +167,66 @@ def test_a_gan_only_sampler_saves_no_real_row(tmp_path):
     X = pd.DataFrame({"a": rng.normal(size=60), "b": rng.normal(size=60)})
     y = np.array([0] * 48 + [1] * 12)
     for generator, filtered, holds_rows in (("gan", False, False), ("mix", True, True)):
-        sampler = GANOverSampler(steps=2, generator=generator, filter_generated=filtered)
+        sampler = GANOverSampler(
+            steps=2, generator=generator, filter_generated=filtered, match_moments=filtered
+        )
         sampler.fit_resample(X, y)
         sampler.save(tmp_path / "s.pt")
         extra = load_payload(tmp_path / "s.pt", SYNTHESIZER_FORMAT)["extra"]
         assert ("real_rows" in extra) is holds_rows, json.dumps(list(extra))
         again = GANOverSampler.load(tmp_path / "s.pt")
         assert len(again.sample({1: 5})[1]) == 5
+
+
+def test_the_moment_map_gives_generated_rows_the_real_class_moments():
+    rng = np.random.default_rng(0)
+    # the rare class: 40 rows with a strong correlation between a and b; the "GAN" rows miss
+    # both its mean and its correlation (a round cloud nearer the common class)
+    a = rng.normal(3, 1, 40)
+    rare = pd.DataFrame({"a": a, "b": 2 * a + rng.normal(0, 0.3, 40), "label": "rare"})
+    common = pd.DataFrame({"a": rng.normal(0, 1, 400), "b": rng.normal(0, 1, 400)})
+    frame = pd.concat([common.assign(label="common"), rare], ignore_index=True)
+    space = RowSpace(frame, infer_schema(frame, "label"))
+    made = pd.DataFrame({"a": rng.normal(1.5, 1, 2000), "b": rng.normal(3, 1, 2000)})
+    moments = space.moment_map(made, "rare")
+    moved = moments.apply(made)
+    real = rare[["a", "b"]]
+    assert np.allclose(moved.mean(), real.mean(), atol=0.05)
+    # the correlation comes back (the shrunk covariance keeps most of it), the range holds
+    assert np.corrcoef(moved["a"], moved["b"])[0, 1] > 0.8 > abs(np.corrcoef(made.T)[0, 1]) + 0.7
+    assert (moved.min() >= frame[["a", "b"]].min() - 1e-9).all()
+    assert (moved.max() <= frame[["a", "b"]].max() + 1e-9).all()
+    assert moved.dtypes.equals(made.dtypes)
+    # nothing to match: a class of one row, or one generated row
+    assert space.moment_map(made.iloc[:1], "rare") is None
+    one = pd.concat([common.assign(label="common"), rare.iloc[:1]], ignore_index=True)
+    assert RowSpace(one, infer_schema(one, "label")).moment_map(made, "rare") is None
+
+
+def test_the_sampler_moves_gan_rows_to_the_class_moments_and_old_files_do_not(tmp_path):
+    from augment.core.persist import load_payload, save_payload
+    from augment.tabular.sampler import SYNTHESIZER_FORMAT
+
+    rng = np.random.default_rng(1)
+    X = pd.DataFrame({"a": rng.normal(size=120), "b": rng.normal(size=120)})
+    y = np.array([0] * 100 + [1] * 20)
+    X.loc[y == 1, "a"] += 2.0
+    kwargs = {"generator": "gan", "filter_generated": False, "random_state": 0, **FAST}
+    rows, samplers = {}, {}
+    for match in (True, False):
+        samplers[match] = GANOverSampler(match_moments=match, **kwargs)
+        X_res, _ = samplers[match].fit_resample(X, y)
+        rows[match] = X_res.iloc[len(X) :]
+    real = X[y == 1]
+    assert np.allclose(rows[True].mean(), real.mean(), atol=0.05)
+    assert not np.allclose(rows[False].mean(), real.mean(), atol=0.05)  # what the GAN alone made
+    # a file saved before match_moments existed samples as it did then: GAN rows left as drawn
+    samplers[True].save(tmp_path / "new.pt")
+    payload = load_payload(tmp_path / "new.pt", SYNTHESIZER_FORMAT)
+    del payload["extra"]["params"]["match_moments"]
+    save_payload(tmp_path / "old.pt", payload)
+    new, old = (GANOverSampler.load(tmp_path / f"{n}.pt") for n in ("new", "old"))
+    assert new.match_moments is True and old.match_moments is False
+    plan = {1: 50}
+    assert np.allclose(new.sample(plan, seed=3)[0].mean(), real.mean(), atol=0.05)
+    assert not np.allclose(old.sample(plan, seed=3)[0].mean(), real.mean(), atol=0.05)
