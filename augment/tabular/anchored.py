@@ -242,12 +242,12 @@ class RowSpace:
         members, _ = self._class_neighbours(label)
         if not names or len(members) < 2 or len(rows) < 2:
             return None
-        real = (self.features[names].to_numpy(np.float64)[members] - self.center) / self.scale
+        values = self.features[names].to_numpy(np.float64)
+        real = (values[members] - self.center) / self.scale
         made = (rows[names].to_numpy(np.float64) - self.center) / self.scale
         linear = _root(LedoitWolf().fit(real).covariance_) @ _root(
             LedoitWolf().fit(made).covariance_, inverse=True
         )
-        values = self.features[names].to_numpy(np.float64)
         low, high = values.min(axis=0), values.max(axis=0)
         return MomentMap(
             columns, self.center, self.scale, made.mean(0), real.mean(0), linear, low, high

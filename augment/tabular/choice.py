@@ -78,7 +78,7 @@ def choose_generator(
     anchored_share: float,
     filter_generated: bool,
     seed: int,
-    match_moments: bool = True,
+    match_moments: bool,
 ) -> GeneratorChoice:
     """Score the candidates on an inner split of ``rows`` (the training rows in the model's form,
     label included) and return the choice. ``fit_unit(rows, classes)`` fits one GAN unit with the

@@ -101,7 +101,7 @@ class Synthesizer(UnitSynthesizer):
         generator: str,
         anchored_share: float,
         filter_generated: bool,
-        match_moments: bool = False,
+        match_moments: bool,
     ) -> None:
         """Generate from now on as :class:`augment.tabular.generation.RowGenerator` does with
         these real rows and settings (and save them with the model)."""
@@ -190,7 +190,8 @@ def synthesizer_from_payload(payload: dict[str, Any], device: str = "cpu") -> Sy
     kept = payload.get("real_rows")
     if kept is not None:
         space = RowSpace.from_state_dict(kept["space"], synthesizer.schema)
-        # a file saved before match_moments existed has no such key: its GAN rows were not moved
         settings = {k: v for k, v in kept.items() if k != "space"}
+        # a file saved before match_moments existed has no such key: its GAN rows were not moved
+        settings.setdefault("match_moments", False)
         synthesizer.keep_rows(space, **settings)
     return synthesizer

@@ -156,12 +156,25 @@ def test_the_model_file_samples_as_the_job_did(tmp_path):
     plan = {c: n for c, n in result.plan.items() if n}
     again = model.sample(plan, seed=config.train.seed)
     pd.testing.assert_frame_equal(again, read_shards(result.output), check_dtype=True)
+    # a model file saved before match_moments existed keeps its GAN rows as drawn
+    from augment.core.persist import save_payload
+
+    payload = load_payload(result.output / MODEL_FILE, SYNTHESIZER_FORMAT)
+    del payload["real_rows"]["match_moments"]
+    save_payload(tmp_path / "old.pt", payload)
+    assert load_synthesizer(tmp_path / "old.pt").generation["match_moments"] is False
 
     # without the real rows the file holds the GAN alone (and samples its rows only)
     (tmp_path / "lean").mkdir()
     lean_config = write_config(
-        tmp_path / "lean", None, name="lean", validate=off, output={"model_real_rows": False}
+        tmp_path / "lean",
+        None,
+        name="lean",
+        validate=off,
+        output={"model_real_rows": False},
+        generate={"match_moments": False},
     )
     lean = run_job(load_config(lean_config))
+    assert read_manifest(lean.output)["generator"]["match_moments"] is False
     assert "real_rows" not in load_payload(lean.output / MODEL_FILE, SYNTHESIZER_FORMAT)
     assert load_synthesizer(lean.output / MODEL_FILE).space is None
