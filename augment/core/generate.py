@@ -28,8 +28,9 @@ class GenerationResult:
     files: list[dict[str, Any]]
     seconds: float = 0.0
     filter: dict[str, Any] = field(default_factory=dict)  # per-class acceptance (images only)
-    # where the rows came from, per source and class (tables: "gan", "anchored" and "dropped",
-    # the drawn GAN rows the neighbour filter left out); empty when there is one source
+    # where the rows came from, per source and class (tables: "gan", "anchored", "dropped", the
+    # drawn GAN rows the neighbour filter left out, and "moved", the GAN rows the moment map
+    # moved); empty when there is one source
     origin: dict[str, dict[Any, int]] = field(default_factory=dict)
     # an automatic choice of how to generate (tables: generate.generator auto): what was chosen
     # and each candidate's score; empty when nothing was chosen

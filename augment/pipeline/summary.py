@@ -173,13 +173,19 @@ def _verdict(summary: dict[str, Any], classic: str) -> str:
 
 
 def origin_sentence(origin: dict[str, dict[str, int]]) -> str:
-    """Where a table's generated rows came from, in words: GAN rows (and the drawn ones the
-    neighbour filter dropped) and anchored rows."""
+    """Where a table's generated rows came from, in words: GAN rows (the drawn ones the
+    neighbour filter dropped, those the moment map moved) and anchored rows."""
     total = {source: sum(counts.values()) for source, counts in origin.items()}
-    gan, anchored, dropped = (total.get(key, 0) for key in ("gan", "anchored", "dropped"))
-    text = f"{gan:,} rows from the GAN"
+    gan, anchored, dropped, moved = (
+        total.get(key, 0) for key in ("gan", "anchored", "dropped", "moved")
+    )
+    notes = []
     if dropped:
-        text += f" (the neighbour filter dropped {dropped:,} of {gan + dropped:,} drawn)"
+        notes.append(f"the neighbour filter dropped {dropped:,} of {gan + dropped:,} drawn")
+    if moved:
+        whom = "all" if moved == gan else f"{moved:,}"
+        notes.append(f"{whom} moved to their class's real mean and covariance")
+    text = f"{gan:,} rows from the GAN" + (f" ({'; '.join(notes)})" if notes else "")
     return text + f", {anchored:,} anchored on real rows"
 
 

@@ -15,7 +15,8 @@ same :class:`RowGenerator`, so a job writes what ``fit_resample`` would return, 
   centre (:meth:`augment.tabular.anchored.RowSpace.interpolate`), one seeded stream per class.
 
 Memory is bounded by the batch size and the real rows of the :class:`RowSpace`; ``origin`` counts
-per class how many rows came from each source and how many drawn GAN rows the filter dropped.
+per class how many rows came from each source, how many drawn GAN rows the filter dropped and how
+many GAN rows the moment map moved.
 """
 
 from __future__ import annotations
@@ -96,7 +97,14 @@ class RowGenerator:
         self.anchored_share = anchored_share
         self.filter_generated = filter_generated
         self.match_moments = match_moments
-        self.origin: dict[str, dict[Any, int]] = {"gan": {}, "anchored": {}, "dropped": {}}
+        # per class: GAN rows, anchored rows, drawn GAN rows the filter dropped, and GAN rows the
+        # moment map moved (all of a class's GAN rows, or none when it had no map)
+        self.origin: dict[str, dict[Any, int]] = {
+            "gan": {},
+            "anchored": {},
+            "dropped": {},
+            "moved": {},
+        }
         self.issued = 0  # after class_batches: its first_id plus the rows it made
 
     def split(self, n_rows: int) -> tuple[int, int]:
@@ -128,7 +136,9 @@ class RowGenerator:
             for rows, dropped in self._gan_batches(cls, n_gan, seed, batch_size):
                 if self.match_moments:
                     moments = moments or self.space.moment_map(rows, cls)
-                    rows = moments.apply(rows) if moments else rows
+                    if moments:
+                        rows = moments.apply(rows)
+                        self.origin["moved"][cls] += len(rows)
                 self.origin["gan"][cls] += len(rows)
                 self.origin["dropped"][cls] += dropped
                 yield cls, self._finish(cls, rows, restore)
@@ -170,5 +180,6 @@ class RowGenerator:
             yield drawn.iloc[kept].reset_index(drop=True), len(drawn) - keep
 
     def totals(self) -> dict[str, int]:
-        """Rows from the GAN, from anchors, and drawn GAN rows the filter dropped, over classes."""
+        """Rows from the GAN, from anchors, drawn GAN rows the filter dropped and GAN rows the
+        moment map moved, over classes."""
         return {key: int(sum(counts.values())) for key, counts in self.origin.items()}

@@ -109,7 +109,8 @@ class GANOverSampler(GANSampler):
 
     Fitted attributes: ``sampling_strategy_``, ``synthesizer_`` (no units with
     ``generator="anchored"``), ``n_generated_``, ``n_anchored_`` (anchored rows per class),
-    ``n_dropped_`` (drawn GAN rows the neighbour check dropped, per class), ``generator_`` (the
+    ``n_dropped_`` (drawn GAN rows the neighbour check dropped, per class), ``n_moved_`` (GAN
+    rows the moment map moved, per class), ``generator_`` (the
     generator used), ``choice_`` (with ``auto``: the chosen generator and every candidate's score;
     None otherwise), ``space_`` (the real rows that anchor rows and the check uses; ``save``
     stores them with the model), ``n_ids_issued_`` (fresh ids handed out so far: ``sample``
@@ -318,6 +319,7 @@ class GANOverSampler(GANSampler):
         parts = [rows for _, rows in source.class_batches(plan, seed, first_id=first)]
         self.n_anchored_ = source.origin["anchored"]
         self.n_dropped_ = source.origin["dropped"]
+        self.n_moved_ = source.origin["moved"]
         if self.synthesizer_.form.ids:
             self.n_ids_issued_ = source.issued
         generated = (

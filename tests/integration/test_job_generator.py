@@ -41,6 +41,7 @@ def test_job_with_the_mix_writes_exact_counts_and_reports_the_sources(tmp_path, 
         assert rows["gan"][cls] + rows["anchored"][cls] == n
         assert rows["anchored"][cls] == round(n * 0.5)
         assert rows["dropped"][cls] == 2 * rows["gan"][cls]
+        assert rows["moved"][cls] == rows["gan"][cls]  # the moment map is on by default
     assert manifest["generator"]["generator"] == "mix"
     # a class's anchored rows come after its GAN rows and lie between real rows of the class or
     # toward their mean: inside the class's range in every column
@@ -53,7 +54,9 @@ def test_job_with_the_mix_writes_exact_counts_and_reports_the_sources(tmp_path, 
 
     summary = result.summary()
     assert summary["origin"] == rows
-    assert "anchored on real rows" in origin_sentence(summary["origin"])
+    sentence = origin_sentence(summary["origin"])
+    assert "anchored on real rows" in sentence
+    assert "all moved to their class's real mean and covariance" in sentence
     assert "neighbour filter dropped" in (result.output / "report.html").read_text()
 
     client = mlflow.MlflowClient(mlflow_uri)
@@ -63,6 +66,7 @@ def test_job_with_the_mix_writes_exact_counts_and_reports_the_sources(tmp_path, 
     assert run.data.metrics["origin/gan"] == sum(rows["gan"].values())
     assert run.data.metrics["origin/anchored"] == sum(rows["anchored"].values())
     assert run.data.metrics["origin/dropped"] == sum(rows["dropped"].values())
+    assert run.data.metrics["origin/moved"] == sum(rows["moved"].values())
 
 
 def test_job_rows_match_the_samplers_for_the_same_seed_and_model(tmp_path):
@@ -175,6 +179,9 @@ def test_the_model_file_samples_as_the_job_did(tmp_path):
         generate={"match_moments": False},
     )
     lean = run_job(load_config(lean_config))
-    assert read_manifest(lean.output)["generator"]["match_moments"] is False
+    lean_manifest = read_manifest(lean.output)
+    assert lean_manifest["generator"]["match_moments"] is False
+    assert set(lean_manifest["generator"]["rows"]["moved"].values()) == {0}
+    assert "moved" not in origin_sentence(lean.summary()["origin"])
     assert "real_rows" not in load_payload(lean.output / MODEL_FILE, SYNTHESIZER_FORMAT)
     assert load_synthesizer(lean.output / MODEL_FILE).space is None

@@ -220,6 +220,7 @@ def test_the_sampler_moves_gan_rows_to_the_class_moments_and_old_files_do_not(tm
     real = X[y == 1]
     assert np.allclose(rows[True].mean(), real.mean(), atol=0.05)
     assert not np.allclose(rows[False].mean(), real.mean(), atol=0.05)  # what the GAN alone made
+    assert samplers[True].n_moved_ == {1: 80} and samplers[False].n_moved_ == {1: 0}
     # a file saved before match_moments existed samples as it did then: GAN rows left as drawn
     samplers[True].save(tmp_path / "new.pt")
     payload = load_payload(tmp_path / "new.pt", SYNTHESIZER_FORMAT)

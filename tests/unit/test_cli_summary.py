@@ -120,3 +120,20 @@ def test_a_recipe_kept_within_the_margin_is_explained(capsys):
     recipe["scores"] = {"latent+warp": 0.99, "latent": 0.982}
     cli.print_summary(_summary(_arms("albumentations", 0.01)) | {"recipe": recipe})
     assert "margin" not in capsys.readouterr().out
+
+
+def test_the_sources_line_says_which_gan_rows_the_moment_map_moved(capsys):
+    """A class without a map (too few real rows) leaves its GAN rows as drawn; the line counts
+    what was moved rather than claiming all of it."""
+    origin = {
+        "gan": {"b": 20, "c": 4},
+        "anchored": {"b": 20, "c": 4},
+        "dropped": {"b": 40, "c": 8},
+        "moved": {"b": 20, "c": 0},
+    }
+    cli.print_summary(_summary({}) | {"origin": origin})
+    out = " ".join(capsys.readouterr().out.split())
+    assert "24 rows from the GAN (the neighbour filter dropped 48 of 72 drawn; 20 moved" in out
+    assert "24 anchored on real rows" in out
+    cli.print_summary(_summary({}) | {"origin": origin | {"moved": {"b": 0, "c": 0}}})
+    assert "moved" not in capsys.readouterr().out
