@@ -87,6 +87,10 @@ TOWARD_CENTRE = 0.5
 # At most this many rows of a class measure how much of the class surrounds its own rows (the
 # check whether its centre lies inside it); a sample keeps the check cheap on big tables.
 CENTRE_CHECK_ROWS = 2000
+# At most this many rows of a class serve as anchors (a fixed sample; their neighbours are searched
+# among all of the class's rows). The search for every row's neighbours took 15-19 s for a class
+# of 50,000 rows; a few thousand anchors already give a big class's new rows plenty of variety.
+ANCHOR_POOL_ROWS = 5000
 
 
 class RowSpace:
@@ -127,7 +131,7 @@ class RowSpace:
         # near it looks column by column (see benchmarks/NOTES.md, KEEL).
         self.whitening = _whitening(self.points)  # (D, D)
         self._index: NearestNeighbors | None = None
-        self._neighbours: dict[Any, tuple[np.ndarray, np.ndarray]] = {}
+        self._neighbours: dict[Any, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._centres: dict[tuple[Any, str], float] = {}
         self._inside: dict[Any, bool] = {}
 
@@ -151,8 +155,9 @@ class RowSpace:
 
     def interpolate(self, label: Any, n_rows: int, rng: np.random.Generator) -> pd.DataFrame:
         """Exactly ``n_rows`` feature rows of class ``label`` with the input's dtypes, each drawn
-        from a real row of the class (the anchor, uniform) toward a partner at a uniform place
-        on the segment between them:
+        from a real row of the class (the anchor, uniform; in a class of more than
+        :data:`ANCHOR_POOL_ROWS` rows, among a fixed sample of that many) toward a partner at a
+        uniform place on the segment between them:
 
         - for a share :data:`TOWARD_CENTRE` of the rows the partner is the class's centre (the
           mean of each continuous column; categorical values and the columns of a gap stay the
@@ -164,18 +169,19 @@ class RowSpace:
         Weighting anchors toward the class border, or skipping rows whose neighbours are all of
         other classes, lost balanced accuracy on the KEEL benchmark; the rows toward the centre
         gained it, and logistic regression's AUC (benchmarks/NOTES.md)."""
-        members, nearest = self._class_neighbours(label)
+        members, pool, nearest = self._anchors(label)
         if n_rows == 0 or len(members) == 0:
             return self.features.iloc[:0].copy()
         k = nearest.shape[1]
-        anchor = rng.integers(len(members), size=n_rows)
+        drawn = rng.integers(len(pool), size=n_rows)
         central = rng.random(n_rows) < TOWARD_CENTRE
         if not self._centre_inside(label):  # e.g. a class in two clumps, others between them
             central[:] = False
+        anchor = pool[drawn]  # places among the members
         if k == 0:  # a class of one row: every new row is that row
             partner, t = anchor, np.zeros(n_rows)
         else:
-            partner = nearest[anchor, rng.integers(k, size=n_rows)]
+            partner = nearest[drawn, rng.integers(k, size=n_rows)]
             t = rng.random(n_rows)
         start = self.features.iloc[members[anchor]].reset_index(drop=True)
         end = self.features.iloc[members[partner]].reset_index(drop=True)
@@ -197,28 +203,38 @@ class RowSpace:
         """The mean of continuous column ``name`` over the real rows of class ``label``."""
         key = (label, name)
         if key not in self._centres:
-            members, _ = self._class_neighbours(label)
+            members = self._members(label)
             values = self.features[name].to_numpy(dtype=np.float64)[members]
             self._centres[key] = float(values.mean())
         return self._centres[key]
 
-    def _class_neighbours(self, label: Any) -> tuple[np.ndarray, np.ndarray]:
-        """The rows of class ``label`` and, per row, its ``k_neighbors`` nearest same-class rows
-        ((members,), (members, k) as places among the members); computed once per class, so
-        that a job interpolating batch after batch searches the neighbours only once."""
+    def _members(self, label: Any) -> np.ndarray:
+        """The places of the real rows of class ``label``."""
+        return np.flatnonzero(self.labels == label)
+
+    def _anchors(self, label: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The rows of class ``label`` (members), the anchors among them (all of them, or a fixed
+        sample of :data:`ANCHOR_POOL_ROWS` in a bigger class; places among the members, in
+        order) and, per anchor, its ``k_neighbors`` nearest same-class rows (places among the
+        members): ((members,), (anchors,), (anchors, k)). Computed once per class, so that a
+        job interpolating batch after batch searches the neighbours only once."""
         if label not in self._neighbours:
-            members = np.flatnonzero(self.labels == label)
+            members = self._members(label)
+            pool = np.arange(len(members))
+            if len(members) > ANCHOR_POOL_ROWS:
+                pick = np.random.default_rng(0).choice(len(members), ANCHOR_POOL_ROWS, False)
+                pool = np.sort(pick)
             k = max(0, min(self.k_neighbors, len(members) - 1))
-            nearest = np.zeros((len(members), 0), dtype=np.int64)
+            nearest = np.zeros((len(pool), 0), dtype=np.int64)
             if k > 0:
                 points = self.points[members]
-                # column 0 of the neighbour list is the row itself (distance 0)
+                # column 0 of the neighbour list is the anchor itself (distance 0)
                 nearest = (
                     NearestNeighbors(n_neighbors=k + 1)
                     .fit(points)
-                    .kneighbors(points, return_distance=False)[:, 1:]
+                    .kneighbors(points[pool], return_distance=False)[:, 1:]
                 )
-            self._neighbours[label] = (members, nearest)
+            self._neighbours[label] = (members, pool, nearest)
         return self._neighbours[label]
 
     def neighbour_share(self, rows: pd.DataFrame, label: Any) -> np.ndarray:
@@ -239,7 +255,7 @@ class RowSpace:
         fewer than two real or generated rows."""
         columns = [c for c in self.schema.continuous if c.name not in self.unmeasured]
         names = [c.name for c in columns]
-        members, _ = self._class_neighbours(label)
+        members = self._members(label)
         if not names or len(members) < 2 or len(rows) < 2:
             return None
         values = self.features[names].to_numpy(np.float64)
@@ -267,7 +283,7 @@ class RowSpace:
         classes between them fails; its anchored rows then run toward neighbours only, since
         rows toward its centre would land among the other classes."""
         if label not in self._inside:
-            members, _ = self._class_neighbours(label)
+            members = self._members(label)
             k = min(self.k_neighbors, len(self.points) - 1)
             if len(members) < 2 or k < 1:
                 self._inside[label] = len(members) > 0

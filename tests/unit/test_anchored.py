@@ -94,6 +94,43 @@ def test_a_big_class_checks_its_centre_on_a_sample(monkeypatch):
     assert {label: sampled._centre_inside(label) for label in verdicts} == verdicts
 
 
+def test_a_big_class_anchors_on_a_sample_with_neighbours_among_all_its_rows(monkeypatch):
+    """Above ANCHOR_POOL_ROWS rows a class's anchors are a fixed sample; each anchor's partners
+    are still its nearest rows of the whole class, and the counts stay exact."""
+    import augment.tabular.anchored as anchored
+
+    monkeypatch.setattr(anchored, "TOWARD_CENTRE", 0.0)  # every row toward a neighbour
+    monkeypatch.setattr(anchored, "ANCHOR_POOL_ROWS", 40)
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame(
+        {
+            "x": rng.normal(size=330),
+            "y": rng.normal(size=330),
+            "label": ["big"] * 300 + ["small"] * 30,
+        }
+    )
+    space = RowSpace(frame, infer_schema(frame, "label"))
+    members, pool, nearest = space._anchors("big")
+    assert len(members) == 300 and len(pool) == 40 and nearest.shape == (40, 5)
+    points = space.points[members]
+    for place, partners in zip(pool, nearest, strict=True):
+        distance = np.linalg.norm(points - points[place], axis=1)
+        distance[place] = np.inf
+        np.testing.assert_array_equal(np.sort(partners), np.sort(np.argsort(distance)[:5]))
+    assert len(space._anchors("small")[1]) == 30  # a class below the cap anchors on every row
+
+    # move the big class's rows outside the pool far away: anchors and their nearest partners
+    # are then all pooled rows, so every new row stays near the origin
+    far = np.setdiff1d(np.arange(300), pool)
+    frame.loc[far, "x"] += 100.0
+    space = RowSpace(frame, infer_schema(frame, "label"))
+    np.testing.assert_array_equal(space._anchors("big")[1], pool)  # the same fixed sample
+    rows = space.interpolate("big", 500, np.random.default_rng(0))
+    assert len(rows) == 500 and rows["x"].abs().max() < 10
+    again = RowSpace(frame, infer_schema(frame, "label"))
+    pd.testing.assert_frame_equal(rows, again.interpolate("big", 500, np.random.default_rng(0)))
+
+
 def test_interpolation_is_seeded(space):
     first = space.interpolate("rare", 50, np.random.default_rng(1))
     again = space.interpolate("rare", 50, np.random.default_rng(1))
