@@ -167,7 +167,8 @@ class TabularModality(Modality):
     def generate(self, ctx: JobContext, data: TableData, synthesizer: Synthesizer):
         """Exactly the plan into Parquet shards, from the GAN, anchors or both (``generate``
         section), as ``GANOverSampler`` generates them; ``origin`` says which rows came from
-        where and how many drawn GAN rows the neighbour filter dropped."""
+        where, how many drawn GAN rows the neighbour filter dropped and how many GAN rows the
+        moment map moved."""
         cfg = ctx.config
         options = cfg.generate
         generator, choice = options.generator, None
