@@ -120,11 +120,14 @@ class RowSpace:
         self.features = frame[schema.names].reset_index(drop=True)
         self.labels = frame[schema.label].to_numpy()
         # the scale of the columns the distances measure (embed leaves the others out)
-        continuous = [c.name for c in schema.continuous if c.name not in self.unmeasured]
-        raw = self.features[continuous].to_numpy(dtype=np.float64)
-        self.center = raw.mean(axis=0) if len(raw) else np.zeros(len(continuous))
-        scale = raw.std(axis=0) if len(raw) else np.ones(len(continuous))
+        self.measured = [c for c in schema.continuous if c.name not in self.unmeasured]
+        raw = self.features[[c.name for c in self.measured]].to_numpy(dtype=np.float64)
+        self.center = raw.mean(axis=0) if len(raw) else np.zeros(len(self.measured))
+        scale = raw.std(axis=0) if len(raw) else np.ones(len(self.measured))
         self.scale = np.where(scale > 0, scale, 1.0)
+        # the real range of each measured column (all classes): moved GAN rows stay inside it
+        self.low = raw.min(axis=0) if len(raw) else np.zeros(len(self.measured))
+        self.high = raw.max(axis=0) if len(raw) else np.zeros(len(self.measured))
         self.points = self.embed(self.features)  # (N, D)
         # The neighbour check measures in the whitened space of the training rows: a GAN row
         # that breaks the correlations of the real rows lies far from them there, however
@@ -139,9 +142,8 @@ class RowSpace:
         """(N, D): standardised continuous columns, then one-hot categorical ones x 1/sqrt(2)
         (two one-hot rows that differ are then at distance 1)."""
         blocks = []
-        continuous = [c.name for c in self.schema.continuous if c.name not in self.unmeasured]
-        if continuous:
-            raw = features[continuous].to_numpy(dtype=np.float64)
+        if self.measured:
+            raw = features[[c.name for c in self.measured]].to_numpy(dtype=np.float64)
             blocks.append((raw - self.center) / self.scale)
         for column in self.schema.categorical:
             if column.name in self.unmeasured:
@@ -253,20 +255,25 @@ class RowSpace:
         units, both covariances shrunk (Ledoit-Wolf) so that a class of a few rows or a collapsed
         GAN still gives a finite map. None when there is nothing to match: no such column, or
         fewer than two real or generated rows."""
-        columns = [c for c in self.schema.continuous if c.name not in self.unmeasured]
-        names = [c.name for c in columns]
+        columns = self.measured
         members = self._members(label)
-        if not names or len(members) < 2 or len(rows) < 2:
+        if not columns or len(members) < 2 or len(rows) < 2:
             return None
-        values = self.features[names].to_numpy(np.float64)
-        real = (values[members] - self.center) / self.scale
-        made = (rows[names].to_numpy(np.float64) - self.center) / self.scale
+        # the measured continuous columns come first in ``points``, standardised
+        real = self.points[members, : len(columns)]
+        made = (rows[[c.name for c in columns]].to_numpy(np.float64) - self.center) / self.scale
         linear = _root(LedoitWolf().fit(real).covariance_) @ _root(
             LedoitWolf().fit(made).covariance_, inverse=True
         )
-        low, high = values.min(axis=0), values.max(axis=0)
         return MomentMap(
-            columns, self.center, self.scale, made.mean(0), real.mean(0), linear, low, high
+            columns,
+            self.center,
+            self.scale,
+            made.mean(0),
+            real.mean(0),
+            linear,
+            self.low,
+            self.high,
         )
 
     def _whitened_index(self) -> NearestNeighbors:

@@ -132,13 +132,15 @@ class RowGenerator:
             # one stream per seed and class (by its place among all classes) for each purpose:
             # 1 anchors and mixing weights, 2 and 3 rare levels and UUIDs of GAN / anchored rows
             restore = np.random.default_rng([seed, index, 2, first_id])
-            moments = None  # one map per class, from its first batch
-            for rows, dropped in self._gan_batches(cls, n_gan, seed, batch_size):
-                if self.match_moments:
-                    moments = moments or self.space.moment_map(rows, cls)
-                    if moments:
-                        rows = moments.apply(rows)
-                        self.origin["moved"][cls] += len(rows)
+            moments = None  # one map per class, fitted on its first batch (None: no map)
+            for batch, (rows, dropped) in enumerate(
+                self._gan_batches(cls, n_gan, seed, batch_size)
+            ):
+                if self.match_moments and batch == 0:
+                    moments = self.space.moment_map(rows, cls)
+                if moments:
+                    rows = moments.apply(rows)
+                    self.origin["moved"][cls] += len(rows)
                 self.origin["gan"][cls] += len(rows)
                 self.origin["dropped"][cls] += dropped
                 yield cls, self._finish(cls, rows, restore)
