@@ -134,6 +134,7 @@ class RowSpace:
         # near it looks column by column (see benchmarks/NOTES.md, KEEL).
         self.whitening = _whitening(self.points)  # (D, D)
         self._index: NearestNeighbors | None = None
+        self._members_of: dict[Any, np.ndarray] = {}
         self._neighbours: dict[Any, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._centres: dict[tuple[Any, str], float] = {}
         self._inside: dict[Any, bool] = {}
@@ -211,8 +212,11 @@ class RowSpace:
         return self._centres[key]
 
     def _members(self, label: Any) -> np.ndarray:
-        """The places of the real rows of class ``label``."""
-        return np.flatnonzero(self.labels == label)
+        """The places of the real rows of class ``label``; found once per class (the centre of
+        each column, the anchors, the moment map and the centre check all ask for them)."""
+        if label not in self._members_of:
+            self._members_of[label] = np.flatnonzero(self.labels == label)
+        return self._members_of[label]
 
     def _anchors(self, label: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The rows of class ``label`` (members), the anchors among them (all of them, or a fixed

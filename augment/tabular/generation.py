@@ -138,7 +138,7 @@ class RowGenerator:
             ):
                 if self.match_moments and batch == 0:
                     moments = self.space.moment_map(rows, cls)
-                if moments:
+                if moments is not None:
                     rows = moments.apply(rows)
                     self.origin["moved"][cls] += len(rows)
                 self.origin["gan"][cls] += len(rows)
