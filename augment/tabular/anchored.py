@@ -31,28 +31,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.covariance import LedoitWolf
-from sklearn.neighbors import NearestNeighbors
 
 from augment.core.balance import to_python
+from augment.core.vectors import Moments, VectorSpace, moment_match
 from augment.tabular.schema import ColumnSpec, TableSchema, category_codes, category_value
-
-
-def _whitening(points: np.ndarray) -> np.ndarray:
-    """(D, D) map to coordinates where the rows' covariance is the identity; the covariance is
-    shrunk toward a scaled identity (Ledoit-Wolf), so that a few rows, collinear or one-hot
-    columns still give a finite, well-conditioned map. Identity for fewer than two rows."""
-    if len(points) < 2 or points.shape[1] == 0:
-        return np.eye(points.shape[1])
-    values, vectors = np.linalg.eigh(LedoitWolf().fit(points).covariance_)
-    return vectors / np.sqrt(np.maximum(values, 1e-9))
-
-
-def _root(matrix: np.ndarray, inverse: bool = False) -> np.ndarray:
-    """The symmetric square root of a covariance (or of its inverse)."""
-    values, vectors = np.linalg.eigh(matrix)
-    values = np.maximum(values, 1e-9) ** (-0.5 if inverse else 0.5)
-    return (vectors * values) @ vectors.T
 
 
 @dataclass
@@ -64,33 +46,19 @@ class MomentMap:
     columns: list[ColumnSpec]
     center: np.ndarray
     scale: np.ndarray
-    made_mean: np.ndarray
-    real_mean: np.ndarray
-    linear: np.ndarray  # (D, D)
+    moments: Moments  # in standardised units
     low: np.ndarray
     high: np.ndarray
 
     def apply(self, rows: pd.DataFrame) -> pd.DataFrame:
         names = [column.name for column in self.columns]
         made = (rows[names].to_numpy(np.float64) - self.center) / self.scale
-        moved = self.real_mean + (made - self.made_mean) @ self.linear.T
+        moved = self.moments.apply(made)
         values = np.clip(moved * self.scale + self.center, self.low, self.high)
         rows = rows.copy()
         for index, column in enumerate(self.columns):
             rows[column.name] = column.restore_array(values[:, index])
         return rows
-
-
-# The share of anchored rows drawn toward their class's centre rather than toward a same-class
-# neighbour (polynom-fit-SMOTE's "star"; 0.5 measured on KEEL, benchmarks/NOTES.md).
-TOWARD_CENTRE = 0.5
-# At most this many rows of a class measure how much of the class surrounds its own rows (the
-# check whether its centre lies inside it); a sample keeps the check cheap on big tables.
-CENTRE_CHECK_ROWS = 2000
-# At most this many rows of a class serve as anchors (a fixed sample; their neighbours are searched
-# among all of the class's rows). The search for every row's neighbours took 15-19 s for a class
-# of 50,000 rows; a few thousand anchors already give a big class's new rows plenty of variety.
-ANCHOR_POOL_ROWS = 5000
 
 
 class RowSpace:
@@ -129,15 +97,12 @@ class RowSpace:
         self.low = raw.min(axis=0) if len(raw) else np.zeros(len(self.measured))
         self.high = raw.max(axis=0) if len(raw) else np.zeros(len(self.measured))
         self.points = self.embed(self.features)  # (N, D)
-        # The neighbour check measures in the whitened space of the training rows: a GAN row
-        # that breaks the correlations of the real rows lies far from them there, however
-        # near it looks column by column (see benchmarks/NOTES.md, KEEL).
-        self.whitening = _whitening(self.points)  # (D, D)
-        self._index: NearestNeighbors | None = None
-        self._members_of: dict[Any, np.ndarray] = {}
-        self._neighbours: dict[Any, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        # Partners, the neighbour check (in the whitened space of the training rows: a GAN row
+        # that breaks the correlations of the real rows lies far from them there, however near
+        # it looks column by column; benchmarks/NOTES.md, KEEL) and the centre check: the engine
+        # that image codes share.
+        self.vectors = VectorSpace(self.points, self.labels, k_neighbors)
         self._centres: dict[tuple[Any, str], float] = {}
-        self._inside: dict[Any, bool] = {}
 
     def embed(self, features: pd.DataFrame) -> np.ndarray:
         """(N, D): standardised continuous columns, then one-hot categorical ones x 1/sqrt(2)
@@ -159,10 +124,10 @@ class RowSpace:
     def interpolate(self, label: Any, n_rows: int, rng: np.random.Generator) -> pd.DataFrame:
         """Exactly ``n_rows`` feature rows of class ``label`` with the input's dtypes, each drawn
         from a real row of the class (the anchor, uniform; in a class of more than
-        :data:`ANCHOR_POOL_ROWS` rows, among a fixed sample of that many) toward a partner at a
+        :data:`augment.core.vectors.ANCHOR_POOL_ROWS` rows, among a fixed sample of that many) toward a partner at a
         uniform place on the segment between them:
 
-        - for a share :data:`TOWARD_CENTRE` of the rows the partner is the class's centre (the
+        - for a share :data:`augment.core.vectors.TOWARD_CENTRE` of the rows the partner is the class's centre (the
           mean of each continuous column; categorical values and the columns of a gap stay the
           anchor's), so these rows lie inside the class, never across its border; a class whose
           centre lies among other classes (split in clumps around them) gets none of these;
@@ -172,22 +137,12 @@ class RowSpace:
         Weighting anchors toward the class border, or skipping rows whose neighbours are all of
         other classes, lost balanced accuracy on the KEEL benchmark; the rows toward the centre
         gained it, and logistic regression's AUC (benchmarks/NOTES.md)."""
-        members, pool, nearest = self._anchors(label)
-        if n_rows == 0 or len(members) == 0:
+        if n_rows == 0 or len(self.vectors.members(label)) == 0:
             return self.features.iloc[:0].copy()
-        k = nearest.shape[1]
-        drawn = rng.integers(len(pool), size=n_rows)
-        central = rng.random(n_rows) < TOWARD_CENTRE
-        if not self._centre_inside(label):  # e.g. a class in two clumps, others between them
-            central[:] = False
-        anchor = pool[drawn]  # places among the members
-        if k == 0:  # a class of one row: every new row is that row
-            partner, t = anchor, np.zeros(n_rows)
-        else:
-            partner = nearest[drawn, rng.integers(k, size=n_rows)]
-            t = rng.random(n_rows)
-        start = self.features.iloc[members[anchor]].reset_index(drop=True)
-        end = self.features.iloc[members[partner]].reset_index(drop=True)
+        pick = self.vectors.partners(label, n_rows, rng)
+        central, t = pick.central, pick.t
+        start = self.features.iloc[pick.anchor].reset_index(drop=True)
+        end = self.features.iloc[pick.partner].reset_index(drop=True)
         columns: dict[str, Any] = {}
         for column in self.schema.columns:
             a, b = start[column.name].to_numpy(), end[column.name].to_numpy()
@@ -206,52 +161,15 @@ class RowSpace:
         """The mean of continuous column ``name`` over the real rows of class ``label``."""
         key = (label, name)
         if key not in self._centres:
-            members = self._members(label)
+            members = self.vectors.members(label)
             values = self.features[name].to_numpy(dtype=np.float64)[members]
             self._centres[key] = float(values.mean())
         return self._centres[key]
 
-    def _members(self, label: Any) -> np.ndarray:
-        """The places of the real rows of class ``label``; found once per class (the centre of
-        each column, the anchors, the moment map and the centre check all ask for them)."""
-        if label not in self._members_of:
-            self._members_of[label] = np.flatnonzero(self.labels == label)
-        return self._members_of[label]
-
-    def _anchors(self, label: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The rows of class ``label`` (members), the anchors among them (all of them, or a fixed
-        sample of :data:`ANCHOR_POOL_ROWS` in a bigger class; places among the members, in
-        order) and, per anchor, its ``k_neighbors`` nearest same-class rows (places among the
-        members): ((members,), (anchors,), (anchors, k)). Computed once per class, so that a
-        job interpolating batch after batch searches the neighbours only once."""
-        if label not in self._neighbours:
-            members = self._members(label)
-            pool = np.arange(len(members))
-            if len(members) > ANCHOR_POOL_ROWS:
-                pick = np.random.default_rng(0).choice(len(members), ANCHOR_POOL_ROWS, False)
-                pool = np.sort(pick)
-            k = max(0, min(self.k_neighbors, len(members) - 1))
-            nearest = np.zeros((len(pool), 0), dtype=np.int64)
-            if k > 0:
-                points = self.points[members]
-                # column 0 of the neighbour list is the anchor itself (distance 0)
-                nearest = (
-                    NearestNeighbors(n_neighbors=k + 1)
-                    .fit(points)
-                    .kneighbors(points[pool], return_distance=False)[:, 1:]
-                )
-            self._neighbours[label] = (members, pool, nearest)
-        return self._neighbours[label]
-
     def neighbour_share(self, rows: pd.DataFrame, label: Any) -> np.ndarray:
         """(N,) the share of each row's ``k_neighbors`` nearest real training rows that are of
         class ``label``; 0 means the row sits among other classes only."""
-        if len(rows) == 0:
-            return np.zeros(0)
-        nearest = self._whitened_index().kneighbors(
-            self.embed(rows) @ self.whitening, return_distance=False
-        )
-        return (self.labels[nearest] == label).mean(axis=1)
+        return self.vectors.neighbour_share(self.embed(rows), label)
 
     def moment_map(self, rows: pd.DataFrame, label: Any) -> MomentMap | None:
         """The map that moves ``rows`` (GAN rows of class ``label``, model's form) to the mean and
@@ -260,60 +178,13 @@ class RowSpace:
         GAN still gives a finite map. None when there is nothing to match: no such column, or
         fewer than two real or generated rows."""
         columns = self.measured
-        members = self._members(label)
-        if not columns or len(members) < 2 or len(rows) < 2:
-            return None
         # the measured continuous columns come first in ``points``, standardised
-        real = self.points[members, : len(columns)]
+        real = self.points[self.vectors.members(label), : len(columns)]
         made = (rows[[c.name for c in columns]].to_numpy(np.float64) - self.center) / self.scale
-        linear = _root(LedoitWolf().fit(real).covariance_) @ _root(
-            LedoitWolf().fit(made).covariance_, inverse=True
-        )
-        return MomentMap(
-            columns,
-            self.center,
-            self.scale,
-            made.mean(0),
-            real.mean(0),
-            linear,
-            self.low,
-            self.high,
-        )
-
-    def _whitened_index(self) -> NearestNeighbors:
-        if self._index is None:
-            k = min(self.k_neighbors, len(self.points))
-            self._index = NearestNeighbors(n_neighbors=k).fit(self.points @ self.whitening)
-        return self._index
-
-    def _centre_inside(self, label: Any) -> bool:
-        """Whether the centre of class ``label`` lies inside the class: among its nearest real
-        rows (whitened, as the neighbour check) the class's share is at least half of what it
-        is, on average, around the class's own rows (each without itself; at most
-        :data:`CENTRE_CHECK_ROWS` of them, a fixed sample). A class in two clumps with other
-        classes between them fails; its anchored rows then run toward neighbours only, since
-        rows toward its centre would land among the other classes."""
-        if label not in self._inside:
-            members = self._members(label)
-            k = min(self.k_neighbors, len(self.points) - 1)
-            if len(members) < 2 or k < 1:
-                self._inside[label] = len(members) > 0
-                return self._inside[label]
-            index = self._whitened_index()
-            whitened = self.points[members] @ self.whitening
-            centre = whitened.mean(axis=0, keepdims=True)
-            around_centre = self.labels[index.kneighbors(centre, k, return_distance=False)]
-            if len(whitened) > CENTRE_CHECK_ROWS:  # a big class: its share from a sample
-                pick = np.random.default_rng(0).choice(len(whitened), CENTRE_CHECK_ROWS, False)
-                whitened = whitened[np.sort(pick)]
-            # column 0 of a real row's neighbours is the row itself
-            around_rows = self.labels[index.kneighbors(whitened, k + 1, return_distance=False)]
-            centre_share = (around_centre == label).mean()
-            rows_share = (around_rows[:, 1:] == label).mean()
-            # half: the centre may sit where the class thins out a little (shares move in steps
-            # of 1/k); it fails where the class is split around other classes
-            self._inside[label] = bool(centre_share >= rows_share / 2)
-        return self._inside[label]
+        moments = moment_match(real, made)
+        if moments is None:
+            return None
+        return MomentMap(columns, self.center, self.scale, moments, self.low, self.high)
 
     # -- persistence (plain lists, no pickle) ---------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

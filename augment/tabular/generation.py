@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from augment.core.validation import proportional_pick
+from augment.core.vectors import DRAWS_PER_KEPT, best_share
 from augment.tabular.anchored import RowSpace
 from augment.tabular.form import TableForm
 from augment.tabular.schema import TableSchema
@@ -36,9 +37,6 @@ if TYPE_CHECKING:  # the synthesizer samples through this module (Synthesizer.ke
     from augment.tabular.synthesizer import Synthesizer
 
 GENERATORS = ("mix", "gan", "anchored")
-# The neighbour filter draws this many GAN rows per row it keeps (2 and 3 were measured on KEEL;
-# 3 ranked better in balanced accuracy and AUC, for a few hundredths of a second).
-DRAWS_PER_KEPT_ROW = 3
 
 
 def real_row_space(
@@ -171,14 +169,14 @@ class RowGenerator:
             for _, rows in self.synthesizer.unit_batches({cls: n_rows}, seed, batch_size):
                 yield rows, 0
             return
-        draws = DRAWS_PER_KEPT_ROW
+        draws = DRAWS_PER_KEPT
         names = self.space.schema.names
         for _, drawn in self.synthesizer.unit_batches(
             {cls: draws * n_rows}, seed, draws * batch_size
         ):
             keep = len(drawn) // draws
             share = self.space.neighbour_share(drawn[names], cls)  # (3 m,)
-            kept = np.sort(np.argsort(-share, kind="stable")[:keep])
+            kept = best_share(share, keep)
             yield drawn.iloc[kept].reset_index(drop=True), len(drawn) - keep
 
     def totals(self) -> dict[str, int]:

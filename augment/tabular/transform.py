@@ -21,25 +21,17 @@ needs pickle.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.preprocessing import QuantileTransformer
 
+from augment.core.cgan import Span
 from augment.tabular.schema import TableSchema, category_codes
 
 _VAR_FLOOR = 1e-4  # in standardised units: keeps a constant column or a spike mode finite
 _MIN_WEIGHT = 5e-3  # mixture components lighter than this are pruned after EM
-
-
-@dataclass(frozen=True)
-class Span:
-    """A block of the encoded vector and the activation the generator applies to it."""
-
-    dim: int
-    activation: Literal["tanh", "linear", "softmax"]
 
 
 def fit_mixtures(

@@ -26,12 +26,8 @@ def gradient_worker(rank: int, world: int, port: int, scratch: str) -> None:
     import torch.distributed as dist
 
     from augment.core import ddp
-    from augment.tabular.cgan import (
-        GANSettings,
-        TabularCGAN,
-        TrainSettings,
-        critic_gradients,
-    )
+    from augment.core.cgan import GANSettings, TrainSettings, critic_gradients
+    from augment.tabular.cgan import TabularCGAN
     from augment.tabular.schema import infer_schema
     from augment.tabular.transform import TabularEncoder
 

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from augment import GANOverSampler
+from augment.core import vectors
 from augment.tabular.anchored import RowSpace
 from augment.tabular.schema import infer_schema
 
@@ -31,7 +32,6 @@ def test_interpolated_rows_stay_within_the_class_and_keep_dtypes(space, mixed_fr
 
 
 def test_about_half_the_anchored_rows_lie_toward_the_class_centre(monkeypatch):
-    import augment.tabular.anchored as anchored
 
     # the rare class sits on a circle: rows between neighbours stay near it, rows toward the
     # class's centre (the circle's middle) fall inside it
@@ -48,8 +48,8 @@ def test_about_half_the_anchored_rows_lie_toward_the_class_centre(monkeypatch):
     rows = space.interpolate("rare", 2000, np.random.default_rng(0))
     radius = np.hypot(rows["x"], rows["y"])
     # a central row is at radius 1 - t, t uniform: about half of the half fall below 0.5
-    assert abs((radius < 0.5).mean() - anchored.TOWARD_CENTRE * 0.5) < 0.04
-    monkeypatch.setattr(anchored, "TOWARD_CENTRE", 0.0)
+    assert abs((radius < 0.5).mean() - vectors.TOWARD_CENTRE * 0.5) < 0.04
+    monkeypatch.setattr(vectors, "TOWARD_CENTRE", 0.0)
     rows = space.interpolate("rare", 2000, np.random.default_rng(0))
     assert np.hypot(rows["x"], rows["y"]).min() > 0.8  # chords between near neighbours only
 
@@ -77,30 +77,28 @@ def test_a_class_split_around_another_gets_no_rows_toward_its_centre():
     rows = space.interpolate("rare", 1000, np.random.default_rng(0))
     assert (rows["x"].abs() > 1.5).all()  # none in the gap, where rows toward (0, 0) would be
     # the common class is one clump: its centre is inside it
-    assert space._centre_inside("common") and not space._centre_inside("rare")
+    assert space.vectors.centre_inside("common") and not space.vectors.centre_inside("rare")
 
 
 def test_a_big_class_checks_its_centre_on_a_sample(monkeypatch):
     """Above CENTRE_CHECK_ROWS rows a class measures its own neighbour share on a fixed
     sample; the verdicts stay those of the full count."""
-    import augment.tabular.anchored as anchored
 
     frame = _split_class(600, 300, seed=1)
     full = RowSpace(frame, infer_schema(frame, "label"))
-    verdicts = {label: full._centre_inside(label) for label in ("common", "rare")}
+    verdicts = {label: full.vectors.centre_inside(label) for label in ("common", "rare")}
     assert verdicts == {"common": True, "rare": False}
-    monkeypatch.setattr(anchored, "CENTRE_CHECK_ROWS", 50)
+    monkeypatch.setattr(vectors, "CENTRE_CHECK_ROWS", 50)
     sampled = RowSpace(frame, infer_schema(frame, "label"))
-    assert {label: sampled._centre_inside(label) for label in verdicts} == verdicts
+    assert {label: sampled.vectors.centre_inside(label) for label in verdicts} == verdicts
 
 
 def test_a_big_class_anchors_on_a_sample_with_neighbours_among_all_its_rows(monkeypatch):
     """Above ANCHOR_POOL_ROWS rows a class's anchors are a fixed sample; each anchor's partners
     are still its nearest rows of the whole class, and the counts stay exact."""
-    import augment.tabular.anchored as anchored
 
-    monkeypatch.setattr(anchored, "TOWARD_CENTRE", 0.0)  # every row toward a neighbour
-    monkeypatch.setattr(anchored, "ANCHOR_POOL_ROWS", 40)
+    monkeypatch.setattr(vectors, "TOWARD_CENTRE", 0.0)  # every row toward a neighbour
+    monkeypatch.setattr(vectors, "ANCHOR_POOL_ROWS", 40)
     rng = np.random.default_rng(3)
     frame = pd.DataFrame(
         {
@@ -110,21 +108,23 @@ def test_a_big_class_anchors_on_a_sample_with_neighbours_among_all_its_rows(monk
         }
     )
     space = RowSpace(frame, infer_schema(frame, "label"))
-    members, pool, nearest = space._anchors("big")
+    members, pool, nearest = space.vectors.anchors("big")
     assert len(members) == 300 and len(pool) == 40 and nearest.shape == (40, 5)
     points = space.points[members]
     for place, partners in zip(pool, nearest, strict=True):
         distance = np.linalg.norm(points - points[place], axis=1)
         distance[place] = np.inf
         np.testing.assert_array_equal(np.sort(partners), np.sort(np.argsort(distance)[:5]))
-    assert len(space._anchors("small")[1]) == 30  # a class below the cap anchors on every row
+    assert (
+        len(space.vectors.anchors("small")[1]) == 30
+    )  # a class below the cap anchors on every row
 
     # move the big class's rows outside the pool far away: anchors and their nearest partners
     # are then all pooled rows, so every new row stays near the origin
     far = np.setdiff1d(np.arange(300), pool)
     frame.loc[far, "x"] += 100.0
     space = RowSpace(frame, infer_schema(frame, "label"))
-    np.testing.assert_array_equal(space._anchors("big")[1], pool)  # the same fixed sample
+    np.testing.assert_array_equal(space.vectors.anchors("big")[1], pool)  # the same fixed sample
     rows = space.interpolate("big", 500, np.random.default_rng(0))
     assert len(rows) == 500 and rows["x"].abs().max() < 10
     again = RowSpace(frame, infer_schema(frame, "label"))

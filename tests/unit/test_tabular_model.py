@@ -8,17 +8,18 @@ import pandas as pd
 import pytest
 import torch
 
-from augment.tabular.cgan import (
+from augment.core.cgan import (
     Critic,
     GANSettings,
+    Span,
     SpanActivation,
-    TabularCGAN,
     TrainSettings,
     critic_gradients,
     critic_score_gradient,
 )
+from augment.tabular.cgan import TabularCGAN
 from augment.tabular.schema import infer_schema
-from augment.tabular.transform import Span, TabularEncoder
+from augment.tabular.transform import TabularEncoder
 
 SPANS = [
     Span(1, "tanh"),
