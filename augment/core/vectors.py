@@ -122,6 +122,7 @@ class VectorSpace:
         self.k_neighbors = k_neighbors
         self.whitening = whitening(points)  # (D, D)
         self._index: NearestNeighbors | None = None
+        self._nearest: NearestNeighbors | None = None
         self._members_of: dict[Any, np.ndarray] = {}
         self._neighbours: dict[Any, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._inside: dict[Any, bool] = {}
@@ -156,17 +157,21 @@ class VectorSpace:
             self._neighbours[label] = (members, pool, nearest)
         return self._neighbours[label]
 
-    def partners(self, label: Any, n: int, rng: np.random.Generator) -> Partners:
+    def partners(
+        self, label: Any, n: int, rng: np.random.Generator, toward_centre: float | None = None
+    ) -> Partners:
         """Anchors and partners of ``n`` new vectors of class ``label`` (which must have a real
-        vector): the anchor uniform among the class's anchors; for a share
-        :data:`TOWARD_CENTRE` the partner is the class's centre (none when the centre lies
-        outside the class), else one of the anchor's nearest same-class vectors. A class of one
-        vector: every new vector is that vector (``t`` = 0)."""
+        vector): the anchor uniform among the class's anchors; for a share ``toward_centre``
+        (default :data:`TOWARD_CENTRE`) the partner is the class's centre (none when the centre
+        lies outside the class), else one of the anchor's nearest same-class vectors. A class of
+        one vector: every new vector is that vector (``t`` = 0)."""
+        share = TOWARD_CENTRE if toward_centre is None else toward_centre
         members, pool, nearest = self.anchors(label)
         k = nearest.shape[1]
         drawn = rng.integers(len(pool), size=n)
-        central = rng.random(n) < TOWARD_CENTRE
-        if not self.centre_inside(label):  # e.g. a class in two clumps, others between them
+        central = rng.random(n) < share
+        # e.g. a class in two clumps, others between them
+        if share > 0 and not self.centre_inside(label):
             central[:] = False
         anchor = pool[drawn]  # places among the members
         if k == 0:
@@ -184,6 +189,12 @@ class VectorSpace:
         start = self.points[pick.anchor]
         end = np.where(pick.central[:, None], self.centre(label), self.points[pick.partner])
         return start + pick.t[:, None] * (end - start), pick
+
+    def nearest(self, points: np.ndarray) -> np.ndarray:
+        """(N,) the place of each vector's nearest real vector (any class, not whitened)."""
+        if self._nearest is None:
+            self._nearest = NearestNeighbors(n_neighbors=1).fit(self.points)
+        return self._nearest.kneighbors(points, return_distance=False)[:, 0]
 
     def centre(self, label: Any) -> np.ndarray:
         """(D,) the mean of the class's real vectors."""

@@ -50,7 +50,18 @@ from augment.image.synthesizer import ImageSynthesizer, Recipe
 # In order of preference: a later candidate must beat the best earlier one by more than the
 # margin. The order is what won on held-out digits (benchmarks/NOTES.md): images between real
 # codes, warped, helped the CNN and the linear model most; the GAN's least.
-ALL_RECIPES = ("latent+warp", "latent", "mix+warp", "mix", "gan+warp", "gan")
+ALL_RECIPES = (
+    "latent+warp",
+    "latent",
+    "code-mix+warp",
+    "code-mix",
+    "code-gan+warp",
+    "code-gan",
+    "mix+warp",
+    "mix",
+    "gan+warp",
+    "gan",
+)
 # What ``auto`` tries unless told otherwise: the recipes without the GAN. The GAN's candidates are
 # judged fairly only by a GAN fitted on the inner training images alone (a second GAN fit); on
 # digits they lost to images between real codes for the linear model and did not win for the
@@ -87,11 +98,19 @@ def candidates_for(
     """The candidate recipes the fitted parts allow (all of :data:`ALL_RECIPES` by default)."""
     recipes = [Recipe.parse(n) for n in (names or ALL_RECIPES)]
     has_gan, has_bank = bool(synthesizer.units), synthesizer.bank is not None
-    usable = [r for r in recipes if (has_gan or not r.needs_gan) and (has_bank or not r.needs_bank)]
+    has_code_gan = has_bank and synthesizer.bank.has_gan
+    usable = [
+        r
+        for r in recipes
+        if (has_gan or not r.needs_gan)
+        and (has_bank or not r.needs_bank)
+        and (has_code_gan or not r.needs_code_gan)
+    ]
     if not usable:
         raise DataError(
             f"none of the candidate recipes {[r.name for r in recipes]} can be made by what was "
-            "fitted; fit the GAN for 'gan'/'mix' recipes and the autoencoder for 'latent'/'mix'"
+            "fitted; fit the GAN for 'gan'/'mix' recipes, the autoencoder for 'latent'/'mix' and "
+            "the code GAN for 'code-gan'/'code-mix'"
         )
     return usable
 
@@ -168,7 +187,11 @@ def choose_recipe(
             # anchors of class c are its training images in order; keep the inner-train ones
             members = np.flatnonzero(index == c)
             keep[classes[c]] = np.searchsorted(members, inner)
-        bank = synthesizer.bank.restricted(keep)
+        codes = None
+        if any(r.needs_code_gan for r in candidates) and synthesizer.bank.codes is not None:
+            # the neighbour filter and a code GAN fitted anew see the inner training codes only
+            codes = synthesizer.bank.codes.subset(train, seed, torch.device(device))
+        bank = synthesizer.bank.restricted(keep, codes)
     units: list[Any] = []
     if any(r.needs_gan for r in candidates):
         if fit_inner_gans is None:

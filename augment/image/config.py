@@ -37,6 +37,21 @@ class ImageDataConfig(DataConfig):
     image_column: str = Field("image", description="Image bytes column of a Parquet source.")
 
 
+# every recipe, in the order auto prefers them (augment.image.choice.ALL_RECIPES)
+Recipes = Literal[
+    "latent+warp",
+    "latent",
+    "code-mix+warp",
+    "code-mix",
+    "code-gan+warp",
+    "code-gan",
+    "mix+warp",
+    "mix",
+    "gan+warp",
+    "gan",
+]
+
+
 class ImageModelConfig(ModelConfig):
     """The image GAN: conditional norms, projection + auxiliary discriminator, DiffAugment."""
 
@@ -63,19 +78,24 @@ class ImageModelConfig(ModelConfig):
         "'none' turns it off.",
     )
     channels_last: bool = Field(True, description="NHWC memory format (faster on CPU and GPU).")
-    recipe: Literal["auto", "latent", "latent+warp", "mix", "mix+warp", "gan", "gan+warp"] = Field(
+    recipe: Recipes | Literal["auto"] = Field(
         "auto",
-        description="What generated images are made of: the GAN's samples, images between real "
-        "codes of an autoencoder shared by all classes (latent), half of each (mix), each "
+        description="What generated images are made of, all decoded by an autoencoder shared by "
+        "all classes: codes between real ones (latent), codes of a conditional GAN over codes, "
+        "filtered and moment-matched (code-gan), half of each (code-mix); or the pixel-space "
+        "GAN's samples (gan; mix: half latent), a recipe for GPUs and large sets. Each "
         "optionally warped once (+warp). auto: the best candidate on an inner split of the "
         "training images.",
     )
-    recipe_candidates: (
-        list[Literal["latent", "latent+warp", "mix", "mix+warp", "gan", "gan+warp"]] | None
-    ) = Field(
+    recipe_candidates: list[Recipes] | None = Field(
         None,
         description="The recipes auto tries; null: latent+warp and latent (a GAN recipe among "
-        "them is judged by a second GAN fitted on the inner training images).",
+        "them is judged by a GAN fitted again on the inner training images).",
+    )
+    code_gan_steps: PositiveInt = Field(
+        500,
+        description="Optimizer steps of the conditional GAN over the autoencoder's codes (the "
+        "table GAN's engine), trained when a recipe draws from it (code-gan, code-mix).",
     )
     autoencoder_steps: PositiveInt = Field(
         600, description="Optimizer steps of the shared autoencoder (batches of every class)."

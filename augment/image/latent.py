@@ -20,6 +20,14 @@ Two details decide how useful the images are downstream (measured in ``benchmark
 
 The bank keeps the real images of the classes it generates (the anchors), as the tabular
 sampler keeps its real rows: a saved model therefore holds those training images.
+
+Codes are a continuous table, so the core engine serves them as it serves a table's rows
+(:mod:`augment.core.vectors`, :mod:`augment.core.cgan`): partners are found by the same
+nearest-neighbour search; with a code GAN (:mod:`augment.image.codes`, fitted on the codes of
+every class, conditioned on the class) a class also gets GAN codes, drawn three times over, the
+best third kept by the neighbour filter among the codes of every class, then moved to the class's
+real mean and covariance (the moment map), and decoded with the detail of their nearest real
+image given back (:meth:`LatentBank.sample_gan`).
 """
 
 from __future__ import annotations
@@ -35,7 +43,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from augment.core.device import autocast_dtype, autocast_to
+from augment.core.synthesizer import fit_unit
+from augment.core.train import TrainingLoop, TrainingResult
+from augment.core.vectors import DRAWS_PER_KEPT, VectorSpace, best_share, moment_match
 from augment.image.cgan import base_grid
+from augment.image.codes import (
+    CODE_GAN_FORMAT,
+    CodeCodec,
+    CodeGAN,
+    code_gan_settings,
+    code_train_settings,
+)
 from augment.image.transforms import from_unit, to_unit
 
 _INIT_LOCK = threading.Lock()
@@ -144,13 +162,26 @@ class LatentBank:
         settings: LatentSettings,
         device: torch.device | None = None,
         loss: float = float("nan"),
+        codes: CodeTable | None = None,
     ) -> None:
         self.autoencoder = autoencoder.eval()
         self.anchors = {c: np.ascontiguousarray(a) for c, a in anchors.items()}
         self.settings = settings
         self.device = device or next(autoencoder.parameters()).device
         self.loss = loss
-        self._codes: dict[Any, tuple[torch.Tensor, torch.Tensor, np.ndarray]] = {}
+        self.codes = codes  # the codes of every training image, and the code GAN (or None)
+        self._codes: dict[Any, tuple[torch.Tensor, torch.Tensor, VectorSpace]] = {}
+        # a plain lock cannot be pickled: made again on unpickling (see __getstate__)
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_lock"] = None
+        state["_codes"] = {}  # a cache: made again when needed
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
         self._lock = threading.Lock()
 
     @property
@@ -158,9 +189,10 @@ class LatentBank:
         return list(self.anchors)
 
     @torch.no_grad()
-    def _prepared(self, cls: Any) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
-        """Codes ``(n, d)``, pixel detail the decoder misses ``(n, C, H, W)`` and each code's
-        nearest same-class neighbours ``(n, k)``; computed once per class."""
+    def _prepared(self, cls: Any) -> tuple[torch.Tensor, torch.Tensor, VectorSpace]:
+        """Codes ``(n, d)``, pixel detail the decoder misses ``(n, C, H, W)`` and the class's
+        codes as a :class:`augment.core.vectors.VectorSpace` (its partners, its nearest real
+        image to a GAN code); computed once per class."""
         with self._lock:
             if cls not in self._codes:
                 x = to_unit(self.anchors[cls], self.device)
@@ -170,15 +202,22 @@ class LatentBank:
                     detail.append(x[start : start + ENCODE_BATCH] - self.autoencoder.decode(z))
                     codes.append(z)
                 z = torch.cat(codes).float()
-                k = min(self.settings.neighbours, len(z) - 1)
-                if k > 0:
-                    distances = torch.cdist(z, z)
-                    distances.fill_diagonal_(float("inf"))
-                    near = distances.topk(k, largest=False).indices.cpu().numpy()
-                else:  # one image: its code is the only parent
-                    near = np.zeros((len(z), 1), dtype=np.int64)
-                self._codes[cls] = (z, torch.cat(detail).float(), near)
+                points = self._standard(z.cpu().numpy())
+                space = VectorSpace(points, np.zeros(len(points)), self.settings.neighbours)
+                self._codes[cls] = (z, torch.cat(detail).float(), space)
             return self._codes[cls]
+
+    def _standard(self, codes: np.ndarray) -> np.ndarray:
+        """Codes in the units the neighbours are measured in: standardised over every training
+        image when the codes of all were kept, as they are."""
+        return self.codes.codec.transform(codes) if self.codes is not None else codes
+
+    @torch.no_grad()
+    def _decode(self, z: torch.Tensor, detail: torch.Tensor | None) -> np.ndarray:
+        pixels = self.autoencoder.decode(z).float()
+        if detail is not None and self.settings.detail:
+            pixels = pixels + detail
+        return from_unit(pixels.clamp_(-1, 1))
 
     @torch.no_grad()
     def sample(self, cls: Any, n_images: int, seed: int, batch_size: int = 512) -> np.ndarray:
@@ -188,30 +227,80 @@ class LatentBank:
             return np.zeros((0, s.size, s.size, s.channels), dtype=np.uint8)
         if cls not in self.anchors or len(self.anchors[cls]) == 0:
             raise KeyError(f"class {cls!r} has no real image to start from")
-        codes, detail, near = self._prepared(cls)
+        codes, detail, space = self._prepared(cls)
         rng = np.random.default_rng([seed, 7])
         parts = []
         for start in range(0, n_images, batch_size):
             n = min(batch_size, n_images - start)
-            first = rng.integers(len(codes), size=n)
-            second = near[first, rng.integers(near.shape[1], size=n)]
-            t = torch.as_tensor(rng.random(n), dtype=torch.float32, device=self.device)[:, None]
+            # between a real code and one of its nearest same-class codes (never the class's
+            # centre: a decoded centre is a blurred average of the class)
+            pick = space.partners(0.0, n, rng, toward_centre=0.0)
+            first, second = torch.as_tensor(pick.anchor), torch.as_tensor(pick.partner)
+            t = torch.as_tensor(pick.t, dtype=torch.float32, device=self.device)[:, None]
             z = codes[first] * (1 - t) + codes[second] * t
-            pixels = self.autoencoder.decode(z).float()
-            if s.detail:
-                t4 = t[:, :, None, None]
-                pixels = pixels + (1 - t4) * detail[first] + t4 * detail[second]
-            parts.append(from_unit(pixels.clamp_(-1, 1)))
+            t4 = t[:, :, None, None]
+            parts.append(self._decode(z, (1 - t4) * detail[first] + t4 * detail[second]))
         return np.concatenate(parts)
 
-    def restricted(self, keep: Mapping[Any, np.ndarray]) -> LatentBank:
-        """The same autoencoder with only the anchors ``anchors[c][keep[c]]`` (for an inner split)."""
+    @property
+    def has_gan(self) -> bool:
+        return self.codes is not None and self.codes.gan is not None
+
+    @torch.no_grad()
+    def sample_gan(
+        self,
+        cls: Any,
+        n_images: int,
+        seed: int,
+        filter_generated: bool = True,
+        match_moments: bool = True,
+    ) -> tuple[np.ndarray, dict[str, int]]:
+        """Exactly ``n_images`` uint8 images of ``cls`` decoded from the code GAN's codes, and
+        what happened to them (``dropped``: draws the neighbour filter left out; ``moved``:
+        codes the moment map moved).
+
+        With ``filter_generated`` three codes are drawn per image and the third whose nearest
+        real codes (every class, whitened) are most often of ``cls`` is kept; with
+        ``match_moments`` the kept codes then take the mean and covariance of the class's real
+        codes. Each decoded image gets back the pixel detail the decoder misses on the real
+        image whose code is nearest to its own, so strokes and textures stay sharp."""
+        s = self.settings
+        empty = np.zeros((0, s.size, s.size, s.channels), dtype=np.uint8)
+        stats = {"dropped": 0, "moved": 0}
+        if n_images <= 0:
+            return empty, stats
+        if not self.has_gan:
+            raise KeyError("this autoencoder has no code GAN; fit it with gan_steps > 0")
+        table = self.codes
+        draws = DRAWS_PER_KEPT if filter_generated else 1
+        drawn = table.codec.transform(table.gan.sample(cls, draws * n_images, seed))  # (3n, d)
+        if filter_generated:
+            share = table.space.neighbour_share(drawn, cls)
+            drawn = drawn[best_share(share, n_images)]
+            stats["dropped"] = (draws - 1) * n_images
+        if match_moments:
+            real = table.space.points[table.space.members(cls)]
+            moments = moment_match(real, drawn)
+            if moments is not None:
+                drawn = moments.apply(drawn).astype(np.float32)
+                stats["moved"] = n_images
+        codes, detail, space = self._prepared(cls)
+        nearest = space.nearest(drawn)  # (n,) places among the class's real images
+        z = torch.as_tensor(table.codec.inverse_transform(drawn), device=self.device)
+        return self._decode(z, detail[torch.as_tensor(nearest)]), stats
+
+    def restricted(
+        self, keep: Mapping[Any, np.ndarray], codes: CodeTable | None = None
+    ) -> LatentBank:
+        """The same autoencoder with only the anchors ``anchors[c][keep[c]]`` (for an inner
+        split, with the inner split's ``codes``; by default the codes stay as they are)."""
         return LatentBank(
             self.autoencoder,
             {c: self.anchors[c][keep[c]] for c in self.anchors if c in keep},
             self.settings,
             self.device,
             self.loss,
+            codes if codes is not None else self.codes,
         )
 
     def state_dict(self) -> dict[str, Any]:
@@ -221,6 +310,7 @@ class LatentBank:
             "classes": list(self.anchors),
             "anchors": [torch.from_numpy(a.copy()) for a in self.anchors.values()],
             "loss": self.loss,
+            "codes": self.codes.state_dict() if self.codes is not None else None,
         }
 
     @classmethod
@@ -229,7 +319,100 @@ class LatentBank:
         network = ImageAutoencoder(settings).to(device)
         network.load_state_dict(state["weights"])
         anchors = {c: a.numpy() for c, a in zip(state["classes"], state["anchors"], strict=True)}
-        return cls(network, anchors, settings, device, float(state.get("loss", float("nan"))))
+        codes = state.get("codes")  # files from before the code GAN keep no codes
+        return cls(
+            network,
+            anchors,
+            settings,
+            device,
+            float(state.get("loss", float("nan"))),
+            CodeTable.from_state_dict(codes, device) if codes else None,
+        )
+
+
+class CodeTable:
+    """The codes of every training image (standardised, with their classes) and the code GAN.
+
+    The codes are what the neighbour filter and the moment map measure generated codes against;
+    a saved model keeps them (``latent_dim`` numbers per training image, no pixels).
+    """
+
+    def __init__(
+        self,
+        codec: CodeCodec,
+        points: np.ndarray,
+        labels: Sequence[Any],
+        gan: CodeGAN | None = None,
+        steps: int = 0,
+    ) -> None:
+        self.codec = codec
+        self.space = VectorSpace(points, np.asarray(list(labels), dtype=object))
+        self.gan = gan
+        self.steps = steps  # the code GAN's training steps (0: no GAN)
+
+    def fit_gan(
+        self,
+        steps: int,
+        seed: int,
+        device: torch.device,
+        precision: str = "auto",
+        loop: TrainingLoop | None = None,
+    ) -> TrainingResult:
+        """Train the code GAN on these codes (every class present, conditioned on the class)
+        for ``steps`` steps through the shared training loop."""
+        labels = self.space.labels
+        present = list(dict.fromkeys(labels.tolist()))
+        gan = CodeGAN(self.codec, present, code_gan_settings())
+        result = fit_unit(
+            gan,
+            self.codec.inverse_transform(self.space.points),
+            labels.tolist(),
+            code_train_settings(steps, seed, precision),
+            device=device.type,
+            what="code GAN",
+            model_format=CODE_GAN_FORMAT,
+            loop=loop,
+        )
+        self.gan, self.steps = gan, steps
+        return result
+
+    def subset(self, rows: np.ndarray, seed: int, device: torch.device) -> CodeTable:
+        """The codes at ``rows`` only, with a code GAN fitted anew on them (when this table
+        has one): what an inner split judges, so that no held-out code shaped the GAN."""
+        table = CodeTable(self.codec, self.space.points[rows], self.space.labels[rows].tolist())
+        if self.gan is not None:
+            table.fit_gan(self.steps, seed, device)
+        return table
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "codec": self.codec.state_dict(),
+            "points": torch.from_numpy(np.ascontiguousarray(self.space.points, dtype=np.float32)),
+            "labels": list(self.space.labels.tolist()),
+            "gan": self.gan.state_dict() if self.gan is not None else None,
+            "steps": self.steps,
+        }
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, Any], device: torch.device) -> CodeTable:
+        gan = state.get("gan")
+        return cls(
+            CodeCodec.from_state_dict(state["codec"]),
+            state["points"].numpy(),
+            state["labels"],
+            CodeGAN.from_state_dict(gan, device) if gan else None,
+            int(state.get("steps", 0)),
+        )
+
+
+@torch.no_grad()
+def encode_images(autoencoder: ImageAutoencoder, images: np.ndarray, device: torch.device):
+    """(N, latent_dim) float32 codes of uint8 ``images``, encoded batch by batch."""
+    parts = [np.zeros((0, autoencoder.to_code.out_features), dtype=np.float32)]
+    for start in range(0, len(images), ENCODE_BATCH):
+        x = to_unit(images[start : start + ENCODE_BATCH], device)
+        parts.append(autoencoder.encode(x).float().cpu().numpy())
+    return np.concatenate(parts)
 
 
 def fit_latent_bank(
@@ -240,9 +423,21 @@ def fit_latent_bank(
     *,
     seed: int,
     device: torch.device,
+    gan_steps: int = 0,
+    loop: TrainingLoop | None = None,
 ) -> LatentBank:
-    """Train the shared autoencoder on all ``images`` and keep the anchors of ``classes``."""
+    """Train the shared autoencoder on all ``images`` and keep the anchors of ``classes``.
+
+    With ``gan_steps`` > 0 the codes of every image also train the code GAN (the core
+    conditional GAN of :mod:`augment.core.cgan`, conditioned on every class present) for that
+    many steps through the shared training loop (``loop``: checkpoints, resume, callbacks).
+    """
     labels = np.asarray(labels, dtype=object)
     network, loss = fit_autoencoder(images, settings, seed=seed, device=device)
     anchors = {c: images[labels == c] for c in classes}
-    return LatentBank(network, anchors, settings, device, loss)
+    codes = encode_images(network, images, device)
+    codec = CodeCodec.fit(codes)
+    table = CodeTable(codec, codec.transform(codes), labels.tolist())
+    if gan_steps > 0:
+        table.fit_gan(gan_steps, seed, device, settings.precision, loop)
+    return LatentBank(network, anchors, settings, device, loss, table)

@@ -216,6 +216,8 @@ class ImageModality(Modality):
                     seed=cfg.train.seed,
                     device=device,
                 )
+                if any(r.needs_code_gan for r in recipes):
+                    _fit_code_gan(ctx, synthesizer.bank, device)
             choice = None
             if m.recipe == "auto":
                 choice = choose_recipe(
@@ -273,6 +275,7 @@ class ImageModality(Modality):
             def judge(images: np.ndarray, cls: Any) -> np.ndarray:
                 return classifier.predict_proba(images)[:, column[cls]]
 
+        synthesizer.reset_origin()
         with cpu_threads(cfg.train.cpu_threads):
             result = generate_image_shards(
                 synthesizer,
@@ -286,6 +289,8 @@ class ImageModality(Modality):
                 max_factor=cfg.filter.max_factor,
                 on_shortfall=cfg.filter.on_shortfall,
             )
+        # where the images came from (with the quality filter on: every candidate it judged)
+        result.origin = {key: dict(counts) for key, counts in synthesizer.origin.items()}
         if synthesizer.recipe.warp and cfg.validate_.enabled and cfg.validate_.stacking:
             # The stacked arm warps on the fly: it gets the recipe's images before their warp
             # (the same draws, so the parents of the shards' images), capped like validation.
@@ -397,6 +402,13 @@ class ImageModality(Modality):
             "skipped_files": data.cleaning.get("skipped_files", 0),
             "fid_extractor": data.extra.get("fid_extractor"),
             "recipe": data.extra.get("recipe"),
+            "generator": {
+                "recipe": (data.extra.get("recipe") or {}).get("recipe"),
+                "rows": {
+                    source: {str(c): n for c, n in counts.items()}
+                    for source, counts in generation.origin.items()
+                },
+            },
         }
 
     def shard_items(self, output, manifest, real: ImageData | None, features=None):
@@ -515,6 +527,47 @@ def _recipes(model: ImageModelConfig) -> list[Recipe]:
     if model.recipe != "auto":
         return [Recipe.parse(model.recipe)]
     return [Recipe.parse(n) for n in model.recipe_candidates or DEFAULT_CANDIDATES]
+
+
+def _fit_code_gan(ctx: JobContext, bank: Any, device: Any) -> None:
+    """Train the conditional GAN over the autoencoder's codes through the shared training loop:
+    losses per step in a nested MLflow run ``train/code-gan``, checkpoints and resume like the
+    GAN units; listed in the manifest's ``training.units``."""
+    cfg = ctx.config
+    callbacks, run_id = [], None
+    if ctx.tracker:
+        run_id = ctx.tracker.child("train/code-gan")
+        callbacks.append(ctx.tracker.loss_callback(run_id, every=10))
+    loop = TrainingLoop(
+        checkpoint_path=ctx.local / "checkpoints" / "code-gan.pt",
+        checkpoint_every=cfg.train.checkpoint_every,
+        fingerprint=cfg.fingerprint(for_checkpoint=True),
+        resume=cfg.train.resume,
+        callbacks=callbacks,
+        progress=cfg.train.progress,
+    )
+    result = bank.codes.fit_gan(
+        cfg.model.code_gan_steps, cfg.train.seed, device, cfg.train.precision, loop
+    )
+    if ctx.tracker:
+        callbacks[0].flush()
+        ctx.tracker.log_metrics(
+            {"train/seconds": result.seconds, "train/resumed_from": result.resumed_from},
+            run_id=run_id,
+        )
+        ctx.tracker.end(run_id)
+    ctx.training.append(
+        {
+            "model": "code GAN",
+            "classes": [to_python(c) for c in bank.codes.gan.classes],
+            "steps": result.steps,
+            "resumed_from": result.resumed_from,
+            "seconds": round(result.seconds, 3),
+            "precision": result.precision,
+            "host": result.host,
+            "pid": result.pid,
+        }
+    )
 
 
 def _fit_gan(

@@ -63,14 +63,18 @@ class ImageGANOverSampler(GANSampler):
         random_state: seed; the same seed and data give the same images (on the same device).
         cpu_threads: torch threads during fit (``None`` = all cores); restored afterwards.
         recipe: ``auto`` (chosen on an inner split of the training images among
-            ``recipe_candidates``), or one of ``latent``, ``latent+warp``, ``mix``, ``mix+warp``,
-            ``gan``, ``gan+warp``. A recipe without the GAN does not train it; one without
-            ``latent``/``mix`` does not train the autoencoder.
+            ``recipe_candidates``), or one of :data:`augment.image.choice.ALL_RECIPES`
+            (``latent``, ``code-mix``, ``code-gan``, ``mix``, ``gan``, each also ``+warp``). A
+            recipe without the pixel GAN (``gan``, ``mix``) does not train it; one without a
+            code recipe does not train the autoencoder.
         recipe_candidates: the recipes ``auto`` tries (default: ``latent+warp`` and ``latent``;
             any of the six; a GAN recipe among them trains the GAN, and a second GAN on the inner
             training images to judge it).
         autoencoder_steps, latent_dim: the shared autoencoder (see
             :class:`augment.image.latent.LatentSettings`).
+        code_gan_steps: steps of the conditional GAN over the autoencoder's codes (the core
+            GAN the tables use), trained when a recipe draws from it (``code-gan``,
+            ``code-mix``).
         choice_epochs: epochs of the CNN that judges each candidate recipe.
 
     Fitted attributes: ``sampling_strategy_``, ``synthesizer_``, ``n_generated_``, ``seed_``,
@@ -86,6 +90,7 @@ class ImageGANOverSampler(GANSampler):
         "recipe_candidates": [list, tuple, None],
         "autoencoder_steps": [Interval(Integral, 1, None, closed="left")],
         "latent_dim": [Interval(Integral, 1, None, closed="left")],
+        "code_gan_steps": [Interval(Integral, 1, None, closed="left")],
         "choice_epochs": [Interval(Integral, 1, None, closed="left")],
     }
 
@@ -115,6 +120,7 @@ class ImageGANOverSampler(GANSampler):
         recipe_candidates: Any = None,
         autoencoder_steps: int = 600,
         latent_dim: int = 32,
+        code_gan_steps: int = 500,
         choice_epochs: int = 10,
     ) -> None:
         super().__init__(sampling_strategy=sampling_strategy)
@@ -198,7 +204,14 @@ class ImageGANOverSampler(GANSampler):
                 precision=self.precision,
             )
             bank = fit_latent_bank(
-                images, labels, classes, settings, seed=self.seed_, device=device
+                images,
+                labels,
+                classes,
+                settings,
+                seed=self.seed_,
+                device=device,
+                gan_steps=self.code_gan_steps if any(r.needs_code_gan for r in recipes) else 0,
+                loop=TrainingLoop(progress=self.progress),
             )
         synthesizer = ImageSynthesizer(models, classes, bank=bank, recipe=recipes[0])
         self.choice_ = None

@@ -8,11 +8,13 @@ Saved files hold only tensors and plain data::
     synth = load_synthesizer("model.pt", device="cpu")     # any kind: augment.load_synthesizer
     images, labels = synth.sample({7: 100}, seed=0)        # exactly 100 uint8 images of class 7
 
-What a class's images are made of is the synthesizer's :class:`Recipe`: the GAN's samples, images
-between real codes of the shared autoencoder (:mod:`augment.image.latent`), or half of each, each
-optionally moved once by the classic warp (:func:`augment.image.classic.warp_images`). The
-samplers and the job pick the recipe on an inner split of the training images
-(:mod:`augment.image.choice`).
+What a class's images are made of is the synthesizer's :class:`Recipe`: images decoded from
+codes of the shared autoencoder (:mod:`augment.image.latent`), either between real codes
+(``latent``) or drawn by the conditional GAN over codes and filtered (``code-gan``), or half of
+each (``code-mix``, the table wing's mix); or the pixel-space GAN's samples (``gan``, ``mix`` with
+half latent: a recipe for GPUs and large sets). Each is optionally moved once by the classic warp
+(:func:`augment.image.classic.warp_images`). The samplers and the job pick the recipe on an inner
+split of the training images (:mod:`augment.image.choice`) or take it as configured.
 """
 
 from __future__ import annotations
@@ -32,8 +34,15 @@ from augment.image.latent import LatentBank
 from augment.image.shards import encode_png
 
 IMAGE_SYNTHESIZER_FORMAT = "augment.image_synthesizer/1"
-SOURCES = ("gan", "latent", "mix")
-LATENT_SHARE = {"gan": 0.0, "latent": 1.0, "mix": 0.5}
+SOURCES = ("gan", "latent", "mix", "code-gan", "code-mix")
+# each source's shares of a class's images: (between real codes, code GAN, pixel GAN)
+SHARES = {
+    "gan": (0.0, 0.0, 1.0),
+    "latent": (1.0, 0.0, 0.0),
+    "mix": (0.5, 0.0, 0.5),
+    "code-gan": (0.0, 1.0, 0.0),
+    "code-mix": (0.5, 0.5, 0.0),
+}
 
 
 @dataclass(frozen=True)
@@ -41,9 +50,11 @@ class Recipe:
     """What a generated image is made of.
 
     Attributes:
-        source: ``gan`` (the conditional GAN's samples), ``latent`` (decoded codes between a real
-            image and a same-class neighbour, :class:`augment.image.latent.LatentBank`) or
-            ``mix`` (half of each, in every batch).
+        source: ``latent`` (decoded codes between a real image and a same-class neighbour,
+            :class:`augment.image.latent.LatentBank`), ``code-gan`` (decoded codes of the
+            conditional GAN over codes, filtered and moment-matched), ``code-mix`` (half of
+            each), ``gan`` (the pixel-space GAN's samples) or ``mix`` (half latent, half
+            pixel GAN); a class's images in that order.
         warp: move each generated image once with the classic warp (affine, elastic, contrast).
     """
 
@@ -68,30 +79,67 @@ class Recipe:
 
     @property
     def needs_gan(self) -> bool:
-        return LATENT_SHARE[self.source] < 1.0
+        """Needs the pixel-space GAN."""
+        return SHARES[self.source][2] > 0.0
+
+    @property
+    def needs_code_gan(self) -> bool:
+        return SHARES[self.source][1] > 0.0
 
     @property
     def needs_bank(self) -> bool:
-        return LATENT_SHARE[self.source] > 0.0
+        """Needs the shared autoencoder (every code recipe)."""
+        return SHARES[self.source][0] + SHARES[self.source][1] > 0.0
+
+    def split(self, n_images: int) -> tuple[int, int, int]:
+        """(between real codes, code GAN, pixel GAN) images of a class's ``n_images``."""
+        latent, code, _ = SHARES[self.source]
+        n_latent = round(n_images * latent)
+        n_code = n_images - n_latent if code else 0
+        return n_latent, n_code, n_images - n_latent - n_code
+
+
+ORIGINS = ("anchored", "gan", "dropped", "moved")
 
 
 class TransferUnit:
     """One class's route to its images under a recipe: a GAN unit, the shared bank, or both."""
 
-    def __init__(self, gan: ImageCGAN | None, bank: LatentBank | None, recipe: Recipe) -> None:
+    def __init__(
+        self,
+        gan: ImageCGAN | None,
+        bank: LatentBank | None,
+        recipe: Recipe,
+        origin: dict[str, dict[Any, int]] | None = None,
+    ) -> None:
         if recipe.needs_gan and gan is None:
             raise ValueError(f"the recipe {recipe.name!r} needs a trained GAN")
         if recipe.needs_bank and bank is None:
             raise ValueError(f"the recipe {recipe.name!r} needs the shared autoencoder")
+        if recipe.needs_code_gan and not bank.has_gan:
+            raise ValueError(f"the recipe {recipe.name!r} needs the code GAN (gan_steps > 0)")
         self.gan, self.bank, self.recipe = gan, bank, recipe
+        # per source, per class: how many images came from where (shared with the synthesizer)
+        self.origin = origin if origin is not None else {key: {} for key in ORIGINS}
+
+    def _count(self, key: str, cls: Any, n: int) -> None:
+        self.origin[key][cls] = self.origin[key].get(cls, 0) + n
 
     def sample(self, cls: Any, n_images: int, seed: int) -> np.ndarray:
-        n_latent = round(n_images * LATENT_SHARE[self.recipe.source])
+        n_latent, n_code, n_pixel = self.recipe.split(n_images)
         parts = []
         if n_latent:
             parts.append(self.bank.sample(cls, n_latent, seed))
-        if n_images - n_latent:
-            parts.append(self.gan.sample(cls, n_images - n_latent, seed))
+            self._count("anchored", cls, n_latent)
+        if n_code:
+            images, stats = self.bank.sample_gan(cls, n_code, seed)
+            parts.append(images)
+            self._count("gan", cls, n_code)
+            self._count("dropped", cls, stats["dropped"])
+            self._count("moved", cls, stats["moved"])
+        if n_pixel:
+            parts.append(self.gan.sample(cls, n_pixel, seed))
+            self._count("gan", cls, n_pixel)
         images = np.concatenate(parts)
         return warp_images(images, seed) if self.recipe.warp else images
 
@@ -157,7 +205,18 @@ class ImageSynthesizer(UnitSynthesizer):
         self.label = label
         self.bank = bank
         self.recipe = recipe or Recipe("gan")
+        # images made per source and class since the last reset_origin (see ORIGINS)
+        self.origin: dict[str, dict[Any, int]] = {key: {} for key in ORIGINS}
         self.use(self.recipe)
+
+    def reset_origin(self) -> None:
+        """Count the images' sources from zero (a job resets before it generates its plan)."""
+        for counts in self.origin.values():
+            counts.clear()
+
+    def origin_totals(self) -> dict[str, int]:
+        """Images from each source over classes (``gan``, ``anchored``, ``dropped``, ``moved``)."""
+        return {key: int(sum(counts.values())) for key, counts in self.origin.items()}
 
     def use(self, recipe: Recipe) -> None:
         """Generate with ``recipe`` from now on (both parts it needs must be fitted)."""
@@ -166,7 +225,9 @@ class ImageSynthesizer(UnitSynthesizer):
         if recipe.needs_bank:
             bank_classes = self.bank.classes if self.bank is not None else []
             modelled = bank_classes if not modelled else [c for c in modelled if c in bank_classes]
-        self.unit_of = {c: TransferUnit(gan_of.get(c), self.bank, recipe) for c in modelled}
+        self.unit_of = {
+            c: TransferUnit(gan_of.get(c), self.bank, recipe, self.origin) for c in modelled
+        }
         self.recipe = recipe
 
     def keep_anchors(self, classes: Sequence[Any]) -> None:

@@ -97,6 +97,7 @@ class JobResult:
     origin: dict[str, dict[str, int]] = field(default_factory=dict)
     # an automatic choice of how to generate: chosen, scores per candidate (tables: auto)
     choice: dict[str, Any] = field(default_factory=dict)
+    kind: str = "tabular"  # data.kind
 
     def summary(self) -> dict[str, Any]:
         """Plain, JSON-able data: what the CLI prints and what the Prefect flow returns."""
@@ -118,6 +119,7 @@ class JobResult:
             "timings": self.timings,
             "origin": self.origin,
             "choice": self.choice,
+            "kind": self.kind,
             "report": str(self.output / REPORT) if (self.output / REPORT).exists() else None,
         }
 
@@ -452,6 +454,7 @@ def finish_job(
         recipe=manifest.get("recipe"),
         origin={source: _plain_keys(counts) for source, counts in generation.origin.items()},
         choice=dict(generation.choice),
+        kind=cfg.data.kind,
     )
 
 

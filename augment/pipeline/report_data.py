@@ -66,7 +66,7 @@ def write_report(
                 notes=[*data.cleaning.get("notes", []), *(report.notes if report else [])],
                 mlflow_run_id=ctx.tracker.run_id if ctx.tracker else None,
                 tracking_uri=ctx.tracker.tracking_uri if ctx.tracker else None,
-                origin=origin_sentence(origin) if origin else "",
+                origin=origin_sentence(origin, _noun(cfg.data.kind)) if origin else "",
             )
         )
         target = ctx.output / REPORT_FILE
@@ -81,3 +81,8 @@ def write_report(
     ctx.timings["report"] = time.perf_counter() - began
     log.info("report written to %s in %.1fs", storage.describe(target), ctx.timings["report"])
     return target
+
+
+def _noun(kind: str) -> str:
+    """What a kind's generated items are called in sentences."""
+    return "images" if kind == "image" else "rows"

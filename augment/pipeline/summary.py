@@ -101,7 +101,9 @@ def print_summary(summary: dict[str, Any]) -> None:
     console.print(f"counts   {after}", highlight=False)
     origin = summary.get("origin") or {}
     if origin:
-        console.print(f"sources  {origin_sentence(origin)}", highlight=False, soft_wrap=True)
+        noun = "images" if summary.get("kind") == "image" else "rows"
+        line = origin_sentence(origin, noun)
+        console.print(f"sources  {line}", highlight=False, soft_wrap=True)
     if summary.get("choice"):
         console.print(f"choice   {choice_sentence(summary['choice'])}", highlight=False)
     generated = sum(summary["plan"].values())
@@ -172,9 +174,10 @@ def _verdict(summary: dict[str, Any], classic: str) -> str:
     return text
 
 
-def origin_sentence(origin: dict[str, dict[str, int]]) -> str:
-    """Where a table's generated rows came from, in words: GAN rows (the drawn ones the
-    neighbour filter dropped, those the moment map moved) and anchored rows."""
+def origin_sentence(origin: dict[str, dict[str, int]], noun: str = "rows") -> str:
+    """Where the generated rows (images: ``noun="images"``) came from, in words: GAN rows (the
+    drawn ones the neighbour filter dropped, those the moment map moved) and anchored rows
+    (images: decoded between real codes)."""
     total = {source: sum(counts.values()) for source, counts in origin.items()}
     gan, anchored, dropped, moved = (
         total.get(key, 0) for key in ("gan", "anchored", "dropped", "moved")
@@ -185,7 +188,9 @@ def origin_sentence(origin: dict[str, dict[str, int]]) -> str:
     if moved:
         whom = "all" if moved == gan else f"{moved:,}"
         notes.append(f"{whom} moved to their class's real mean and covariance")
-    text = f"{gan:,} rows from the GAN" + (f" ({'; '.join(notes)})" if notes else "")
+    text = f"{gan:,} {noun} from the GAN" + (f" ({'; '.join(notes)})" if notes else "")
+    if noun == "images":
+        return text + f", {anchored:,} between real images' codes"
     return text + f", {anchored:,} anchored on real rows"
 
 

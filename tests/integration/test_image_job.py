@@ -225,3 +225,42 @@ def test_the_stacked_arm_gets_a_warped_recipes_images_before_their_warp(tmp_path
     # the shards hold the warped images of the same draws: same counts, other pixels
     shards, _, _ = read_image_shards(result.output)
     assert shards.shape == expected.shape and not np.array_equal(shards, expected)
+
+
+def test_a_code_gan_job_trains_it_through_the_loop_and_counts_its_images(
+    tmp_path, mlflow_uri, capsys
+):
+    """The conditional GAN over the autoencoder's codes: its losses in MLflow, its training in
+    ``training.units``, and the manifest counting the images it made."""
+    path = image_config(
+        tmp_path,
+        mlflow_uri,
+        model={"recipe": "code-mix+warp", "code_gan_steps": 20},
+        validate={"enabled": False},
+    )
+    result = run_job(load_config(path))
+    manifest = read_manifest(result.output)
+    [unit] = manifest["training"]["units"]  # no pixel GAN: the code GAN alone
+    assert unit["model"] == "code GAN" and unit["steps"] == 20
+    assert sorted(unit["classes"]) == list(range(10))
+    rows = manifest["generator"]["rows"]
+    assert manifest["generator"]["recipe"] == "code-mix+warp"
+    generated = {k: v for k, v in manifest["counts_generated"].items() if v}
+    for cls, n in generated.items():
+        assert rows["gan"][cls] + rows["anchored"][cls] == n
+        assert rows["dropped"][cls] == 2 * rows["gan"][cls]  # three draws per kept code
+    assert sum(rows["gan"].values()) > 0
+
+    client = mlflow.MlflowClient(mlflow_uri)
+    parent = client.get_run(manifest["mlflow"]["run_id"])
+    children = client.search_runs(
+        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+    )
+    [code_run] = [c for c in children if c.info.run_name == "train/code-gan"]
+    losses = client.get_metric_history(code_run.info.run_id, "loss_d")
+    assert losses and max(m.step for m in losses) == 20
+    assert parent.data.metrics["origin/gan"] == sum(rows["gan"].values())
+
+    print_summary(result.summary())
+    out = capsys.readouterr().out
+    assert f"{sum(rows['gan'].values()):,} images from the GAN" in out
