@@ -63,7 +63,8 @@ class TabularDataConfig(DataConfig):
         1_000_000,
         description="A Parquet source with more rows is read in two streaming passes: the label "
         "column for the class counts (the plan counts every row), then a sample of at most this "
-        "many rows to fit on, the rarest classes kept whole. null = read every row.",
+        "many rows to fit on, the rarest classes kept whole (a table with id columns gets a "
+        "third pass over them, so fresh ids stay above every real one). null = read every row.",
     )
     constant_columns: Literal["error", "keep"] = Field(
         "error",

@@ -111,7 +111,10 @@ class TabularModality(Modality):
             max_rows=d.max_rows,
             seed=cfg.train.seed,
         )
+        source = frame
         frame, cleaning = handle_missing(frame, d.label, d.missing)
+        left_out = source.drop(index=frame.index)  # rows without a label (drop: with gaps)
+        del source
         population = None
         if sample is not None:
             population = sample.counts
@@ -133,6 +136,14 @@ class TabularModality(Modality):
             missing=d.missing == "model",
             max_levels=d.max_levels,
         )
+        # fresh ids above every id of the source, not of the train split alone: the holdout,
+        # rows subsampled away (data.imbalance_ratio), rows left out for a missing label and
+        # the rows a large source's sample skipped are real rows with real ids too
+        for rows in (frame, left_out):
+            form.ids.cover(rows)
+        if sample is not None and form.ids:
+            for batch in sample.column_batches(list(form.ids.columns)):
+                form.ids.cover(batch)
         originals = train[form.replaced]
         train, holdout = form.to_model(train), form.to_model(holdout)
         _describe_form(form, cleaning)
@@ -149,8 +160,12 @@ class TabularModality(Modality):
         )
 
     def data_digest(self, data: TableData) -> str:
-        schema = json.dumps(data.schema.to_dict(), sort_keys=True, default=str)
-        return frame_digest(data.train) + ":" + hashlib.sha256(schema.encode()).hexdigest()
+        blob = json.dumps(data.schema.to_dict(), sort_keys=True, default=str)
+        if data.form.ids:
+            # the model file carries the id forms, and they depend on rows the train split does
+            # not hold: a cached model must not number ids from a smaller source's largest one
+            blob += json.dumps(data.form.ids.to_dict(), sort_keys=True)
+        return frame_digest(data.train) + ":" + hashlib.sha256(blob.encode()).hexdigest()
 
     def fit_unit(self, ctx, data: TableData, classes: Sequence[Any], loop, run_name, run_id):
         return _fit_gan(ctx.config, data.train, data.schema, classes, loop)
@@ -402,9 +417,11 @@ def _describe_form(form: TableForm, cleaning: dict[str, Any]) -> None:
         cleaning["datetimes"] = sorted(form.datetimes.columns)
     if form.ids:
         cleaning["ids"] = sorted(form.ids.columns)
+        fresh = ", ".join(f"{name} {form.ids.columns[name].describe()}" for name in cleaning["ids"])
         notes.append(
             f"treated as ids, not learned: {', '.join(cleaning['ids'])}; generated rows get "
-            "fresh ids that no real row has"
+            f"fresh ids that no row of the source has, holdout and left-out rows included "
+            f"({fresh})"
         )
     if form.ignored:
         cleaning["ignored"] = sorted(form.ignored)

@@ -13,7 +13,8 @@ A URL goes through fsspec (:mod:`augment.core.storage`); credentials come from t
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -94,6 +95,16 @@ class TableSample:
     rows: int
     counts: dict[Any, int]
     kept: dict[Any, int]
+    dataset: pads.Dataset | None = field(default=None, repr=False)  # the whole source
+
+    def column_batches(self, columns: list[str]) -> Iterator[pd.DataFrame]:
+        """Every row of the source, ``columns`` alone, a batch at a time (one more streaming
+        pass, over those columns only): for what must hold for the rows the sample skipped
+        too, such as fresh ids above every real one."""
+        if self.dataset is None or not columns:
+            return
+        for batch in self.dataset.to_batches(columns=columns):
+            yield pd.DataFrame({name: _plain(batch.column(name)).to_pandas() for name in columns})
 
     def note(self, max_rows: int) -> str:
         whole = [str(c) for c, n in self.counts.items() if self.kept.get(c, 0) == n]
@@ -150,7 +161,7 @@ def _sample_parquet(
     table = pa.concat_tables(kept_tables) if kept_tables else dataset.schema.empty_table()
     frame = table.to_pandas()
     kept = {c: int(n) for c, n in frame[label].value_counts(dropna=False).items()}
-    return frame, TableSample(rows=rows, counts=counts, kept=kept)
+    return frame, TableSample(rows=rows, counts=counts, kept=kept, dataset=dataset)
 
 
 def _plain(column: pa.Array) -> pa.Array:

@@ -131,3 +131,59 @@ def test_synthesizer_batches_given_disjoint_id_ranges_never_repeat_an_id(orders)
     both = pd.concat(parts, ignore_index=True)
     for column in ("order_id", "row", "token"):
         assert both[column].is_unique, column
+
+
+def test_cover_raises_the_form_over_ids_it_was_not_fitted_on():
+    """Issue 32: the holdout and left-out rows hold real ids too; the form is fitted on the
+    training rows, then raised over the rest of the source, and keeps its shape."""
+    rng = np.random.default_rng(0)
+    ids = IdColumns.fit(
+        pd.DataFrame(
+            {
+                "code": ["C000007", "C000123"],
+                "number": pd.array([5, None], dtype="Int64"),
+                "name": ["alice", "bob"],
+            }
+        )
+    )
+    ids.cover(
+        pd.DataFrame(
+            {
+                "code": ["C003099", "X999999", "C12", None],  # another prefix cannot collide
+                "number": pd.array([None, 41, 2, None], dtype="Int64"),
+                "name": ["new-7", "new-x", "carol", None],  # a value of the fresh shape
+            }
+        )
+    )
+    fresh = ids.fill(pd.DataFrame(index=range(2)), 0, rng)
+    assert fresh["code"].tolist() == ["C003100", "C003101"]
+    assert fresh["number"].tolist() == [42, 43]
+    assert fresh["name"].tolist() == ["new-8", "new-9"]
+    assert ids.columns["code"].describe() == "from C003100"
+    # a batch of a large source with no value of a column: nothing moves
+    ids.cover(pd.DataFrame({"code": [None], "number": pd.Series([np.nan], dtype=object)}))
+    assert ids.fill(pd.DataFrame(index=range(1)), 0, rng)["number"].tolist() == [42]
+
+
+def test_integer_ids_beyond_float_precision_are_not_reused():
+    """2**53 + 1 read through float64 is 2**53: the next id would have been the real one."""
+    real = pd.Series([2**53 + 1, 3], dtype="int64")
+    assert 2**53 + 1 not in _fresh(real).tolist()
+    column = IdColumn.fit(pd.Series([1], dtype="int64"))
+    column.cover(real)
+    assert column.next == 2**53 + 2
+
+
+def test_uuids_differ_when_the_source_holds_the_ones_generated_before():
+    """A source augmented with an earlier run's rows (same seed) does not get those UUIDs back."""
+    real = pd.Series([str(uuid.UUID(int=k)) for k in range(1, 6)])
+    before = _fresh(real, n=20)
+    grown = pd.concat([real, before], ignore_index=True)
+    again = _fresh(grown, n=20)
+    assert not set(again) & set(grown)
+    assert all(uuid.UUID(value).version == 4 for value in again)
+    # the same: fitted on the training rows, then raised over the rest
+    column = IdColumn.fit(real)
+    column.cover(before)
+    covered = column.fresh(0, 20, np.random.default_rng(0))
+    assert not set(covered) & set(grown) and covered.is_unique
