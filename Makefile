@@ -9,20 +9,36 @@ BIN := $(VENV)/bin
 export NO_ALBUMENTATIONS_UPDATE := 1
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup demo test test-all lint bench bench-keel clean
+.PHONY: setup constraints demo test test-all lint bench bench-keel clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 # torch comes first with exact pins: this machine holds these wheels on disk (a CUDA build that runs
-# on the CPU); an unpinned torch would pull several GB.
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+# on the CPU); an unpinned torch would pull several GB. Everything is installed at the versions of
+# constraints.txt, the tested set (pyproject.toml keeps ranges for library users): a new release
+# of some dependency's dependency cannot break `make setup` or CI without a change here.
+$(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet torch==2.14.1 torchvision==0.29.1
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet torch==2.14.1 torchvision==0.29.1 -c constraints.txt
+	$(BIN)/python -m pip install --quiet -e '.[dev]' -c constraints.txt
 	touch $@
 
 setup: $(VENV)/.installed
+
+# Rewrite constraints.txt with the newest versions that pyproject.toml allows, resolved in a
+# scratch venv (its leading comment is kept). Then `make test` (which reinstalls from the new
+# file) before committing it.
+constraints:
+	scratch=$$(mktemp -d) && trap 'rm -rf "$$scratch"' EXIT && \
+	$(PYTHON) -m venv "$$scratch/venv" && \
+	"$$scratch/venv/bin/python" -m pip install --quiet --upgrade pip && \
+	"$$scratch/venv/bin/python" -m pip install --quiet torch==2.14.1 torchvision==0.29.1 && \
+	"$$scratch/venv/bin/python" -m pip install --quiet -e '.[dev]' && \
+	{ sed '/^[^#]/,$$d' constraints.txt && \
+	  "$$scratch/venv/bin/python" -m pip freeze --all --exclude pip --exclude-editable; } \
+		> "$$scratch/constraints.txt" && \
+	mv "$$scratch/constraints.txt" constraints.txt
 
 demo: setup
 	$(BIN)/augment run configs/breast_cancer.yaml --engine prefect --overwrite

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import prefect
 from prefect.schedules import Cron
+from prefect.settings import get_current_settings
 from prefect.types.entrypoint import EntrypointType
 
 from augment.core.errors import ConfigError
@@ -44,6 +45,15 @@ def runner_deployments(
             f"--cron {cron!r} --timezone {timezone!r}: {error}; give five cron fields like "
             "'0 3 * * *' and an IANA zone like Europe/Berlin"
         ) from None
+    if cron and not get_current_settings().api.url:
+        # Prefect's temporary server (what runs without an API URL) has no scheduler: the
+        # deployment would be served and never run, without a word
+        raise ConfigError(
+            f"--cron {cron!r} needs a Prefect server whose scheduler runs, but no Prefect API "
+            "is set: start one (`prefect server start`) and export "
+            "PREFECT_API_URL=http://127.0.0.1:4200/api (or `prefect config set "
+            "PREFECT_API_URL=...`); Prefect's temporary server never creates scheduled runs"
+        )
     deployments, names = [], {}
     for path in config_paths:
         config = load_config(path, list(overrides))  # a bad config fails here, not at 03:00

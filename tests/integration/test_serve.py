@@ -1,4 +1,5 @@
-"""`augment serve` registers a cron-scheduled deployment with a real Prefect server and runs it."""
+"""`augment serve` registers a cron-scheduled deployment with a real Prefect server, whose scheduler
+creates its run, which the serving process runs."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from tests.conftest import stop_process_group, write_config
 runner = CliRunner()
 
 
-def _read_deployment(name: str, server, deadline: float):
+def _read_deployment(name: str, deadline: float):
     from prefect.client.orchestration import get_client
     from prefect.exceptions import ObjectNotFound
 
@@ -31,25 +32,49 @@ def _read_deployment(name: str, server, deadline: float):
                 time.sleep(1)
 
 
-def test_serve_registers_a_cron_deployment_and_runs_it(tmp_path, prefect_api):
-    from prefect.deployments import run_deployment
+def _first_run_finished(deployment_id, server, created_by: float, finished_by: float):
+    """The deployment's earliest flow run, once it is in a final state; fails with the end of the
+    server's log if no run exists by ``created_by`` (the scheduler made none) or none finished."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+    from prefect.client.schemas.sorting import FlowRunSort
 
+    only_this = DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id]))
+    with get_client(sync_client=True) as client:
+        while True:
+            runs = client.read_flow_runs(
+                deployment_filter=only_this, sort=FlowRunSort.EXPECTED_START_TIME_ASC, limit=1
+            )
+            if runs and runs[0].state.is_final():
+                return runs[0]
+            now = time.monotonic()
+            if now > finished_by or (not runs and now > created_by):
+                tail = server.log.read_text(errors="replace")[-3000:]
+                what = f"run {runs[0].state!r}" if runs else "no flow run created by the scheduler"
+                pytest.fail(f"{what}; end of the Prefect server's log:\n{tail}")
+            time.sleep(2)
+
+
+def test_serve_runs_a_cron_deployment_when_the_scheduler_fires(tmp_path, prefect_scheduler_api):
+    """A deployment served by `augment serve` with a cron gets its flow run from the server's
+    scheduler (nobody triggers it), and the serving process runs it to Completed.
+
+    The run comes at the next full minute. With SQLAlchemy 2.1 next to Prefect 3.8 the scheduler
+    failed on every pass and no run was ever created (issue 34); then this fails with that error
+    from the server's log.
+    """
     path = write_config(
-        tmp_path, None, name="served", train={"steps": 10}, validate={"enabled": False}
+        tmp_path,
+        None,
+        name="served",
+        train={"steps": 10},
+        validate={"enabled": False},
+        output={"overwrite": True},  # a later run of the minute cron must not fail on the first
     )
-    env = {**prefect_api.env, "PREFECT_RUNNER_POLL_FREQUENCY": "2"}
+    env = {**prefect_scheduler_api.env, "PREFECT_RUNNER_POLL_FREQUENCY": "2"}
+    serve = ["serve", str(path), "--cron", "* * * * *", "--timezone", "Europe/Berlin"]
     serving = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "augment.cli",
-            "serve",
-            str(path),
-            "--cron",
-            "0 3 * * *",
-            "--timezone",
-            "Europe/Berlin",
-        ],
+        [sys.executable, "-m", "augment.cli", *serve, "--limit", "1"],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,
@@ -57,16 +82,21 @@ def test_serve_registers_a_cron_deployment_and_runs_it(tmp_path, prefect_api):
         start_new_session=True,
     )
     try:
-        deployment = _read_deployment("augment-balance/served", prefect_api, time.monotonic() + 180)
+        deployment = _read_deployment("augment-balance/served", time.monotonic() + 180)
         assert serving.poll() is None, serving.stdout.read().decode()[-3000:]
         [schedule] = deployment.schedules
-        assert schedule.schedule.cron == "0 3 * * *"
+        assert schedule.schedule.cron == "* * * * *"
         assert schedule.schedule.timezone == "Europe/Berlin"
         assert schedule.active
         assert deployment.parameters["config_path"] == str(path)
         assert deployment.entrypoint == "flows.balance.balance_flow"
 
-        flow_run = run_deployment("augment-balance/served", timeout=600)
+        registered = time.monotonic()
+        flow_run = _first_run_finished(
+            deployment.id, prefect_scheduler_api, registered + 120, registered + 480
+        )
+        assert flow_run.auto_scheduled
+        assert flow_run.created_by.type == "SCHEDULE" and flow_run.created_by.id == schedule.id
         assert flow_run.state.is_completed(), flow_run.state
     finally:
         stop_process_group(serving, grace=60)
@@ -87,6 +117,27 @@ def test_serve_refuses_a_bad_schedule_before_serving(tmp_path, args, message):
     result = runner.invoke(app, ["serve", str(path), *args])
     assert result.exit_code == 2, result.output
     assert message in result.output
+
+
+def test_serve_refuses_a_schedule_without_a_prefect_server(tmp_path):
+    """Without PREFECT_API_URL Prefect serves on a temporary server that never schedules: a
+    cron given there would never fire, so serve refuses it and says how to fix it."""
+    import os
+
+    path = write_config(tmp_path, None)
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env["PREFECT_HOME"] = str(tmp_path / "prefect-home")
+    done = subprocess.run(
+        [sys.executable, "-m", "augment.cli", "serve", str(path), "--cron", "0 3 * * *"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "PREFECT_API_URL" in done.stdout + done.stderr
+    assert "never creates scheduled runs" in done.stdout + done.stderr
 
 
 def test_prefect_yaml_deploys_to_a_work_pool(prefect_api):
