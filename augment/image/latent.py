@@ -44,7 +44,13 @@ from torch import nn
 
 from augment.core.device import autocast_dtype, autocast_to
 from augment.core.synthesizer import fit_unit
-from augment.core.train import TrainingLoop, TrainingResult
+from augment.core.train import (
+    GANTrainerState,
+    TrainingLoop,
+    TrainingResult,
+    TrainSettings,
+    run_training,
+)
 from augment.core.vectors import DRAWS_PER_KEPT, VectorSpace, best_share, moment_match
 from augment.image.cgan import base_grid
 from augment.image.codes import (
@@ -118,38 +124,67 @@ class ImageAutoencoder(nn.Module):
         return self.decode(self.encode(x))
 
 
-def fit_autoencoder(
-    images: np.ndarray, settings: LatentSettings, *, seed: int, device: torch.device
-) -> tuple[ImageAutoencoder, float]:
-    """Train the autoencoder on uint8 ``(N, H, W, C)`` images of every class.
+class AutoencoderTrainer(GANTrainerState):
+    """One optimizer step of the shared autoencoder at a time: a :class:`augment.core.train.
+    Trainer`, so the autoencoder trains through the shared loop (checkpoints, resume, loss
+    callbacks, progress) like every GAN.
 
     Batches are drawn uniformly over images, so the frequent classes teach most of what the
-    decoder knows and every class gets it. Returns the network (eval mode) and the last batch's
-    mean squared error in ``[-1, 1]`` units.
-    """
-    with _INIT_LOCK, torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        network = ImageAutoencoder(settings).to(device)
-    # channels-last: a training step measured ~1.6x faster on the CPU under bf16 autocast
-    network.to(memory_format=torch.channels_last)
-    rng = torch.Generator(device="cpu").manual_seed(seed)
-    amp = autocast_dtype(device, settings.precision, cpu_bf16_pays=True)
-    optimizer = torch.optim.Adam(network.parameters(), lr=settings.lr)
-    # uint8 on the device; a batch becomes float when drawn (a large set never sits as float)
-    data = torch.as_tensor(np.ascontiguousarray(images), device=device)
-    loss = torch.zeros(())
-    network.train()
-    for _ in range(settings.steps):
-        rows = torch.randint(len(data), (min(settings.batch_size, len(data)),), generator=rng)
+    decoder knows and every class gets it."""
+
+    def __init__(
+        self, images: np.ndarray, settings: LatentSettings, seed: int, device: torch.device
+    ) -> None:
+        self.settings, self.device = settings, device
+        self.train = TrainSettings(seed=seed)  # the seed that restores the random generator
+        with _INIT_LOCK, torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.network = ImageAutoencoder(settings).to(device)
+        # channels-last: a training step measured ~1.6x faster on the CPU under bf16 autocast
+        self.network.to(memory_format=torch.channels_last)
+        self.rng = torch.Generator(device="cpu").manual_seed(seed)
+        self.amp_dtype = autocast_dtype(device, settings.precision, cpu_bf16_pays=True)
+        self.optimizer = torch.optim.Adam(self.network.parameters(), lr=settings.lr)
+        # uint8 on the device; a batch becomes float when drawn (a large set never sits as float)
+        self.data = torch.as_tensor(np.ascontiguousarray(images), device=device)
+
+    def train_step(self, step: int) -> dict[str, float]:
+        self.network.train()
+        size = min(self.settings.batch_size, len(self.data))
+        rows = torch.randint(len(self.data), (size,), generator=self.rng)
         # (B, H, W, C) uint8 permuted to (B, C, H, W) is already channels-last in memory
-        x = data[rows.to(device)].permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
-        with autocast_to(device, amp):
-            out = network(x)
+        x = self.data[rows.to(self.device)].permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+        with autocast_to(self.device, self.amp_dtype):
+            out = self.network(x)
         loss = F.mse_loss(out.float(), x)
-        optimizer.zero_grad(set_to_none=True)
+        self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        optimizer.step()
-    return network.eval(), float(loss.detach())
+        self.optimizer.step()
+        return {"loss_reconstruction": float(loss.detach())}
+
+    def _stateful(self) -> dict[str, Any]:
+        return {"network": self.network, "optimizer": self.optimizer}
+
+    def _generators(self) -> dict[str, torch.Generator]:
+        return {"rng": self.rng}
+
+
+def fit_autoencoder(
+    images: np.ndarray,
+    settings: LatentSettings,
+    *,
+    seed: int,
+    device: torch.device,
+    loop: TrainingLoop | None = None,
+) -> tuple[ImageAutoencoder, float, TrainingResult]:
+    """Train the autoencoder on uint8 ``(N, H, W, C)`` images of every class for
+    ``settings.steps`` steps through the shared training loop (``loop``: checkpoints, resume,
+    callbacks). Returns the network (eval mode), the last batch's mean squared error in
+    ``[-1, 1]`` units and the loop's result."""
+    trainer = AutoencoderTrainer(images, settings, seed, device)
+    result = run_training(trainer, settings.steps, loop, description="autoencoder (all classes)")
+    loss = result.history[-1]["loss_reconstruction"] if result.history else float("nan")
+    return trainer.network.eval(), float(loss), result
 
 
 class LatentBank:
@@ -425,19 +460,38 @@ def fit_latent_bank(
     device: torch.device,
     gan_steps: int = 0,
     loop: TrainingLoop | None = None,
+    autoencoder_loop: TrainingLoop | None = None,
 ) -> LatentBank:
     """Train the shared autoencoder on all ``images`` and keep the anchors of ``classes``.
 
     With ``gan_steps`` > 0 the codes of every image also train the code GAN (the core
     conditional GAN of :mod:`augment.core.cgan`, conditioned on every class present) for that
-    many steps through the shared training loop (``loop``: checkpoints, resume, callbacks).
+    many steps. Both train through the shared loop (``autoencoder_loop``, ``loop``:
+    checkpoints, resume, callbacks).
     """
+    network, loss, _ = fit_autoencoder(
+        images, settings, seed=seed, device=device, loop=autoencoder_loop
+    )
+    bank = latent_bank(network, images, labels, classes, settings, device, loss)
+    if gan_steps > 0:
+        bank.codes.fit_gan(gan_steps, seed, device, settings.precision, loop)
+    return bank
+
+
+def latent_bank(
+    network: ImageAutoencoder,
+    images: np.ndarray,
+    labels: Sequence[Any],
+    classes: Sequence[Any],
+    settings: LatentSettings,
+    device: torch.device,
+    loss: float = float("nan"),
+) -> LatentBank:
+    """The bank of a trained autoencoder: the anchors of ``classes`` and the codes of every
+    image (standardised; what the neighbour filter and a code GAN use)."""
     labels = np.asarray(labels, dtype=object)
-    network, loss = fit_autoencoder(images, settings, seed=seed, device=device)
     anchors = {c: images[labels == c] for c in classes}
     codes = encode_images(network, images, device)
     codec = CodeCodec.fit(codes)
     table = CodeTable(codec, codec.transform(codes), labels.tolist())
-    if gan_steps > 0:
-        table.fit_gan(gan_steps, seed, device, settings.precision, loop)
     return LatentBank(network, anchors, settings, device, loss, table)

@@ -192,7 +192,7 @@ class ImageModality(Modality):
         configured one, or (``model.recipe: auto``) the best on an inner split of the training
         images (:mod:`augment.image.choice`); logged as ``generate.recipe`` and
         ``choice/<recipe>``."""
-        from augment.image.latent import LatentSettings, fit_latent_bank
+        from augment.image.latent import LatentSettings, fit_autoencoder, latent_bank
 
         cfg = ctx.config
         m = cfg.model
@@ -208,16 +208,27 @@ class ImageModality(Modality):
                     steps=m.autoencoder_steps,
                     precision=cfg.train.precision,
                 )
-                synthesizer.bank = fit_latent_bank(
+                loop, callbacks, run_id = _tracked_loop(ctx, "train/autoencoder")
+                network, loss, result = fit_autoencoder(
+                    data.train_images, settings, seed=cfg.train.seed, device=device, loop=loop
+                )
+                _record_training(ctx, "autoencoder", data.classes, result, callbacks, run_id)
+                synthesizer.bank = latent_bank(
+                    network,
                     data.train_images,
                     data.train_labels.tolist(),
                     data.classes,
                     settings,
-                    seed=cfg.train.seed,
-                    device=device,
+                    device,
+                    loss,
                 )
                 if any(r.needs_code_gan for r in recipes):
-                    _fit_code_gan(ctx, synthesizer.bank, device)
+                    loop, callbacks, run_id = _tracked_loop(ctx, "train/code-gan")
+                    codes = synthesizer.bank.codes
+                    result = codes.fit_gan(
+                        m.code_gan_steps, cfg.train.seed, device, cfg.train.precision, loop
+                    )
+                    _record_training(ctx, "code GAN", codes.gan.classes, result, callbacks, run_id)
             choice = None
             if m.recipe == "auto":
                 choice = choose_recipe(
@@ -529,26 +540,36 @@ def _recipes(model: ImageModelConfig) -> list[Recipe]:
     return [Recipe.parse(n) for n in model.recipe_candidates or DEFAULT_CANDIDATES]
 
 
-def _fit_code_gan(ctx: JobContext, bank: Any, device: Any) -> None:
-    """Train the conditional GAN over the autoencoder's codes through the shared training loop:
-    losses per step in a nested MLflow run ``train/code-gan``, checkpoints and resume like the
-    GAN units; listed in the manifest's ``training.units``."""
+def _tracked_loop(ctx: JobContext, run_name: str) -> tuple[TrainingLoop, list[Any], str | None]:
+    """The shared loop for a model the kind fits on top of the units (the autoencoder, the code
+    GAN): losses per step in a nested MLflow run ``run_name``, a checkpoint in the job's local
+    folder, resume like the GAN units."""
     cfg = ctx.config
     callbacks, run_id = [], None
     if ctx.tracker:
-        run_id = ctx.tracker.child("train/code-gan")
+        run_id = ctx.tracker.child(run_name)
         callbacks.append(ctx.tracker.loss_callback(run_id, every=10))
     loop = TrainingLoop(
-        checkpoint_path=ctx.local / "checkpoints" / "code-gan.pt",
+        checkpoint_path=ctx.local / "checkpoints" / f"{run_name.replace('/', '-')}.pt",
         checkpoint_every=cfg.train.checkpoint_every,
         fingerprint=cfg.fingerprint(for_checkpoint=True),
         resume=cfg.train.resume,
         callbacks=callbacks,
         progress=cfg.train.progress,
     )
-    result = bank.codes.fit_gan(
-        cfg.model.code_gan_steps, cfg.train.seed, device, cfg.train.precision, loop
-    )
+    return loop, callbacks, run_id
+
+
+def _record_training(
+    ctx: JobContext,
+    model: str,
+    classes: Sequence[Any],
+    result: TrainingResult,
+    callbacks: list[Any],
+    run_id: str | None,
+) -> None:
+    """Close the model's MLflow run and list its training in the manifest's
+    ``training.units``, beside the GAN units."""
     if ctx.tracker:
         callbacks[0].flush()
         ctx.tracker.log_metrics(
@@ -558,8 +579,8 @@ def _fit_code_gan(ctx: JobContext, bank: Any, device: Any) -> None:
         ctx.tracker.end(run_id)
     ctx.training.append(
         {
-            "model": "code GAN",
-            "classes": [to_python(c) for c in bank.codes.gan.classes],
+            "model": model,
+            "classes": [to_python(c) for c in classes],
             "steps": result.steps,
             "resumed_from": result.resumed_from,
             "seconds": round(result.seconds, 3),

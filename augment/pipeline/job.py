@@ -295,6 +295,7 @@ def assemble(ctx: JobContext, data: Any, fitted: Sequence[tuple[Any, TrainingRes
     ctx.timings["fit"] = sum(result.seconds for _, result in fitted)
     ctx.training = [
         {
+            "model": "GAN",  # the kind may list more (images: the autoencoder, the code GAN)
             "classes": [to_python(c) for c in classes],
             "steps": result.steps,
             "resumed_from": result.resumed_from,

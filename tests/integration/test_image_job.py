@@ -240,7 +240,9 @@ def test_a_code_gan_job_trains_it_through_the_loop_and_counts_its_images(
     )
     result = run_job(load_config(path))
     manifest = read_manifest(result.output)
-    [unit] = manifest["training"]["units"]  # no pixel GAN: the code GAN alone
+    # no pixel GAN: the autoencoder, then the code GAN, both through the shared loop
+    autoencoder, unit = manifest["training"]["units"]
+    assert autoencoder["model"] == "autoencoder" and autoencoder["steps"] == 10
     assert unit["model"] == "code GAN" and unit["steps"] == 20
     assert sorted(unit["classes"]) == list(range(10))
     rows = manifest["generator"]["rows"]
@@ -259,6 +261,9 @@ def test_a_code_gan_job_trains_it_through_the_loop_and_counts_its_images(
     [code_run] = [c for c in children if c.info.run_name == "train/code-gan"]
     losses = client.get_metric_history(code_run.info.run_id, "loss_d")
     assert losses and max(m.step for m in losses) == 20
+    [ae_run] = [c for c in children if c.info.run_name == "train/autoencoder"]
+    losses = client.get_metric_history(ae_run.info.run_id, "loss_reconstruction")
+    assert losses and max(m.step for m in losses) == 10
     assert parent.data.metrics["origin/gan"] == sum(rows["gan"].values())
 
     print_summary(result.summary())
