@@ -43,6 +43,8 @@ import numpy as np
 import torch
 from sklearn.metrics import balanced_accuracy_score
 
+from augment.core.choice import inner_split as core_inner_split
+from augment.core.choice import pick_best
 from augment.core.errors import DataError
 from augment.image.classifier import train_classifier
 from augment.image.synthesizer import ImageSynthesizer, Recipe
@@ -119,14 +121,7 @@ def inner_split(
     index: np.ndarray, n_classes: int, share: float, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Positions of the inner training and inner validation images, stratified by class."""
-    rng = np.random.default_rng([seed, 11])
-    train, held = [], []
-    for cls in range(n_classes):
-        members = rng.permutation(np.flatnonzero(index == cls))
-        n_held = 0 if len(members) < 2 else max(1, int(round(share * len(members))))
-        held.append(members[:n_held])
-        train.append(members[n_held:])
-    return np.sort(np.concatenate(train)), np.sort(np.concatenate(held))
+    return core_inner_split(index, share, np.random.default_rng([seed, 11]), range(n_classes))
 
 
 def choose_recipe(
@@ -222,12 +217,9 @@ def choose_recipe(
             index[held],
         )
         scores[recipe.name] = float((cnn + linear) / 2)
-    best = candidates[0]
-    for recipe in candidates[1:]:
-        if scores[recipe.name] > scores[best.name] + margin:
-            best = recipe
+    best = pick_best([r.name for r in candidates], scores, margin)
     return Choice(
-        recipe=best,
+        recipe=Recipe.parse(best),
         scores=scores,
         inner_train=len(train),
         inner_validation=len(held),

@@ -22,6 +22,8 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import balanced_accuracy_score
 
+from augment.core.choice import inner_split as core_inner_split
+from augment.core.choice import pick_best
 from augment.core.synthesizer import training_units
 from augment.tabular.form import TableForm
 from augment.tabular.generation import RowGenerator, real_row_space
@@ -58,13 +60,7 @@ class GeneratorChoice:
 def inner_split(labels: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """(fit rows, held-out rows) as sorted indices: ``HELD_OUT`` of each class with two rows or
     more (at least one) is held out; a class of one row stays whole in the fit rows."""
-    fit, held = [], []
-    for value in pd.unique(labels):
-        rows = rng.permutation(np.flatnonzero(labels == value))
-        n_held = 0 if len(rows) < 2 else max(1, int(round(len(rows) * HELD_OUT)))
-        held.append(rows[:n_held])
-        fit.append(rows[n_held:])
-    return np.sort(np.concatenate(fit)), np.sort(np.concatenate(held))
+    return core_inner_split(labels, HELD_OUT, rng)
 
 
 def choose_generator(
@@ -115,7 +111,7 @@ def choose_generator(
             float(np.mean([_balanced_accuracy(m, x, y, held_x, held_y) for m in _models(seed)])),
             6,
         )
-    chosen = next(c for c in CANDIDATES if scores[c] == max(scores.values()))
+    chosen = pick_best(CANDIDATES, scores)
     return GeneratorChoice(chosen, scores, len(held_index), len(fit_index))
 
 
