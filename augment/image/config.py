@@ -97,6 +97,15 @@ class ImageModelConfig(ModelConfig):
         description="Optimizer steps of the conditional GAN over the autoencoder's codes (the "
         "table GAN's engine), trained when a recipe draws from it (code-gan, code-mix).",
     )
+    filter_generated: bool = Field(
+        True,
+        description="Draw three codes from the code GAN per image and keep the third whose "
+        "nearest real codes (every class) are most often of the image's class.",
+    )
+    match_moments: bool = Field(
+        True,
+        description="Move a class's kept GAN codes to the mean and covariance of its real codes.",
+    )
     autoencoder_steps: PositiveInt = Field(
         600, description="Optimizer steps of the shared autoencoder (batches of every class)."
     )

@@ -287,8 +287,8 @@ class LatentBank:
         cls: Any,
         n_images: int,
         seed: int,
-        filter_generated: bool = True,
-        match_moments: bool = True,
+        filter_generated: bool | None = None,
+        match_moments: bool | None = None,
     ) -> tuple[np.ndarray, dict[str, int]]:
         """Exactly ``n_images`` uint8 images of ``cls`` decoded from the code GAN's codes, and
         what happened to them (``dropped``: draws the neighbour filter left out; ``moved``:
@@ -297,8 +297,9 @@ class LatentBank:
         With ``filter_generated`` three codes are drawn per image and the third whose nearest
         real codes (every class, whitened) are most often of ``cls`` is kept; with
         ``match_moments`` the kept codes then take the mean and covariance of the class's real
-        codes. Each decoded image gets back the pixel detail the decoder misses on the real
-        image whose code is nearest to its own, so strokes and textures stay sharp."""
+        codes (None: as the code table says). Each decoded image gets back the pixel detail the
+        decoder misses on the real image whose code is nearest to its own, so strokes and
+        textures stay sharp."""
         s = self.settings
         empty = np.zeros((0, s.size, s.size, s.channels), dtype=np.uint8)
         stats = {"dropped": 0, "moved": 0}
@@ -307,6 +308,10 @@ class LatentBank:
         if not self.has_gan:
             raise KeyError("this autoencoder has no code GAN; fit it with gan_steps > 0")
         table = self.codes
+        if filter_generated is None:
+            filter_generated = table.filter_generated
+        if match_moments is None:
+            match_moments = table.match_moments
         draws = DRAWS_PER_KEPT if filter_generated else 1
         drawn = table.codec.transform(table.gan.sample(cls, draws * n_images, seed))  # (3n, d)
         if filter_generated:
@@ -379,11 +384,17 @@ class CodeTable:
         labels: Sequence[Any],
         gan: CodeGAN | None = None,
         steps: int = 0,
+        filter_generated: bool = True,
+        match_moments: bool = True,
     ) -> None:
         self.codec = codec
         self.space = VectorSpace(points, np.asarray(list(labels), dtype=object))
         self.gan = gan
         self.steps = steps  # the code GAN's training steps (0: no GAN)
+        # how GAN codes are made (LatentBank.sample_gan): three draws per kept code, filtered by
+        # neighbour share; the kept codes moved to the class's real mean and covariance
+        self.filter_generated = filter_generated
+        self.match_moments = match_moments
 
     def fit_gan(
         self,
@@ -414,7 +425,13 @@ class CodeTable:
     def subset(self, rows: np.ndarray, seed: int, device: torch.device) -> CodeTable:
         """The codes at ``rows`` only, with a code GAN fitted anew on them (when this table
         has one): what an inner split judges, so that no held-out code shaped the GAN."""
-        table = CodeTable(self.codec, self.space.points[rows], self.space.labels[rows].tolist())
+        table = CodeTable(
+            self.codec,
+            self.space.points[rows],
+            self.space.labels[rows].tolist(),
+            filter_generated=self.filter_generated,
+            match_moments=self.match_moments,
+        )
         if self.gan is not None:
             table.fit_gan(self.steps, seed, device)
         return table
@@ -426,6 +443,8 @@ class CodeTable:
             "labels": list(self.space.labels.tolist()),
             "gan": self.gan.state_dict() if self.gan is not None else None,
             "steps": self.steps,
+            "filter_generated": self.filter_generated,
+            "match_moments": self.match_moments,
         }
 
     @classmethod
@@ -437,6 +456,8 @@ class CodeTable:
             state["labels"],
             CodeGAN.from_state_dict(gan, device) if gan else None,
             int(state.get("steps", 0)),
+            bool(state.get("filter_generated", True)),
+            bool(state.get("match_moments", True)),
         )
 
 

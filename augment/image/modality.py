@@ -222,6 +222,8 @@ class ImageModality(Modality):
                     device,
                     loss,
                 )
+                synthesizer.bank.codes.filter_generated = m.filter_generated
+                synthesizer.bank.codes.match_moments = m.match_moments
                 if any(r.needs_code_gan for r in recipes):
                     loop, callbacks, run_id = _tracked_loop(ctx, "train/code-gan")
                     codes = synthesizer.bank.codes

@@ -75,6 +75,10 @@ class ImageGANOverSampler(GANSampler):
         code_gan_steps: steps of the conditional GAN over the autoencoder's codes (the core
             GAN the tables use), trained when a recipe draws from it (``code-gan``,
             ``code-mix``).
+        filter_generated: draw three codes from the code GAN per image and keep the third whose
+            nearest real codes (every class) are most often of the image's class.
+        match_moments: move each batch of a class's kept GAN codes to the mean and covariance
+            of the class's real codes.
         choice_epochs: epochs of the CNN that judges each candidate recipe.
 
     Fitted attributes: ``sampling_strategy_``, ``synthesizer_``, ``n_generated_``, ``seed_``,
@@ -91,6 +95,8 @@ class ImageGANOverSampler(GANSampler):
         "autoencoder_steps": [Interval(Integral, 1, None, closed="left")],
         "latent_dim": [Interval(Integral, 1, None, closed="left")],
         "code_gan_steps": [Interval(Integral, 1, None, closed="left")],
+        "filter_generated": ["boolean"],
+        "match_moments": ["boolean"],
         "choice_epochs": [Interval(Integral, 1, None, closed="left")],
     }
 
@@ -121,6 +127,8 @@ class ImageGANOverSampler(GANSampler):
         autoencoder_steps: int = 600,
         latent_dim: int = 32,
         code_gan_steps: int = 500,
+        filter_generated: bool = True,
+        match_moments: bool = True,
         choice_epochs: int = 10,
     ) -> None:
         super().__init__(sampling_strategy=sampling_strategy)
@@ -213,6 +221,8 @@ class ImageGANOverSampler(GANSampler):
                 gan_steps=self.code_gan_steps if any(r.needs_code_gan for r in recipes) else 0,
                 loop=TrainingLoop(progress=self.progress),
             )
+            bank.codes.filter_generated = self.filter_generated
+            bank.codes.match_moments = self.match_moments
         synthesizer = ImageSynthesizer(models, classes, bank=bank, recipe=recipes[0])
         self.choice_ = None
         if self.recipe == "auto":

@@ -175,3 +175,26 @@ def test_sampler_with_a_code_recipe_trains_the_code_gan(digits):
     made = [Recipe("code-mix").split(n) for n in (60 - 15, 60 - 1)]  # (latent, code GAN, pixel)
     assert sampler.synthesizer_.origin_totals()["gan"] == sum(m[1] for m in made) == 52
     assert sampler.synthesizer_.origin_totals()["anchored"] == sum(m[0] for m in made)
+
+
+def test_filter_and_moment_map_can_be_turned_off_and_stay_off_after_load(digits, tmp_path):
+    images, labels = digits
+    sampler = ImageGANOverSampler(
+        recipe="code-gan",
+        autoencoder_steps=10,
+        code_gan_steps=10,
+        latent_dim=8,
+        random_state=0,
+        cpu_threads=1,
+        filter_generated=False,
+        match_moments=False,
+    )
+    sampler.fit_resample(images, labels)
+    totals = sampler.synthesizer_.origin_totals()
+    assert totals["gan"] == 45 + 59 and totals["dropped"] == totals["moved"] == 0
+    sampler.save(tmp_path / "plain.pt")
+    loaded = ImageGANOverSampler.load(tmp_path / "plain.pt")
+    table = loaded.synthesizer_.bank.codes
+    assert table.filter_generated is False and table.match_moments is False
+    loaded.synthesizer_.sample({1: 6}, seed=0)
+    assert loaded.synthesizer_.origin_totals()["dropped"] == 0
