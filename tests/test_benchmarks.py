@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,6 +83,45 @@ def test_quick_image_benchmark_prints_table_and_writes_json(tmp_path: Path) -> N
         "gan+warp",
     )
     assert results["generation_images_per_second"] > 0
+
+
+def test_texture_patches_never_share_a_pixel_between_training_and_test() -> None:
+    pytest.importorskip("skimage", reason="the texture set needs scikit-image (make .venv/.bench)")
+    from benchmarks.texture_data import PATCH, SOURCES, texture_patches
+
+    patches = texture_patches(train_per_class=20, test_per_class=10, seed=0)
+    assert patches.train_images.shape == (20 * len(SOURCES), PATCH, PATCH, 1)
+    assert patches.test_images.shape == (10 * len(SOURCES), PATCH, PATCH, 1)
+    assert patches.train_images.dtype == np.uint8
+    for cls, start in enumerate(patches.test_start):
+        train_columns = patches.train_corners[patches.train_labels == cls, 1]
+        test_columns = patches.test_corners[patches.test_labels == cls, 1]
+        # a gap of one patch between the last training column and the first test column
+        assert train_columns.max() + PATCH <= start - PATCH
+        assert test_columns.min() >= start
+    again = texture_patches(train_per_class=20, test_per_class=10, seed=0)
+    assert np.array_equal(patches.test_images, again.test_images)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_quick_image_benchmark_runs_on_textures(tmp_path: Path) -> None:
+    pytest.importorskip("skimage", reason="the texture set needs scikit-image (make .venv/.bench)")
+    output = tmp_path / "images.json"
+    completed = run_benchmark(
+        "benchmarks.images",
+        "--sets",
+        "textures",
+        "--quick",
+        "--no-throughput",
+        "--output",
+        str(output),
+    )
+    assert "## textures (32x32, imbalance 10:1" in completed.stdout
+    summary = json.loads(output.read_text())["summary"]
+    assert set(summary) == {"textures"}
+    for arm in ("none", "augment", "classic", "augment+classic"):
+        assert 0 <= summary["textures"][arm]["cnn"]["mean"] <= 1
 
 
 @pytest.mark.slow
