@@ -118,13 +118,13 @@ def test_image_rerun_reuses_the_generator(tmp_path, training_calls, monkeypatch)
     import augment.image.latent
     from tests.conftest import image_config
 
-    fits, real = [], augment.image.latent.fit_latent_bank
+    fits, real = [], augment.image.latent.fit_autoencoder
 
     def counting(*args, **kwargs):
         fits.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(augment.image.latent, "fit_latent_bank", counting)
+    monkeypatch.setattr(augment.image.latent, "fit_autoencoder", counting)
     # training_calls counts image trainings too: every kind's fit goes through core.synthesizer
     path = image_config(tmp_path, None, validate={"enabled": False})
     first = runner.invoke(app, ["run", str(path)])
