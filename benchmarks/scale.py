@@ -7,6 +7,9 @@ Run from the repository root::
                                             # 2M-row breast_cancer job (about 15 minutes)
     python -m benchmarks.scale --rows 10000000   # add the 10M-row case (by hand; minutes more)
     python -m benchmarks.scale --quick      # smoke test: small sizes (what the slow test runs)
+    python -m benchmarks.scale --cases folder --output benchmarks/results/scale_folder.json
+                                            # a folder of 20,000 RGB photos at 256 px (~10 min;
+                                            # the folder is written once under /tmp)
 
 Every case is a real job (``augment.run_job``: load, fit, generate into the output, validate) in
 a fresh Python process, so its peak RSS (``ru_maxrss``) is its own. Tracking is off except in the
@@ -19,6 +22,11 @@ full job, which logs to a throwaway MLflow store as a user's job would.
 - ``validate``: the breast_cancer job with ``N`` generated rows, validation (downstream arms and
   fidelity) with ``validate.max_rows`` at its default and with no cap.
 - ``job``: the breast_cancer job with 1,000,000 rows of each class, all other settings default.
+- ``folder``: a folder of ``--folder-images`` JPEG photos (20,000: noise, a gradient and a few
+  shapes per image, four classes of 50/25/17.5/7.5 %) read at ``--folder-size`` px RGB (256),
+  ``data.max_images`` at its default (the models fit on a 512 MiB sample, the plan counts every
+  image), the autoencoder for 50 steps, recipe ``latent``, validation on (1 CNN epoch per arm),
+  one torch thread. The folder is written once under the system's temp folder and kept.
 
 Prints a markdown table and writes ``benchmarks/results/scale.json``.
 """
@@ -72,14 +80,65 @@ def _config(kind: str, n: int, output: Path, **overrides: Any) -> dict[str, Any]
     return config
 
 
-def run_case(case: str, n: int, cap: str) -> dict[str, Any]:
+FOLDER_CLASSES = {"a": 0.5, "b": 0.25, "c": 0.175, "d": 0.075}
+
+
+def image_folder(n: int, size: int) -> Path:
+    """A folder of ``n`` JPEG photos of ``size`` px in four classes, written once and kept
+    (under the temp folder, never the repository): a smooth gradient of the class's colour, noise
+    and a few random shapes, so that the files are photo-sized (~20 KB), not noise-sized."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    root = Path(tempfile.gettempdir()) / f"augment-scale-folder-{n}-{size}"
+    if (root / "_COMPLETE").exists():
+        return root
+    rng = np.random.default_rng(0)
+    ramp = np.linspace(0.0, 1.0, size)[None, :, None]
+    for index, (cls, share) in enumerate(FOLDER_CLASSES.items()):
+        colour = np.array([[60, 120, 200], [200, 80, 60], [70, 180, 90], [190, 170, 50]][index])
+        folder = root / cls
+        folder.mkdir(parents=True, exist_ok=True)
+        base = 40 + ramp * colour[None, None, :]  # (1, size, 3) gradient
+        for i in range(round(n * share)):
+            noise = rng.normal(0, 12, (size, size, 3))
+            pixels = np.clip(base + noise, 0, 255).astype(np.uint8)
+            image = Image.fromarray(pixels)
+            draw = ImageDraw.Draw(image)
+            for _ in range(3):
+                x, y = rng.integers(0, size - size // 4, 2)
+                extent = int(rng.integers(size // 8, size // 4))
+                fill = tuple(int(v) for v in rng.integers(0, 256, 3))
+                shape = draw.ellipse if index % 2 else draw.rectangle
+                shape([int(x), int(y), int(x) + extent, int(y) + extent], fill=fill)
+            image.save(folder / f"{i:06d}.jpg", quality=90)
+    (root / "_COMPLETE").write_text("")
+    return root
+
+
+def run_case(case: str, n: int, cap: str, size: int = 256) -> dict[str, Any]:
     """One case in this process; returns its measurements."""
     from augment.pipeline.config import parse_config
     from augment.pipeline.job import run_job
 
     with tempfile.TemporaryDirectory(prefix="augment-scale-") as tmp:
         output = Path(tmp)
-        if case == "table":
+        if case == "folder":
+            config = {
+                "name": "scale_folder",
+                "data": {
+                    "source": str(image_folder(n, size)),
+                    "kind": "image",
+                    "size": size,
+                    "channels": 3,
+                },
+                "model": {"recipe": "latent", "autoencoder_steps": 50},
+                "train": {"batch_size": 64, "device": "cpu", "seed": 0, "cpu_threads": 1},
+                "validate": {"enabled": True, "epochs": 1},
+                "output": {"path": str(output / "run")},
+                "tracking": {"enabled": False},
+            }
+        elif case == "table":
             config = _config("table", n, output)
         elif case == "image":
             config = _config("image", n, output)
@@ -107,7 +166,7 @@ def run_case(case: str, n: int, cap: str) -> dict[str, Any]:
     generated = sum(result.plan.values())
     generate = result.timings.get("generate", float("nan"))
     return {
-        "case": case,
+        "case": f"folder {size} px" if case == "folder" else case,
         "n": generated,
         "cap": str(job_config.validate_.max_rows) if case in ("validate", "job") else None,
         "seconds": round(seconds, 2),
@@ -119,9 +178,11 @@ def run_case(case: str, n: int, cap: str) -> dict[str, Any]:
     }
 
 
-def _spawn(case: str, n: int, cap: str = "default") -> dict[str, Any]:
+def _spawn(case: str, n: int, cap: str = "default", size: int = 256) -> dict[str, Any]:
+    if case == "folder":
+        image_folder(n, size)  # written here, before the measured process starts
     command = [sys.executable, "-m", "benchmarks.scale", "--case", case, "--n", str(n)]
-    command += ["--cap", cap]
+    command += ["--cap", cap, "--size", str(size)]
     print(f"running {case} n={n:,} cap={cap} ...", file=sys.stderr, flush=True)
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -136,7 +197,7 @@ def _table(rows: list[dict[str, Any]]) -> str:
     ]
     for row in rows:
         t = row["timings"]
-        unit = "images/s" if row["case"] == "image" else "rows/s"
+        unit = "images/s" if row["case"].startswith(("image", "folder")) else "rows/s"
         rate = f"{row['per_second']:,} {unit}" if row["per_second"] else "-"
         lines.append(
             f"| {row['case']} | {row['n']:,} | {row['cap'] or '-'} | {row['seconds']:.1f} "
@@ -151,6 +212,7 @@ def main() -> None:
     parser.add_argument("--case", help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--cap", default="default", help=argparse.SUPPRESS)
+    parser.add_argument("--size", type=int, default=256, help=argparse.SUPPRESS)
     parser.add_argument("--quick", action="store_true", help="small sizes, for the smoke test")
     parser.add_argument(
         "--rows", type=int, nargs="*", default=None, help="table generation sizes to measure"
@@ -158,12 +220,16 @@ def main() -> None:
     parser.add_argument(
         "--cases",
         default="table,image,validate,job",
-        help="which cases to run (comma-separated): table, image, validate, job",
+        help="which cases to run (comma-separated): table, image, validate, job, folder",
     )
+    parser.add_argument(
+        "--folder-images", type=int, default=20_000, help="images in the folder case's folder"
+    )
+    parser.add_argument("--folder-size", type=int, default=256, help="data.size of the folder case")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
     if args.case:  # a child process: one case, one JSON line
-        print(json.dumps(run_case(args.case, args.n, args.cap)))
+        print(json.dumps(run_case(args.case, args.n, args.cap, args.size)))
         return
 
     if args.quick:
@@ -184,6 +250,8 @@ def main() -> None:
     results += [_spawn("validate", validate_n, cap) for cap in caps] if "validate" in cases else []
     if job_n and "job" in cases:
         results.append(_spawn("job", job_n))
+    if "folder" in cases:
+        results.append(_spawn("folder", args.folder_images, size=args.folder_size))
 
     table = _table(results)
     print(table)

@@ -93,6 +93,19 @@ def plan_samples(counts: Mapping[Any, int], sampling_strategy: Any) -> dict[Any,
     return plan
 
 
+def class_quotas(counts: Mapping[Any, int], max_rows: int) -> dict[Any, int]:
+    """Rows to keep per class so that at most ``max_rows`` are kept: the smallest classes whole,
+    the remaining budget shared evenly by the larger ones (water filling). The rare classes are
+    what the model must learn, so they are the last to be cut."""
+    quotas, budget = {}, max_rows
+    ordered = sorted(counts.items(), key=lambda item: item[1])
+    for position, (cls, n) in enumerate(ordered):
+        share = budget // (len(ordered) - position)
+        quotas[cls] = min(n, share)
+        budget -= quotas[cls]
+    return {cls: quotas[cls] for cls in counts}
+
+
 def split_holdout(
     frame: pd.DataFrame, label: str, fraction: float, seed: int
 ) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -59,7 +59,7 @@ def images_digest(images: np.ndarray, labels: Sequence[Any]) -> str:
     digest = hashlib.sha256()
     pixels = np.ascontiguousarray(images)
     digest.update(json.dumps([list(pixels.shape), str(pixels.dtype)]).encode())
-    digest.update(pixels.tobytes())
+    digest.update(pixels.reshape(-1).view(np.uint8))  # the bytes of tobytes(), not a copy
     digest.update(json.dumps([str(label) for label in labels]).encode())
     return digest.hexdigest()
 

@@ -35,6 +35,7 @@ import shutil
 import socket
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -341,6 +342,8 @@ class ShardWriter(StagedFolder):
         sink = pa.BufferOutputStream()
         pq.write_table(table.cast(self._schema), sink, use_dictionary=self._dictionary)
         data = sink.getvalue().to_pybytes()
+        del table, sink
+        release_arrow_memory()
         name = f"part-{len(self.files):05d}.parquet"
         storage.write_bytes(self.folder / name, data)
         self.files.append(
@@ -405,6 +408,22 @@ def read_shards(
     ``columns`` reads only those columns; ``take`` (sorted row numbers over all parts in order)
     keeps only those rows, one part at a time, so a sample of a large run never holds it all.
     """
+    frames = list(iter_shards(path, verify, require_success, storage_options, columns, take))
+    if not frames:
+        return pd.DataFrame()
+    return pd.concat(frames, ignore_index=True)
+
+
+def iter_shards(
+    path: str | Location,
+    verify: bool = True,
+    require_success: bool = True,
+    storage_options: dict[str, Any] | None = None,
+    columns: list[str] | None = None,
+    take: np.ndarray | None = None,
+) -> Iterator[pd.DataFrame]:
+    """:func:`read_shards` one part at a time: each part's rows (those of ``take`` in it) as a
+    frame, for a reader that must never hold the whole run (large images)."""
     out = storage.location(path, storage_options)
     if require_success:
         entries = read_manifest(out)["files"]
@@ -414,7 +433,6 @@ def read_shards(
             for p in sorted((out / SHARD_DIR).glob("part-*.parquet"), key=lambda p: p.name)
         ]
         verify = False
-    frames = []
     read_rows = 0  # rows of the parts before this one (for ``take``)
     for entry in entries:
         file = out / entry["path"]
@@ -424,6 +442,7 @@ def read_shards(
                 f"shard {file} does not match its sha256 in the manifest; rerun the job"
             )
         table = pq.read_table(pa.BufferReader(data), columns=columns)
+        del data
         if entry["rows"] is not None and table.num_rows != entry["rows"]:
             raise DataError(
                 f"shard {file} has {table.num_rows} rows, the manifest says {entry['rows']}"
@@ -432,7 +451,14 @@ def read_shards(
             first, taken = read_rows, np.searchsorted(take, read_rows + table.num_rows)
             read_rows += table.num_rows
             table = table.take(take[np.searchsorted(take, first) : taken] - first)
-        frames.append(table.to_pandas())
-    if not frames:
-        return pd.DataFrame()
-    return pd.concat(frames, ignore_index=True)
+        frame = table.to_pandas()
+        del table
+        release_arrow_memory()
+        yield frame
+
+
+def release_arrow_memory() -> None:
+    """Give back to the system what Arrow's allocator (mimalloc or jemalloc) keeps after a
+    part is written or read: measured on 256 px images, it otherwise held a few hundred MB
+    of freed part buffers for the rest of the job."""
+    pa.default_memory_pool().release_unused()

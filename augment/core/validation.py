@@ -228,6 +228,19 @@ def stratified_pick(
     return np.sort(np.concatenate(picks)) if picks else np.zeros(0, dtype=np.int64)
 
 
+def scaled_to_sample(
+    counts: Mapping[Any, int], fitted: Mapping[Any, int], plan: Mapping[Any, int]
+) -> tuple[dict[Any, int], dict[Any, int]]:
+    """Real and synthetic rows per class for validating a job whose model was fitted on a
+    sample (``fitted`` of the train split's ``counts``): the job's real set and its plan scaled
+    by one factor, the largest the sample holds, so the arms keep the class mix of the real data.
+    A sample that keeps the rare classes whole and cuts the large ones, plus the rows planned
+    for the whole split, would otherwise turn the majority into a minority."""
+    factor = min(fitted.get(c, 0) / n for c, n in counts.items() if n)
+    real = {c: min(fitted.get(c, 0), max(1, round(n * factor))) for c, n in counts.items()}
+    return real, {c: round(plan.get(c, 0) * factor) for c in counts}
+
+
 def proportional_pick(
     labels: np.ndarray, max_rows: int | None, rng: np.random.Generator
 ) -> np.ndarray:

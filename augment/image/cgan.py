@@ -43,10 +43,10 @@ from torch.nn.utils.parametrizations import spectral_norm
 from augment.core import ddp
 from augment.core.device import autocast, autocast_dtype, autocast_to
 from augment.core.train import EMA, GANTrainerState, TrainSettings, class_probabilities
-from augment.image.transforms import diff_augment, from_unit, parse_policy, to_unit
+from augment.image.sizes import base_grid
+from augment.image.transforms import diff_augment, from_unit, parse_policy
 
 _INIT_LOCK = threading.Lock()
-MIN_SIZE, MAX_SIZE = 8, 64
 # Images per generator call when sampling. On the CPU, 256-512 was fastest at 28x28: larger batches
 # make activations of tens of MB, whose allocation (fresh pages every call) outweighs the gain.
 SAMPLE_BATCH = 512
@@ -87,24 +87,6 @@ class ImageTrainSettings(TrainSettings):
     lr: float = 5e-4
     betas: tuple[float, float] = (0.0, 0.99)
     critic_steps: int = 1
-
-
-def base_grid(size: int) -> tuple[int, int]:
-    """``(s0, k)`` with ``size == s0 * 2**k``, ``4 <= s0 <= 7`` and ``k >= 1``.
-
-    Raises:
-        ValueError: the size is outside 8..64 or not of that form (e.g. 9 or 36).
-    """
-    if MIN_SIZE <= size <= MAX_SIZE:
-        s0, k = size, 0
-        while s0 > 7 and s0 % 2 == 0:
-            s0, k = s0 // 2, k + 1
-        if 4 <= s0 <= 7 and k >= 1:
-            return s0, k
-    raise ValueError(
-        f"image size {size} is not supported; use a size from {MIN_SIZE} to {MAX_SIZE} that is 4-7 "
-        "times a power of two (8, 12, 14, 16, 20, 24, 28, 32, 40, 48, 56, 64)"
-    )
 
 
 def _widths(settings: ImageGANSettings) -> list[int]:
@@ -230,8 +212,8 @@ class ImageDiscriminator(nn.Module):
 class ImageGANTrainer(GANTrainerState):
     """One generator step (with ``critic_steps`` discriminator steps) at a time.
 
-    Implements :class:`augment.core.train.Trainer`. The images stay on ``device`` as one float tensor,
-    sorted by class, so a batch is one gather (on CUDA this keeps the data on the GPU).
+    Implements :class:`augment.core.train.Trainer`. The images stay on ``device`` as one uint8
+    tensor, sorted by class, so a batch is one gather (on CUDA this keeps the data on the GPU).
     Data-parallel when a ``torch.distributed`` process group is up (see :mod:`augment.core.ddp`).
     """
 
@@ -271,9 +253,9 @@ class ImageGANTrainer(GANTrainerState):
         self.sample_rng = torch.Generator(device="cpu").manual_seed(seed + 1)
 
         order = np.argsort(class_index, kind="stable")
-        self.data = to_unit(images[order], device)  # (N, C, H, W) in [-1, 1]
-        if settings.channels_last:
-            self.data = self.data.contiguous(memory_format=torch.channels_last)
+        # uint8 (N, H, W, C) on the device, a batch made float when drawn: a float copy of every
+        # image would take 4 times the decoded pixels (4 GB for 5,000 RGB images at 256 px)
+        self.data = torch.as_tensor(np.ascontiguousarray(images[order]), device=device)
         counts = np.bincount(class_index, minlength=model.n_classes)
         self.counts = torch.as_tensor(counts, dtype=torch.float64)
         self.offsets = torch.as_tensor(np.concatenate([[0], np.cumsum(counts)[:-1]]))
@@ -286,7 +268,10 @@ class ImageGANTrainer(GANTrainerState):
     def _real(self, cls: torch.Tensor) -> torch.Tensor:
         u = torch.rand(cls.shape[0], generator=self.sample_rng, dtype=torch.float64)
         rows = self.offsets[cls] + (u * self.counts[cls]).long()
-        return self.data[rows.to(self.device)]
+        # (B, H, W, C) uint8 permuted to (B, C, H, W) is channels-last in memory; the same values
+        # as converting every image up front
+        x = self.data[rows.to(self.device)].permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
+        return x if self.model.settings.channels_last else x.contiguous()
 
     def _augment(self, x: torch.Tensor) -> torch.Tensor:
         return diff_augment(x, self.policy, self.rng) if self.policy else x

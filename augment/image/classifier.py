@@ -27,9 +27,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from augment.core.errors import DataError, ModelFileError
-from augment.image.transforms import to_unit
+from augment.image.sizes import MAX_SIZE, MIN_SIZE, WORK_SIZE, work_size
+from augment.image.transforms import downsample, to_unit
 
-MIN_SIZE, MAX_SIZE = 8, 64
 ARCHITECTURE = "small_cnn/1"
 
 # torch.random.fork_rng swaps the global RNG state; two threads doing it at once would restore each
@@ -38,7 +38,7 @@ _INIT_LOCK = threading.Lock()
 
 
 def check_images(images: np.ndarray, what: str = "images") -> np.ndarray:
-    """Return ``images`` if they are uint8 ``(N, H, W, C)``, ``C`` in {1, 3}, ``H == W`` in 8..64.
+    """Return ``images`` if they are uint8 ``(N, H, W, C)``, ``C`` in {1, 3}, ``H == W`` in 8..256.
 
     Raises:
         DataError: another dtype, rank, channel count or size; the message says which.
@@ -97,8 +97,9 @@ class SmallCNN(nn.Module):
     The first convolution keeps the full size for images of 16 px or less and halves larger ones
     (at 28 px a full-size first layer measured ~5 times slower training); stride-2 convolutions
     then halve until the grid is at most 4 x 4, and one more convolution runs there. Any size from
-    8 to 64 works: 8 -> 4; 28 -> 14 -> 7 -> 4; 64 -> 32 -> 16 -> 8 -> 4. Weights and batches are
-    channels-last: oneDNN's convolutions ran 1.4-2 times faster that way on this CPU with two
+    8 to 256 works: 8 -> 4; 28 -> 14 -> 7 -> 4; 64 -> 32 -> 16 -> 8 -> 4 (larger images are
+    area-averaged down to 64 px first by :func:`train_classifier`, see
+    :mod:`augment.image.sizes`). Weights and batches are channels-last: oneDNN's convolutions ran 1.4-2 times faster that way on this CPU with two
     threads, and no slower with one.
 
     Args:
@@ -147,18 +148,28 @@ class SmallCNN(nn.Module):
 class ImageClassifier:
     """A trained :class:`SmallCNN` with numpy in, numpy out; every call runs in eval mode.
 
+    Images of ``input_size`` (the side of the images it was trained on) are area-averaged down
+    to the network's ``size`` batch by batch, as they were for training; images of ``size`` are
+    taken as they are (a network trained on 128 px images at 64 px takes either).
+
     Args:
         network: the trained network.
         device: where it runs.
         batch_size: images per forward pass when predicting.
+        input_size: the side of the images it was trained on (default: the network's).
     """
 
     def __init__(
-        self, network: SmallCNN, device: torch.device | str = "cpu", batch_size: int = 512
+        self,
+        network: SmallCNN,
+        device: torch.device | str = "cpu",
+        batch_size: int = 512,
+        input_size: int | None = None,
     ) -> None:
         self.device = torch.device(device)
         self.network = network.to(self.device, memory_format=torch.channels_last).eval()
         self.size, self.channels, self.n_classes = network.size, network.channels, network.n_classes
+        self.input_size = input_size or network.size
         self.batch_size = batch_size
 
     def predict_proba(self, images: np.ndarray) -> np.ndarray:
@@ -178,6 +189,7 @@ class ImageClassifier:
         return {
             "architecture": ARCHITECTURE,
             "size": self.size,
+            "input_size": self.input_size,
             "channels": self.channels,
             "n_classes": self.n_classes,
             "width": self.network.width,
@@ -217,23 +229,24 @@ class ImageClassifier:
                 f"the classifier weights do not fit a {ARCHITECTURE} network "
                 f"({str(error).splitlines()[0][:200]!s}); retrain the classifier"
             ) from None
-        return cls(network, device)
+        return cls(network, device, input_size=state.get("input_size"))
 
     def _run(self, images: np.ndarray, features: bool = False) -> torch.Tensor:
         """Logits ``(N, K)``, or penultimate features ``(N, D)``, as float32 on the CPU."""
         images = check_images(images)
-        if images.shape[1] != self.size or images.shape[3] != self.channels:
+        if images.shape[1] not in (self.size, self.input_size) or images.shape[3] != self.channels:
             raise DataError(
-                f"the classifier was trained on {self.size} x {self.size} x {self.channels} "
-                f"images; got {images.shape[1]} x {images.shape[2]} x {images.shape[3]}"
+                f"the classifier was trained on {self.input_size} x {self.input_size} x "
+                f"{self.channels} images; got {images.shape[1]} x {images.shape[2]} x "
+                f"{images.shape[3]}"
             )
         function = self.network.features if features else self.network
         self.network.eval()
         outputs = [torch.zeros(0, self.network.feature_dim if features else self.n_classes)]
         with torch.inference_mode():
             for start in range(0, len(images), self.batch_size):
-                x = to_unit(images[start : start + self.batch_size], self.device)
-                x = x.contiguous(memory_format=torch.channels_last)
+                batch = downsample(images[start : start + self.batch_size], self.size)
+                x = to_unit(batch, self.device).contiguous(memory_format=torch.channels_last)
                 outputs.append(function(x).float().cpu())
         return torch.cat(outputs)
 
@@ -250,6 +263,7 @@ def train_classifier(
     device: torch.device | str = "cpu",
     class_weighted: bool = False,
     augment: Callable[[np.ndarray, int], np.ndarray] | None = None,
+    max_size: int | None = WORK_SIZE,
 ) -> ImageClassifier:
     """Train a :class:`SmallCNN` from scratch on uint8 images.
 
@@ -274,6 +288,10 @@ def train_classifier(
             :func:`augment.image.classic.warp_images`): each epoch sees fresh moves of every image,
             as a user's training loop with an albumentations pipeline does. ``seed`` is derived
             from ``seed`` and the step, so a run stays reproducible.
+        max_size: images larger than this are area-averaged down (side halved until at most
+            ``max_size``, :func:`augment.image.sizes.work_size`) once, before training, and so
+            is every image the classifier is later given; ``None`` keeps the full size. At 256
+            px a CNN epoch at full size costs ~16 times one at 64 px.
 
     Returns:
         The trained :class:`ImageClassifier`, in eval mode.
@@ -291,6 +309,8 @@ def train_classifier(
     if len(images) == 0:
         raise DataError("there are no training images for the classifier")
     device = torch.device(device)
+    input_size = images.shape[1]
+    images = downsample(images, work_size(input_size, max_size))  # a copy only when larger
     size, channels = images.shape[1], images.shape[3]
 
     with _INIT_LOCK, torch.random.fork_rng(devices=[]):
@@ -332,4 +352,4 @@ def train_classifier(
             loss.backward()
             optimizer.step()
             schedule.step()
-    return ImageClassifier(network.eval(), device)
+    return ImageClassifier(network.eval(), device, input_size=input_size)

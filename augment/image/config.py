@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from augment.core.config import (
     KIND_HELP,
@@ -21,20 +21,58 @@ from augment.core.config import (
     TrainConfig,
     ValidateConfig,
 )
+from augment.image.sizes import MAX_SIZE, MIN_SIZE, WORK_SIZE, base_grid
+
+# data.max_images: auto: the training images the models are fitted on hold at most this many
+# bytes decoded. A job may hold them up to three times (the set; the autoencoder's anchors, a copy
+# unless the source lists its classes in order as a folder does; the saved model's copy of the
+# generated classes), beside ~1.5 GB of libraries and working memory, so 512 MiB keeps a 256 px
+# RGB job under 4 GB (measured: 3.0-3.4 GB, docs/operations.md); and the autoencoder's 600
+# steps of 128 images see each of 2,730 images ~30 times, so more would add little.
+FIT_BYTES = 512 * 2**20
 
 
 class ImageDataConfig(DataConfig):
     """Where the images come from and the size they are brought to."""
 
     kind: Literal["image"] = Field("image", description=KIND_HELP)
-    size: Annotated[int, Field(ge=8, le=64)] = Field(
-        28, description="Images are resized to size x size (8..64, 4-7 times a power of two)."
+    size: Annotated[int, Field(ge=MIN_SIZE, le=MAX_SIZE)] = Field(
+        28,
+        description="Images are brought to size x size (8..256, 4-7 times a power of two: ..., "
+        "64, 80, 96, 112, 128, 160, 192, 224, 256); above 64 px the autoencoder and the "
+        "validation CNN work on them area-averaged to 64 px or less.",
     )
     channels: Literal[1, 3] = Field(1, description="1 = grayscale, 3 = RGB; inputs are converted.")
+    fit: Literal["resize", "crop"] = Field(
+        "resize",
+        description="How an image of another shape becomes size x size: resize the whole image "
+        "(a non-square one is squeezed), or crop its largest centred square, then resize.",
+    )
+    max_images: PositiveInt | Literal["auto"] | None = Field(
+        "auto",
+        description="At most this many training images are decoded for the models to fit on: a "
+        "seeded sample per class, the rarest classes whole (the plan still counts every image "
+        "of the source; the summary and the manifest say so); train images outside it are "
+        "never decoded. auto: as many as 512 MiB of decoded pixels hold (2,730 RGB images at "
+        "256 px, 10,922 at 128, 43,690 at 64), which keeps a 256 px job under 4 GB. null: "
+        "every image.",
+    )
     on_bad_file: Literal["error", "skip"] = Field(
         "error", description="A corrupt, empty or non-image file stops the job, or is skipped."
     )
     image_column: str = Field("image", description="Image bytes column of a Parquet source.")
+
+    @field_validator("size")
+    @classmethod
+    def _generator_size(cls, value: int) -> int:
+        base_grid(value)  # the networks double a 4-7 px grid: say which sizes exist
+        return value
+
+    def image_limit(self) -> int | None:
+        """``max_images`` as a number of images (``auto`` resolved for this size and channels)."""
+        if self.max_images == "auto":
+            return max(1, FIT_BYTES // (self.size * self.size * self.channels))
+        return self.max_images
 
 
 # every recipe, in the order auto prefers them (augment.image.choice.ALL_RECIPES)
@@ -136,7 +174,11 @@ class ImageTrainConfig(TrainConfig):
 
 
 class ImageOutputConfig(OutputConfig):
-    rows_per_shard: PositiveInt = 10_000
+    rows_per_shard: PositiveInt = Field(
+        10_000,
+        description="Rows per Parquet part; a part of images also holds at most 128 MiB of "
+        "their pixels (it is assembled in memory): 682 RGB images at 256 px, 2,730 at 128.",
+    )
     image_files: bool = Field(False, description="Also write images/<class>/<sample_id>.png.")
 
 
@@ -163,6 +205,13 @@ class ImageValidateConfig(ValidateConfig):
         None, description="Path of the FID Inception weights; default: the torch hub cache."
     )
     kid: bool = Field(True, description="Also report KID with the same extractor.")
+    max_size: Annotated[int, Field(ge=MIN_SIZE)] | None = Field(
+        WORK_SIZE,
+        description="Validation sees larger images area-averaged down to this side (halved until "
+        "at most it): the CNN arms, their augmentation, the FID / KID features (Inception "
+        "included) and the holdout kept in memory; at 256 px a CNN epoch costs ~16 times one at "
+        "64 px. null: full size (each set then takes its images x size^2 x channels bytes).",
+    )
     stacking: bool = Field(
         True,
         description="Run the arms with albumentations on the fly: real + classic, and real + "

@@ -3,7 +3,8 @@
 An item is one image as a float tensor ``(C, H, W)`` in ``[0, 1]`` (torchvision's ``ToTensor``
 layout), after the dataset's transform. Synthetic images are decoded when their item is read:
 only their PNG bytes, as the shards hold them, stay in memory. Real images come decoded from the
-job's loader (:func:`augment.image.sources.load_images` decodes a whole source at once).
+job's loader: the train images the models were fitted on (the whole train split, or its
+``data.max_images`` sample).
 """
 
 from __future__ import annotations

@@ -26,6 +26,14 @@ from augment.image.shards import ImageFileWriter, encode_png, path_part
 
 # judge(images, cls) -> probability of class ``cls`` for each image, shape (n,)
 Judge = Callable[[np.ndarray, Any], np.ndarray]
+# A part is assembled and serialised in memory (several copies of its PNG bytes at once), so it
+# holds at most this many pixel bytes whatever output.rows_per_shard says: 682 RGB images at
+# 256 px, 2,730 at 128; 10,000 images of 64 px RGB or less fit.
+PART_BYTES = 128 * 2**20
+# Images of a batch (generated, then PNG-encoded while the next one is generated): at most this
+# many pixel bytes, 170 RGB images at 256 px; the batch of SAMPLE_BATCH images fits up to 64 px,
+# so smaller images are generated exactly as before.
+BATCH_BYTES = 32 * 2**20
 
 
 def generate_image_shards(
@@ -46,13 +54,18 @@ def generate_image_shards(
 
     Columns: ``image`` (PNG bytes), ``label`` (the class value), ``sample_id``
     (``<class>-<index>``, unique within the run). With ``image_files`` the same PNGs also go to
-    ``<output>/images/<class>/<sample_id>.png``. ``judge`` turns the quality filter on.
+    ``<output>/images/<class>/<sample_id>.png``. ``judge`` turns the quality filter on. A part
+    holds at most ``rows_per_shard`` images and at most :data:`PART_BYTES` of their pixels; a
+    batch at most ``batch_size`` images and :data:`BATCH_BYTES` of their pixels.
 
     Raises:
         DataError: the filter ran out of candidates for a class and ``on_shortfall="error"``.
     """
     report: dict[str, Any] = {}
     files_writer = ImageFileWriter(output) if image_files else None
+    pixels = int(np.prod(synthesizer.image_shape))
+    rows_per_shard = max(1, min(rows_per_shard, PART_BYTES // pixels))
+    batch_size = max(1, min(batch_size, BATCH_BYTES // pixels))
     batches = _class_batches(
         synthesizer, plan, seed, judge, threshold, max_factor, on_shortfall, batch_size, report
     )

@@ -52,7 +52,6 @@ from augment.core.train import (
     run_training,
 )
 from augment.core.vectors import DRAWS_PER_KEPT, VectorSpace, best_share, moment_match
-from augment.image.cgan import base_grid
 from augment.image.codes import (
     CODE_GAN_FORMAT,
     CodeCodec,
@@ -60,10 +59,14 @@ from augment.image.codes import (
     code_gan_settings,
     code_train_settings,
 )
-from augment.image.transforms import from_unit, to_unit
+from augment.image.sizes import base_grid, work_size
+from augment.image.transforms import downsample, from_unit, to_unit, upsample
 
 _INIT_LOCK = threading.Lock()
 ENCODE_BATCH = 512
+# Values per decoded chunk at full size: 1024 images at 64 px RGB (25 MB as float); at 256 px RGB
+# a chunk is 64 images, so the full-size float tensors of a batch stay small.
+RENDER_VALUES = 1024 * 64 * 64 * 3
 
 
 @dataclass
@@ -84,20 +87,26 @@ class LatentSettings:
 
 
 def _widths(settings: LatentSettings) -> list[int]:
-    _, k = base_grid(settings.size)
+    _, k = base_grid(work_size(settings.size))
     return [min(settings.width * 2 ** (k - 1 - i), settings.max_width) for i in range(k)]
 
 
 class ImageAutoencoder(nn.Module):
     """Strided convolutions down to the ``s0`` grid, a linear code; the decoder mirrors it.
 
-    Any size the GAN takes (8-64 px, see :func:`augment.image.cgan.base_grid`) works: one
-    stride-2 layer per halving. Inputs and outputs are ``(B, C, H, W)`` in ``[-1, 1]``.
+    Any size the GAN takes (8-256 px, see :func:`augment.image.sizes.base_grid`) works: one
+    stride-2 layer per halving. Above 64 px the network runs at :attr:`work` px
+    (:func:`augment.image.sizes.work_size`): callers area-average the images down to it
+    (:func:`augment.image.transforms.downsample`) and :class:`LatentBank` upsamples what it
+    decodes, then gives back at full size the detail the decoder missed on the real parents. At
+    256 px a training step then costs what it costs at 64 px instead of ~16 times more. Inputs
+    and outputs are ``(B, C, work, work)`` in ``[-1, 1]``.
     """
 
     def __init__(self, settings: LatentSettings) -> None:
         super().__init__()
-        s0, _ = base_grid(settings.size)
+        self.work = work_size(settings.size)
+        s0, _ = base_grid(self.work)
         widths = _widths(settings)  # low resolution first
         self.s0, self.w0 = s0, widths[0]
         down = [nn.Conv2d(settings.channels, widths[-1], 4, stride=2, padding=1)]
@@ -130,7 +139,8 @@ class AutoencoderTrainer(GANTrainerState):
     callbacks, progress) like every GAN.
 
     Batches are drawn uniformly over images, so the frequent classes teach most of what the
-    decoder knows and every class gets it."""
+    decoder knows and every class gets it. Images larger than the network's working size are
+    area-averaged down to it once, here."""
 
     def __init__(
         self, images: np.ndarray, settings: LatentSettings, seed: int, device: torch.device
@@ -146,7 +156,8 @@ class AutoencoderTrainer(GANTrainerState):
         self.amp_dtype = autocast_dtype(device, settings.precision, cpu_bf16_pays=True)
         self.optimizer = torch.optim.Adam(self.network.parameters(), lr=settings.lr)
         # uint8 on the device; a batch becomes float when drawn (a large set never sits as float)
-        self.data = torch.as_tensor(np.ascontiguousarray(images), device=device)
+        working = downsample(images, self.network.work)  # (N, work, work, C); a copy only if larger
+        self.data = torch.as_tensor(np.ascontiguousarray(working), device=device)
 
     def train_step(self, step: int) -> dict[str, float]:
         self.network.train()
@@ -225,21 +236,25 @@ class LatentBank:
 
     @torch.no_grad()
     def _prepared(self, cls: Any) -> tuple[torch.Tensor, torch.Tensor, VectorSpace]:
-        """Codes ``(n, d)``, pixel detail the decoder misses ``(n, C, H, W)`` and the class's
-        codes as a :class:`augment.core.vectors.VectorSpace` (its partners, its nearest real
-        image to a GAN code); computed once per class."""
+        """Codes ``(n, d)``, the decoder's reconstructions ``(n, C, w, w)`` at its working size
+        (what it misses on an anchor is the anchor minus its reconstruction, upsampled) and the
+        class's codes as a :class:`augment.core.vectors.VectorSpace` (its partners, its nearest
+        real image to a GAN code); computed once per class."""
         with self._lock:
             if cls not in self._codes:
-                x = to_unit(self.anchors[cls], self.device)
-                codes, detail = [], []
-                for start in range(0, len(x), ENCODE_BATCH):
-                    z = self.autoencoder.encode(x[start : start + ENCODE_BATCH])
-                    detail.append(x[start : start + ENCODE_BATCH] - self.autoencoder.decode(z))
+                anchors = self.anchors[cls]
+                codes, reconstructions = [], []
+                for start in range(0, len(anchors), ENCODE_BATCH):
+                    working = downsample(
+                        anchors[start : start + ENCODE_BATCH], self.autoencoder.work
+                    )
+                    z = self.autoencoder.encode(to_unit(working, self.device))
+                    reconstructions.append(self.autoencoder.decode(z))
                     codes.append(z)
                 z = torch.cat(codes).float()
                 points = self._standard(z.cpu().numpy())
                 space = VectorSpace(points, np.zeros(len(points)), self.settings.neighbours)
-                self._codes[cls] = (z, torch.cat(detail).float(), space)
+                self._codes[cls] = (z, torch.cat(reconstructions).float(), space)
             return self._codes[cls]
 
     def _standard(self, codes: np.ndarray) -> np.ndarray:
@@ -248,11 +263,66 @@ class LatentBank:
         return self.codes.codec.transform(codes) if self.codes is not None else codes
 
     @torch.no_grad()
-    def _decode(self, z: torch.Tensor, detail: torch.Tensor | None) -> np.ndarray:
-        pixels = self.autoencoder.decode(z).float()
-        if detail is not None and self.settings.detail:
-            pixels = pixels + detail
-        return from_unit(pixels.clamp_(-1, 1))
+    def _decode(
+        self, cls: Any, z: torch.Tensor, parents: list[tuple[torch.Tensor, torch.Tensor | None]]
+    ) -> np.ndarray:
+        """uint8 ``(n, H, W, C)`` images of the codes ``z`` ``(n, d)`` at full size, each with
+        the detail the decoder misses on its real parents given back: ``parents`` holds
+        ``(rows, weight)`` pairs, ``rows`` ``(n,)`` places among the class's anchors and
+        ``weight`` ``(n, 1, 1, 1)`` (``None``: 1). Decoded a chunk at a time, so a batch of
+        256 px images never holds more than a few full-size float tensors of 64 images."""
+        s = self.settings
+        _, reconstructions, _ = self._prepared(cls)
+        anchors = self.anchors[cls]
+        step = max(1, RENDER_VALUES // (s.size * s.size * s.channels))
+        parts = [np.zeros((0, s.size, s.size, s.channels), dtype=np.uint8)]
+        for start in range(0, len(z), step):
+            chunk = slice(start, start + step)
+            decoded = self.autoencoder.decode(z[chunk]).float()  # (m, C, w, w)
+            if not s.detail:
+                parts.append(from_unit(upsample(decoded, s.size).clamp_(-1, 1)))
+            elif self.autoencoder.work != s.size:
+                parts.append(self._decode_up(decoded, reconstructions, anchors, parents, chunk))
+            else:
+                detail = None
+                for rows, weight in parents:
+                    part = rows[chunk]
+                    # what the decoder misses on these anchors: (m, C, H, W)
+                    missed = to_unit(anchors[part.numpy()], self.device) - reconstructions[part]
+                    missed = missed if weight is None else weight[chunk] * missed
+                    detail = missed if detail is None else detail + missed
+                parts.append(from_unit((decoded + detail).clamp_(-1, 1)))
+        return np.concatenate(parts)
+
+    def _decode_up(
+        self,
+        decoded: torch.Tensor,
+        reconstructions: torch.Tensor,
+        anchors: np.ndarray,
+        parents: list[tuple[torch.Tensor, torch.Tensor | None]],
+        chunk: slice,
+    ) -> np.ndarray:
+        """:meth:`_decode` of a chunk when the decoder works below full size. Upsampling is
+        linear, so ``up(D(z)) + sum w (x - up(r))`` is ``up(D(z) - sum w r) + sum w x``: one
+        upsampling of small images instead of one per parent, and the full-size sum is made in
+        the pixels' own (H, W, C) layout and 0..255 units (no full-size transposes)."""
+        low = decoded  # (m, C, w, w) in [-1, 1]
+        high = None  # sum w x: (m, H, W, C) in 0..255, summed in place (full-size passes cost)
+        total = 0.0  # sum w: 1 for the recipes' parents
+        for rows, weight in parents:
+            part = rows[chunk]
+            real = torch.as_tensor(anchors[part.numpy()], device=self.device).float()
+            if weight is None:
+                low, total = low - reconstructions[part], total + 1.0
+            else:
+                w = weight[chunk]  # (m, 1, 1, 1): the same broadcast in either layout
+                low, total = low - w * reconstructions[part], total + w
+                real.mul_(w)
+            high = real if high is None else high.add_(real)
+        up = upsample(low, self.settings.size).permute(0, 2, 3, 1)  # (m, H, W, C) view
+        # 127.5 (p + 1) with p = up + sum w (x / 127.5 - 1), clipped to 0..255 as from_unit does
+        pixels = high.add_(up, alpha=127.5).add_(127.5 * (1.0 - total))
+        return pixels.clamp_(0, 255).round_().to(torch.uint8).cpu().numpy()
 
     @torch.no_grad()
     def sample(self, cls: Any, n_images: int, seed: int, batch_size: int = 512) -> np.ndarray:
@@ -262,7 +332,7 @@ class LatentBank:
             return np.zeros((0, s.size, s.size, s.channels), dtype=np.uint8)
         if cls not in self.anchors or len(self.anchors[cls]) == 0:
             raise KeyError(f"class {cls!r} has no real image to start from")
-        codes, detail, space = self._prepared(cls)
+        codes, _, space = self._prepared(cls)
         rng = np.random.default_rng([seed, 7])
         parts = []
         for start in range(0, n_images, batch_size):
@@ -274,7 +344,7 @@ class LatentBank:
             t = torch.as_tensor(pick.t, dtype=torch.float32, device=self.device)[:, None]
             z = codes[first] * (1 - t) + codes[second] * t
             t4 = t[:, :, None, None]
-            parts.append(self._decode(z, (1 - t4) * detail[first] + t4 * detail[second]))
+            parts.append(self._decode(cls, z, [(first, 1 - t4), (second, t4)]))
         return np.concatenate(parts)
 
     @property
@@ -324,10 +394,10 @@ class LatentBank:
             if moments is not None:
                 drawn = moments.apply(drawn).astype(np.float32)
                 stats["moved"] = n_images
-        codes, detail, space = self._prepared(cls)
+        _, _, space = self._prepared(cls)
         nearest = space.nearest(drawn)  # (n,) places among the class's real images
         z = torch.as_tensor(table.codec.inverse_transform(drawn), device=self.device)
-        return self._decode(z, detail[torch.as_tensor(nearest)]), stats
+        return self._decode(cls, z, [(torch.as_tensor(nearest), None)]), stats
 
     def restricted(
         self, keep: Mapping[Any, np.ndarray], codes: CodeTable | None = None
@@ -336,7 +406,7 @@ class LatentBank:
         split, with the inner split's ``codes``; by default the codes stay as they are)."""
         return LatentBank(
             self.autoencoder,
-            {c: self.anchors[c][keep[c]] for c in self.anchors if c in keep},
+            {c: _kept(self.anchors[c], keep[c]) for c in self.anchors if c in keep},
             self.settings,
             self.device,
             self.loss,
@@ -368,6 +438,24 @@ class LatentBank:
             float(state.get("loss", float("nan"))),
             CodeTable.from_state_dict(codes, device) if codes else None,
         )
+
+
+def _rows_of(images: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``images[mask]``; a view, not a copy, when the rows are one run (a folder source lists
+    its images class by class: at 256 px a copy of every class would be 512 MiB more)."""
+    rows = np.flatnonzero(mask)
+    if len(rows) and rows[-1] - rows[0] + 1 == len(rows):
+        return images[rows[0] : rows[-1] + 1]
+    return images[rows]
+
+
+def _kept(anchors: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """``anchors[keep]``; the array itself when ``keep`` is every row in order (no copy of a
+    class's images when a synthesizer keeps all of them)."""
+    keep = np.asarray(keep)
+    if len(keep) == len(anchors) and np.array_equal(keep, np.arange(len(anchors))):
+        return anchors
+    return anchors[keep]
 
 
 class CodeTable:
@@ -466,8 +554,8 @@ def encode_images(autoencoder: ImageAutoencoder, images: np.ndarray, device: tor
     """(N, latent_dim) float32 codes of uint8 ``images``, encoded batch by batch."""
     parts = [np.zeros((0, autoencoder.to_code.out_features), dtype=np.float32)]
     for start in range(0, len(images), ENCODE_BATCH):
-        x = to_unit(images[start : start + ENCODE_BATCH], device)
-        parts.append(autoencoder.encode(x).float().cpu().numpy())
+        working = downsample(images[start : start + ENCODE_BATCH], autoencoder.work)
+        parts.append(autoencoder.encode(to_unit(working, device)).float().cpu().numpy())
     return np.concatenate(parts)
 
 
@@ -511,7 +599,7 @@ def latent_bank(
     """The bank of a trained autoencoder: the anchors of ``classes`` and the codes of every
     image (standardised; what the neighbour filter and a code GAN use)."""
     labels = np.asarray(labels, dtype=object)
-    anchors = {c: images[labels == c] for c in classes}
+    anchors = {c: _rows_of(images, labels == c) for c in classes}
     codes = encode_images(network, images, device)
     codec = CodeCodec.fit(codes)
     table = CodeTable(codec, codec.transform(codes), labels.tolist())

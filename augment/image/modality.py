@@ -1,7 +1,10 @@
 """Images as a modality of the job: what the pipeline's steps do with images.
 
-- load: :func:`augment.image.sources.load_images` (folder, Parquet bytes, .npz, sklearn:digits),
-  holdout split and plan (:mod:`augment.core.balance`);
+- load: :func:`augment.image.sources.index_images` (folder, Parquet bytes, .npz, sklearn:digits)
+  lists every image with its label; the holdout split and the plan count them all
+  (:mod:`augment.core.balance`); only the images used are decoded: a seeded per-class sample of
+  the train split for the models (``data.max_images``) and a stratified sample of the holdout
+  for validation (``validate.max_rows``, kept at the size validation sees);
 - fit: :class:`augment.image.cgan.ImageCGAN`, with sample grids logged every N steps;
 - generate: PNG bytes in Parquet (optionally PNG files), with the optional quality filter;
 - validate: a small CNN on real / real+synthetic / real+albumentations, and FID (+ KID), k-NN
@@ -24,24 +27,26 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from augment.core.balance import to_python
+from augment.core.balance import class_counts, class_quotas, plan_samples, to_python
 from augment.core.cache import images_digest
 from augment.core.context import JobContext
 from augment.core.device import cpu_threads, resolve_device
+from augment.core.errors import DataError
 from augment.core.generate import GenerationResult
 from augment.core.metrics import unique_metric_keys
 from augment.core.modality import Modality, ReportInputs
 from augment.core.precision_recall import precision_recall_meanings
-from augment.core.shards import read_shards
+from augment.core.shards import iter_shards, read_shards
 from augment.core.synthesizer import training_units
 from augment.core.train import TrainingLoop, TrainingResult, settings_from
-from augment.core.validation import proportional_pick
+from augment.core.validation import proportional_pick, scaled_to_sample, stratified_pick
 from augment.image.cgan import ImageCGAN, ImageGANSettings, ImageTrainSettings
 from augment.image.choice import DEFAULT_CANDIDATES, choose_recipe
 from augment.image.config import ImageJobConfig, ImageModelConfig
 from augment.image.generate import generate_image_shards
-from augment.image.shards import decode_png, read_image_shards
-from augment.image.sources import load_images
+from augment.image.shards import decode_png
+from augment.image.sizes import work_size
+from augment.image.sources import ImageIndex, index_images
 from augment.image.synthesizer import (
     IMAGE_SYNTHESIZER_FORMAT,
     ImageSynthesizer,
@@ -49,18 +54,20 @@ from augment.image.synthesizer import (
     fit_image_unit,
     image_synthesizer_from_payload,
 )
+from augment.image.transforms import downsample
 
 log = logging.getLogger(__name__)
 LABEL = "label"  # the label column of image shards
 GRID_PER_CLASS = 10
+DECODE_BLOCK = 512  # images decoded at full size at a time before they are shrunk for validation
 
 
 @dataclass
 class ImageData:
     classes: list[Any]
-    train_images: np.ndarray  # uint8 (N, H, W, C)
+    train_images: np.ndarray  # uint8 (N, H, W, C): the images the models are fitted on
     train_labels: np.ndarray  # class values
-    holdout_images: np.ndarray
+    holdout_images: np.ndarray  # uint8, at the size validation sees (validate.max_size)
     holdout_labels: np.ndarray
     counts_before: dict[Any, int]
     plan: dict[Any, int]
@@ -78,9 +85,10 @@ class ImageData:
     @property
     def params(self) -> dict[str, Any]:
         return {
-            "data.images_train": len(self.train_images),
-            "data.images_holdout": len(self.holdout_images),
+            "data.images_train": len(self.split_ids["train_sources"]),
+            "data.images_holdout": len(self.split_ids["holdout_sources"]),
             "data.skipped_files": self.cleaning["skipped_files"],
+            **({"data.images_fitted": len(self.train_images)} if "fitted" in self.cleaning else {}),
         }
 
     def index_of(self, labels: Sequence[Any]) -> np.ndarray:
@@ -94,44 +102,93 @@ class ImageModality(Modality):
     synthesizer_format = IMAGE_SYNTHESIZER_FORMAT
 
     def load(self, ctx: JobContext) -> ImageData:
-        """Decode every image, split the holdout, optionally imbalance the train split, and plan."""
+        """List every image, split the holdout, optionally imbalance the train split, and plan;
+        then decode the images the job uses: the models' sample of the train split
+        (``data.max_images``) and, for validation, a sample of the holdout (``validate.max_rows``)
+        shrunk to the size validation sees (``validate.max_size``)."""
         cfg = ctx.config
-        d = cfg.data
-        dataset = load_images(
+        d, v = cfg.data, cfg.validate_
+        index = index_images(
             d.source,
-            size=d.size,
-            channels=d.channels,
             label=d.label or LABEL,
             image_column=d.image_column,
             on_bad_file=d.on_bad_file,
             storage_options=d.storage_options,
         )
-        labels = np.array([to_python(v) for v in dataset.labels], dtype=object)
+        labels = np.array([to_python(value) for value in index.labels], dtype=object)
         train, holdout, counts, plan = ctx.split_and_plan(pd.DataFrame({LABEL: labels}), LABEL)
         train_idx, holdout_idx = train.index.to_numpy(), holdout.index.to_numpy()
-        if dataset.skipped:
-            log.warning(
-                "skipped %d unreadable image(s) (data.on_bad_file: skip)", len(dataset.skipped)
+        notes: list[str] = []
+        cleaning: dict[str, Any] = {}
+
+        fitted_idx = train_idx
+        limit = d.image_limit()
+        if limit is not None and len(train_idx) > limit:
+            # the rarest classes whole, the others share the rest; seeded, exact per class
+            quotas = class_quotas(counts, limit)
+            pick = stratified_pick(
+                labels[train_idx], quotas, np.random.default_rng([cfg.train.seed, 19])
             )
+            fitted_idx = train_idx[pick]
+        options = {
+            "size": d.size,
+            "channels": d.channels,
+            "fit": d.fit,
+            "on_bad_file": d.on_bad_file,
+        }
+        fitted = index.decode(fitted_idx, **options)
+        skipped = index.skipped + fitted.skipped
+        if fitted.skipped:
+            # the plan counts readable images: the bad ones found among the train images go
+            bad = class_counts(labels[np.setdiff1d(fitted_idx, fitted.positions)])
+            counts = {c: n - bad.get(c, 0) for c, n in counts.items()}
+            empty = [c for c, n in counts.items() if n == 0]
+            if empty:
+                raise DataError(
+                    f"class {empty[0]!r} has no readable training image (its files were "
+                    "skipped as unreadable); add images of it or remove its folder"
+                )
+            plan = plan_samples(counts, cfg.balance.sampling_strategy)
+        if len(fitted_idx) < len(train_idx):
+            kept = class_counts(labels[fitted.positions])
+            cleaning["fitted"] = {"max_images": limit, "train": counts, "fitted": kept}
+            notes.append(_sample_note(d.max_images, limit, counts, kept, d.size, d.channels))
+
+        held_idx = holdout_idx[:0]
+        if v.enabled:
+            rng = np.random.default_rng([cfg.train.seed, 23])
+            held_idx = holdout_idx[proportional_pick(labels[holdout_idx], v.max_rows, rng)]
+            if len(held_idx) < len(holdout_idx):
+                notes.append(
+                    f"validation scores a stratified sample of {len(held_idx):,} of the "
+                    f"{len(holdout_idx):,} holdout images (validate.max_rows={v.max_rows:,})"
+                )
+        holdout_images, held_positions, held_skipped = _decode_shrunk(
+            index, held_idx, work_size(d.size, v.max_size), options
+        )
+        skipped += held_skipped
+        if skipped:
+            log.warning("skipped %d unreadable image(s) (data.on_bad_file: skip)", len(skipped))
+        for note in notes:
+            log.warning(note)
+        cleaning.update(skipped_files=len(skipped), skipped=skipped[:100], notes=notes)
         data = ImageData(
             classes=list(counts),
-            train_images=dataset.images[train_idx],
-            train_labels=labels[train_idx],
-            holdout_images=dataset.images[holdout_idx],
-            holdout_labels=labels[holdout_idx],
+            train_images=fitted.images,
+            train_labels=labels[fitted.positions],
+            holdout_images=holdout_images,
+            holdout_labels=labels[held_positions],
             counts_before=counts,
             plan=plan,
-            cleaning={"skipped_files": len(dataset.skipped), "skipped": dataset.skipped[:100]},
+            cleaning=cleaning,
             split_ids={
-                "holdout_sources": [dataset.sources[i] for i in holdout_idx],
-                "train_sources": [dataset.sources[i] for i in train_idx],
+                "holdout_sources": [index.sources[i] for i in holdout_idx],
+                "train_sources": [index.sources[i] for i in train_idx],
             },
         )
         if ctx.tracker:
-            if dataset.skipped:
-                ctx.tracker.log_text(
-                    json.dumps(dataset.skipped, indent=2), "data/skipped_files.json"
-                )
+            if skipped:
+                ctx.tracker.log_text(json.dumps(skipped, indent=2), "data/skipped_files.json")
             real = {
                 c: data.train_images[data.train_labels == c][:GRID_PER_CLASS] for c in data.classes
             }
@@ -320,7 +377,15 @@ class ImageModality(Modality):
                 for c, n in data.plan.items()
                 if n > 0
             }
-            data.extra["stacking"] = unwarped.sample(plan, seed=cfg.train.seed)
+            # drawn batch by batch and shrunk to the size validation sees, so that a large image
+            # size never holds the whole sample at full size
+            size = work_size(cfg.data.size, cfg.validate_.max_size)
+            parts = [np.zeros((0, size, size, cfg.data.channels), dtype=np.uint8)]
+            labels: list[Any] = []
+            for cls, batch in unwarped.iter_batches(plan, seed=cfg.train.seed):
+                parts.append(downsample(batch, size))
+                labels.extend([cls] * len(batch))
+            data.extra["stacking"] = (np.concatenate(parts), np.asarray(labels))
         if ctx.tracker:
             grid = {
                 c: synthesizer.unit_of[c].sample(c, GRID_PER_CLASS, seed=cfg.train.seed)
@@ -347,17 +412,33 @@ class ImageModality(Modality):
 
         cfg = ctx.config
         v = cfg.validate_
-        images, labels, _ = read_image_shards(ctx.output, require_success=False)
-        if len(images) == 0:
-            images = np.zeros((0, *data.image_shape), dtype=np.uint8)
-        synthetic_index = data.index_of(labels)
-        targets = {i: data.counts_before[c] + data.plan[c] for i, c in enumerate(data.classes)}
+        rng = np.random.default_rng([cfg.train.seed, 29])
+        real, per_class = np.arange(len(data.train_images)), None
+        notes = []
+        if "fitted" in data.cleaning:
+            # the models' sample and the plan, scaled by one factor to the train split's mix
+            real_counts, per_class = scaled_to_sample(
+                data.counts_before, data.cleaning["fitted"]["fitted"], data.plan
+            )
+            real = stratified_pick(data.train_labels, real_counts, rng)
+            notes.append(
+                f"validation (data.max_images): {len(real):,} real and "
+                f"{sum(per_class.values()):,} synthetic images, the train split and the plan "
+                "scaled by one factor, so the arms keep the class mix of the real data"
+            )
+        # at most validate.max_rows of them (a stratified sample; the arms and the fidelity sets
+        # never use more), at the size validation sees, as the holdout is
+        images, synthetic_index = _read_synthetic(ctx, data, v.max_rows, v.max_size, per_class)
+        real_index = data.index_of(data.train_labels[real])
+        counts = np.bincount(real_index, minlength=len(data.classes))
+        counts += np.bincount(synthetic_index, minlength=len(data.classes))
+        targets = dict(enumerate(counts.tolist()))  # the classic arms reach the augmented arm's
         device = str(resolve_device(cfg.train.device))
         baseline = real_classifier(ctx, data)
         with cpu_threads(cfg.train.cpu_threads):
             report = validate_images(
-                data.train_images,
-                data.index_of(data.train_labels),
+                data.train_images if per_class is None else data.train_images[real],
+                real_index,
                 data.holdout_images,
                 data.index_of(data.holdout_labels),
                 images,
@@ -369,12 +450,15 @@ class ImageModality(Modality):
                 device=device,
                 classic=v.albumentations,
                 min_lift=v.min_lift,
-                baseline_model=baseline,
+                # trained on every image of the sample: the baseline arm only when it is the set
+                baseline_model=baseline if per_class is None else None,
                 max_rows=v.max_rows,
                 stacking=v.stacking,
                 stack_share=v.stack_share,
-                **_stacking_inputs(data),
+                max_size=v.max_size,
+                **_stacking_inputs(data, per_class, rng),
             )
+            report.notes[:0] = notes
             fidelity: dict[str, float] = {}
             if v.fid and len(images):
                 extractor = resolve_extractor(
@@ -383,16 +467,13 @@ class ImageModality(Modality):
                     classifier=baseline,
                     device=device,
                 )
-                # features cost a forward pass per image: a large set is a stratified sample
-                rng = np.random.default_rng(cfg.train.seed)
-                real_index = data.index_of(data.holdout_labels)
-                real_pick = proportional_pick(real_index, v.max_rows, rng)
-                fake_pick = proportional_pick(synthetic_index, v.max_rows, rng)
+                # features cost a forward pass per image: both sets are stratified samples of
+                # at most validate.max_rows images already (load, _read_synthetic)
                 fidelity = fid_report(
-                    data.holdout_images[real_pick],
-                    real_index[real_pick],
-                    images[fake_pick],
-                    synthetic_index[fake_pick],
+                    data.holdout_images,
+                    data.index_of(data.holdout_labels),
+                    images,
+                    synthetic_index,
                     data.classes,
                     extractor,
                     kid=v.kid,
@@ -413,6 +494,9 @@ class ImageModality(Modality):
             "image_files": "images/" if ctx.config.output.image_files else None,
             "filter": generation.filter or None,
             "skipped_files": data.cleaning.get("skipped_files", 0),
+            # data.max_images cut the train split: the images per class of the split (what the
+            # plan counts) and of the sample the models were fitted on
+            "fitted_sample": _plain(data.cleaning.get("fitted")),
             "fid_extractor": data.extra.get("fid_extractor"),
             "recipe": data.extra.get("recipe"),
             "generator": {
@@ -476,6 +560,58 @@ class ImageModality(Modality):
         return inputs
 
 
+def _plain(fitted: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The sample record with class keys as JSON keys (strings)."""
+    if fitted is None:
+        return None
+    return {
+        key: {str(c): n for c, n in value.items()} if isinstance(value, dict) else value
+        for key, value in fitted.items()
+    }
+
+
+def _sample_note(
+    setting: Any,
+    limit: int,
+    counts: dict[Any, int],
+    kept: dict[Any, int],
+    size: int,
+    channels: int,
+) -> str:
+    """The summary's line for a train split larger than ``data.max_images`` (as tables say
+    theirs for ``data.max_rows``)."""
+    whole = [str(c) for c, n in counts.items() if kept.get(c, 0) == n]
+    cut = {c: n for c, n in counts.items() if kept.get(c, 0) < n}
+    parts = [f"all images of {', '.join(whole)}"] if whole else []
+    parts += [f"{kept.get(c, 0):,} of {n:,} images of {c}" for c, n in cut.items()]
+    value = (
+        f"auto ({limit:,} images at {size} x {size} x {channels})"
+        if setting == "auto"
+        else f"{limit:,}"
+    )
+    return (
+        f"data.max_images={value}: the train split has {sum(counts.values()):,} images; the "
+        f"models are fitted on a sample of {sum(kept.values()):,} ({'; '.join(parts)}); the "
+        "plan counts every image"
+    )
+
+
+def _decode_shrunk(
+    index: ImageIndex, positions: np.ndarray, size: int, options: dict[str, Any]
+) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+    """The images at ``positions`` decoded a block at a time and area-averaged down to
+    ``size`` (validation's size), so the full-size images of a large holdout are never held
+    together. Returns the images, their positions and the skipped files."""
+    images = [np.zeros((0, size, size, options["channels"]), dtype=np.uint8)]
+    kept, skipped = [np.zeros(0, dtype=np.int64)], []
+    for start in range(0, len(positions), DECODE_BLOCK):
+        block = index.decode(positions[start : start + DECODE_BLOCK], **options)
+        images.append(downsample(block.images, size))
+        kept.append(block.positions)
+        skipped += block.skipped
+    return np.concatenate(images), np.concatenate(kept), skipped
+
+
 def _quality_measures(
     fidelity: dict[str, float], extractor: str, features: str
 ) -> list[tuple[str, float, str]]:
@@ -530,9 +666,44 @@ def real_classifier(ctx: JobContext, data: ImageData) -> Any:
                 epochs=cfg.validate_.epochs,
                 seed=cfg.train.seed,
                 device=str(resolve_device(cfg.train.device)),
+                max_size=cfg.validate_.max_size,
             )
         data.classifier_seconds = time.perf_counter() - began
     return data.real_classifier
+
+
+def _read_synthetic(
+    ctx: JobContext,
+    data: ImageData,
+    max_rows: int | None,
+    max_size: int | None,
+    per_class: dict[Any, int] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The committed synthetic images, area-averaged to the size validation sees, and their
+    class indices: ``per_class[c]`` of class ``c`` when given (else all), at most ``max_rows``,
+    each class in proportion. Read one part at a time and decoded a block at a time, so that
+    neither the run's PNG bytes nor its full-size images are ever held together."""
+    height, _, channels = data.image_shape
+    size = work_size(height, max_size)
+    images = [np.zeros((0, size, size, channels), dtype=np.uint8)]
+    index = np.zeros(0, dtype=np.int64)
+    if sum(data.plan.values()):
+        labels = read_shards(ctx.output, require_success=False, columns=[LABEL])[LABEL]
+        index = data.index_of(labels.tolist())
+        rng = np.random.default_rng([ctx.config.train.seed, 31])
+        pick = np.arange(len(index))
+        if per_class is not None:
+            wanted = {data.classes.index(c): n for c, n in per_class.items()}
+            pick = stratified_pick(index, wanted, rng)
+        pick = pick[proportional_pick(index[pick], max_rows, rng)]
+        take = pick if len(pick) < len(index) else None
+        index = index[pick]
+        for part in iter_shards(ctx.output, require_success=False, columns=["image"], take=take):
+            pngs = part["image"].tolist()
+            for start in range(0, len(pngs), DECODE_BLOCK):
+                block = np.stack([decode_png(png) for png in pngs[start : start + DECODE_BLOCK]])
+                images.append(downsample(block, size))
+    return np.concatenate(images), index
 
 
 def _recipes(model: ImageModelConfig) -> list[Recipe]:
@@ -615,9 +786,20 @@ def _fit_gan(
     )
 
 
-def _stacking_inputs(data: ImageData) -> dict[str, Any]:
-    """The stacked arm's images when the recipe warps (see ``ImageModality.generate``)."""
+def _stacking_inputs(
+    data: ImageData, per_class: dict[Any, int] | None = None, rng: np.random.Generator | None = None
+) -> dict[str, Any]:
+    """The stacked arm's images when the recipe warps (see ``ImageModality.generate``);
+    ``per_class[c]`` of class ``c`` when given."""
     if "stacking" not in data.extra:
         return {}
     images, labels = data.extra["stacking"]
-    return {"stacked_images": images, "stacked_labels": data.index_of(labels.tolist())}
+    index = data.index_of(labels.tolist())
+    if per_class is not None:
+        wanted = {
+            data.classes.index(c): min(n, int((index == data.classes.index(c)).sum()))
+            for c, n in per_class.items()
+        }
+        keep = stratified_pick(index, wanted, rng)
+        images, index = images[keep], index[keep]
+    return {"stacked_images": images, "stacked_labels": index}

@@ -1,8 +1,9 @@
 """``ImageGANOverSampler``: the conditional image GAN as an imbalanced-learn sampler.
 
 ``X`` is a uint8 array of images, ``(N, H, W)`` (grey) or ``(N, H, W, C)`` with C = 1 or 3, all of
-one square size from 8 to 64 pixels that fits the generator (see
-:func:`augment.image.cgan.base_grid`). ``fit_resample`` returns the real images followed by
+one square size from 8 to 256 pixels that fits the generator (see
+:func:`augment.image.sizes.base_grid`; above 64 px the autoencoder works on them area-averaged to
+64 px and gives the detail back, :mod:`augment.image.sizes`). ``fit_resample`` returns the real images followed by
 exactly the generated ones, in the input's layout::
 
     from augment import ImageGANOverSampler
@@ -212,7 +213,9 @@ class ImageGANOverSampler(GANSampler):
                 precision=self.precision,
             )
             bank = fit_latent_bank(
-                images,
+                # the bank's anchors may be views of the images it gets: never of the caller's X,
+                # which the caller may change after fit_resample
+                images.copy(),
                 labels,
                 classes,
                 settings,

@@ -1,7 +1,8 @@
 """Image scaling and differentiable augmentation for the image GAN.
 
 Pixels live as uint8 ``(N, H, W, C)`` everywhere outside the networks; the networks see float
-``(N, C, H, W)`` in ``[-1, 1]``. :func:`diff_augment` is DiffAugment (Zhao et al., 2020): the same
+``(N, C, H, W)`` in ``[-1, 1]``. :func:`downsample` brings large images to the working size of the
+autoencoder and the validation CNN (:mod:`augment.image.sizes`) by area averaging. :func:`diff_augment` is DiffAugment (Zhao et al., 2020): the same
 random translation, cutout and colour changes are applied to real and generated images before the
 discriminator sees them, and gradients flow through them to the generator. With a few dozen images
 in a class, it keeps the discriminator from memorising them.
@@ -28,6 +29,34 @@ def from_unit(tensor: torch.Tensor) -> np.ndarray:
     """float ``(N, C, H, W)`` in ``[-1, 1]`` -> uint8 ``(N, H, W, C)`` (values clipped, rounded)."""
     pixels = tensor.detach().float().add(1.0).mul_(127.5).round_().clamp_(0, 255)
     return pixels.to(torch.uint8).permute(0, 2, 3, 1).contiguous().cpu().numpy()
+
+
+# Pixels (values) per block when images are resized on the CPU: a 256 px RGB block of 128
+# images is 100 MB as float, so a large set never sits in memory as float.
+BLOCK_VALUES = 128 * 256 * 256 * 3
+
+
+def downsample(images: np.ndarray, size: int) -> np.ndarray:
+    """uint8 ``(N, H, W, C)`` -> uint8 ``(N, size, size, C)``, each pixel the mean of the pixels
+    it covers (area averaging; a box filter for the halvings of :func:`augment.image.sizes.
+    work_size`), rounded. The same array when the images already have that size."""
+    if images.shape[1:3] == (size, size):
+        return images
+    out = np.empty((len(images), size, size, images.shape[3]), dtype=np.uint8)
+    step = max(1, BLOCK_VALUES // max(1, int(np.prod(images.shape[1:]))))
+    for start in range(0, len(images), step):
+        block = torch.from_numpy(np.ascontiguousarray(images[start : start + step]))
+        x = block.permute(0, 3, 1, 2).float()  # (B, C, H, W)
+        y = F.interpolate(x, size=(size, size), mode="area").round_().clamp_(0, 255)
+        out[start : start + step] = y.to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    return out
+
+
+def upsample(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Float ``(B, C, h, w)`` -> ``(B, C, size, size)``, bilinear; ``x`` itself at that size."""
+    if x.shape[-1] == size and x.shape[-2] == size:
+        return x
+    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
 
 
 def parse_policy(policy: str | Sequence[str]) -> tuple[str, ...]:

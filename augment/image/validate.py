@@ -45,6 +45,8 @@ from augment.image.classifier import (
     check_labels,
     train_classifier,
 )
+from augment.image.sizes import WORK_SIZE, work_size
+from augment.image.transforms import downsample
 
 CLASSIFIER = "cnn"
 
@@ -145,6 +147,12 @@ def stacked_set(
     return np.concatenate(parts), np.concatenate(part_labels), n_copies
 
 
+def _at_size(images: np.ndarray, side: int, size: int) -> np.ndarray:
+    """Images of the training images' ``side`` area-averaged down to ``size``; any others as they
+    are (already at ``size``, or a mismatch the shape checks name)."""
+    return downsample(images, size) if images.shape[1] == side else images
+
+
 def _pick_copies(
     images: np.ndarray, labels: np.ndarray, target_counts: dict[int, int], seed: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -194,6 +202,7 @@ def validate_images(
     stacked_images: np.ndarray | None = None,
     stacked_labels: np.ndarray | None = None,
     stack_share: float = STACK_SHARE,
+    max_size: int | None = WORK_SIZE,
 ) -> ValidationReport:
     """Train the CNN on real, real+synthetic and real+albumentations images; score on the holdout.
 
@@ -224,6 +233,9 @@ def validate_images(
         stack_share: the share of each class's top-up that the stacked arm fills with
             synthetic images; copies of the class's real images fill the rest
             (:func:`stacked_set`). The realised share is ``stacked/synthetic_share``.
+        max_size: every set is area-averaged down to this side (halved until at most
+            ``max_size``, :func:`augment.image.sizes.work_size`) before anything else, so the
+            arms, their copies and the on-the-fly moves run at that size; ``None``: full size.
 
     Returns:
         A :class:`augment.core.validation.ValidationReport`. Metric names, with ``<m>`` one of
@@ -254,6 +266,12 @@ def validate_images(
     holdout_labels = check_labels(holdout_labels, len(holdout_images), n_classes, "holdout labels")
     synthetic_labels = check_labels(
         synthetic_labels, len(synthetic_images), n_classes, "synthetic labels"
+    )
+    # every set at the working size (a set given already at that size is taken as it is)
+    side = train_images.shape[1]
+    size = work_size(side, max_size)
+    train_images, holdout_images, synthetic_images = (
+        _at_size(images, side, size) for images in (train_images, holdout_images, synthetic_images)
     )
     shape = train_images.shape[1:]
     for what, images in (("holdout", holdout_images), ("synthetic", synthetic_images)):
@@ -290,7 +308,7 @@ def validate_images(
     notes: list[str] = []
     if stacked_images is None:
         stacked_images, stacked_labels = synthetic_images, synthetic_labels
-    stacked_images = check_images(stacked_images, "stacked images")
+    stacked_images = _at_size(check_images(stacked_images, "stacked images"), side, size)
     stacked_labels = check_labels(
         stacked_labels, len(stacked_images), n_classes, "stacked image labels"
     )
@@ -338,6 +356,7 @@ def validate_images(
             else:
                 models["albumentations"] = fit(classic_images, classic_labels)
             sizes["albumentations"] = len(classic_images)
+            del classic_images, classic_labels  # each arm's set goes once its CNN is trained
 
     if stacking:
         # the strongest classic arm: the same class counts as the stacked arm, reached with
@@ -351,12 +370,14 @@ def validate_images(
             notes.append(f"classic arm without oversampling: {error}")
         models["classic"] = fit(classic_x, classic_y, on_the_fly=True)
         sizes["classic"] = len(classic_x)
+        del classic_x, classic_y
         if len(stacked_images):
             stack_x, stack_y, n_copies = stacked_set(
                 train_images, train_labels, stacked_images, stacked_labels, stack_share, seed
             )
             models["stacked"] = fit(stack_x, stack_y, on_the_fly=True)
             stack_synthetic = len(stacked_images) - n_copies
+            del stack_x, stack_y
         else:
             notes.append("no synthetic images: the stacked arm is the classic arm")
             models["stacked"] = models["classic"]

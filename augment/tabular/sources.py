@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
 from augment.core import storage
+from augment.core.balance import class_quotas
 from augment.core.errors import DataError
 from augment.core.storage import Location
 
@@ -118,19 +119,6 @@ class TableSample:
         )
 
 
-def class_quotas(counts: dict[Any, int], max_rows: int) -> dict[Any, int]:
-    """Rows to keep per class so that at most ``max_rows`` are kept: the smallest classes whole,
-    the remaining budget shared evenly by the larger ones (water filling). The rare classes are
-    what the model must learn, so they are the last to be cut."""
-    quotas, budget = {}, max_rows
-    ordered = sorted(counts.items(), key=lambda item: item[1])
-    for position, (cls, n) in enumerate(ordered):
-        share = budget // (len(ordered) - position)
-        quotas[cls] = min(n, share)
-        budget -= quotas[cls]
-    return {cls: quotas[cls] for cls in counts}
-
-
 def _sample_parquet(
     dataset: pads.Dataset, label: str, max_rows: int, seed: int
 ) -> tuple[pd.DataFrame, TableSample] | None:
@@ -220,8 +208,9 @@ def read_table(
         drop_columns: columns to remove before anything else.
         storage_options: passed to fsspec when ``source`` is a URL (endpoint, credentials).
         max_rows: a Parquet source with more rows is read in two streaming passes and sampled
-            per class (:func:`class_quotas`, seeded by ``seed``); the :class:`TableSample` then
-            gives the class counts of every row. CSV files and built-in datasets are read whole.
+            per class (:func:`augment.core.balance.class_quotas`, seeded by ``seed``); the
+            :class:`TableSample` then gives the class counts of every row. CSV files and
+            built-in datasets are read whole.
 
     Returns:
         ``(frame, sample)``; ``sample`` is None when every row was read.

@@ -269,3 +269,58 @@ def test_a_code_gan_job_trains_it_through_the_loop_and_counts_its_images(
     print_summary(result.summary())
     out = capsys.readouterr().out
     assert f"{sum(rows['gan'].values()):,} images from the GAN" in out
+
+
+def test_cli_runs_a_128px_rgb_folder_end_to_end(tmp_path, mlflow_uri):
+    """Real resolutions: a folder of 128 px RGB photos (some wider than tall) through
+    ``augment run <folder> --kind image``, centre-cropped, the models fitted on a
+    ``data.max_images`` sample while the plan counts every image, MLflow on sqlite."""
+    rng = np.random.default_rng(0)
+    root = tmp_path / "photos"
+    for cls, n, colour in (("cats", 30, (220, 60, 40)), ("dogs", 6, (40, 80, 220))):
+        (root / cls).mkdir(parents=True)
+        for i in range(n):
+            width = 176 if i % 3 == 0 else 128  # every third image is not square
+            pixels = rng.normal(110, 25, (128, width, 3)).clip(0, 255).astype(np.uint8)
+            top, left = rng.integers(10, 60, 2)
+            pixels[top : top + 50, left + (width - 128) // 2 :][:, :50] = colour
+            Image.fromarray(pixels).save(root / cls / f"{i:02d}.png")
+    sets = {
+        "data.size": 128,
+        "data.channels": 3,
+        "data.fit": "crop",
+        "data.max_images": 20,
+        "model.autoencoder_steps": 5,
+        "model.latent_dim": 8,
+        "model.choice_epochs": 1,
+        "train.batch_size": 16,
+        "train.cpu_threads": 1,
+        "train.progress": False,
+        "validate.epochs": 1,
+        "validate.min_lift": -1.0,
+        "tracking.uri": mlflow_uri,
+    }
+    args = ["run", str(root), "--kind", "image", "--output", str(tmp_path / "out")]
+    for key, value in sets.items():
+        args += ["--set", f"{key}={value}"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "data.max_images=20" in " ".join(result.output.split())
+
+    manifest = read_manifest(tmp_path / "out")
+    assert manifest["image_shape"] == [128, 128, 3]
+    before = manifest["counts_before"]  # every image of the train split (70%)
+    assert before == {"cats": 21, "dogs": 4}
+    assert manifest["counts_generated"] == {"cats": 0, "dogs": 17}
+    sample = manifest["fitted_sample"]  # the rare class whole, the other one cut
+    assert sample["train"] == before and sample["fitted"] == {"cats": 16, "dogs": 4}
+    images, labels, _ = read_image_shards(tmp_path / "out")
+    assert images.shape == (17, 128, 128, 3) and set(labels) == {"dogs"}
+    # validation: the sample and the plan scaled to the split's class mix
+    assert any("scaled by one factor" in note for note in manifest["validation"]["notes"])
+
+    run = mlflow.MlflowClient(mlflow_uri).get_run(manifest["mlflow"]["run_id"])
+    assert run.data.params["data.images_fitted"] == "20"
+    assert run.data.params["data.images_train"] == "25"
+    for key in ("baseline/balanced_accuracy", "augmented/balanced_accuracy", "fid/domain"):
+        assert key in run.data.metrics, key

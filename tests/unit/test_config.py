@@ -71,8 +71,16 @@ def test_image_jobs_get_their_own_defaults_and_refuse_tabular_keys():
                 "validate": {"fid_extractor": "domain"},
             }
         )
-    with pytest.raises(ConfigError, match=r"data\.size: Input should be less than or equal to 64"):
-        parse_config({"name": "d", "data": {"source": "x", "kind": "image", "size": 128}})
+    with pytest.raises(ConfigError, match=r"data\.size: Input should be less than or equal to 256"):
+        parse_config({"name": "d", "data": {"source": "x", "kind": "image", "size": 512}})
+    with pytest.raises(ConfigError, match=r"data\.size: image size 100 is not supported.*96, 112"):
+        parse_config({"name": "d", "data": {"source": "x", "kind": "image", "size": 100}})
+    big = parse_config({"name": "d", "data": {"source": "x", "kind": "image", "size": 256}})
+    assert big.data.fit == "resize" and big.data.max_images == "auto"
+    # auto: as many images as 512 MiB of decoded pixels hold
+    assert big.data.image_limit() == 2**29 // (256 * 256 * 1)
+    big.data.channels, big.data.max_images = 3, None
+    assert big.data.image_limit() is None
 
 
 def test_overrides_are_typed_and_validated(tmp_path):

@@ -45,13 +45,24 @@ def _blobs(n_per_class=(12, 4), size=8, channels=1, seed=0):
 
 
 @pytest.mark.parametrize(
-    ("size", "expected"), [(8, (4, 1)), (14, (7, 1)), (28, (7, 2)), (32, (4, 3)), (64, (4, 4))]
+    ("size", "expected"),
+    [
+        (8, (4, 1)),
+        (14, (7, 1)),
+        (28, (7, 2)),
+        (32, (4, 3)),
+        (64, (4, 4)),
+        (96, (6, 4)),
+        (128, (4, 5)),
+        (224, (7, 5)),
+        (256, (4, 6)),
+    ],
 )
-def test_base_grid_covers_8_to_64(size, expected):
+def test_base_grid_covers_8_to_256(size, expected):
     assert base_grid(size) == expected
 
 
-@pytest.mark.parametrize("size", [4, 9, 36, 128])
+@pytest.mark.parametrize("size", [4, 9, 36, 100, 512])
 def test_base_grid_refuses_unsupported_sizes(size):
     with pytest.raises(ValueError, match="not supported"):
         base_grid(size)

@@ -278,3 +278,69 @@ def test_unknown_builtin_and_unknown_file(tmp_path):
     stray.write_text("a,b\n1,2\n")
     with pytest.raises(DataError, match="table.csv"):
         load_images(str(stray))
+
+
+def _thirds(width: int = 90, height: int = 30) -> np.ndarray:
+    """A wide RGB image: a red, a green and a blue square side by side."""
+    pixels = np.zeros((height, width, 3), dtype=np.uint8)
+    third = width // 3
+    pixels[:, :third, 0] = pixels[:, third : 2 * third, 1] = pixels[:, 2 * third :, 2] = 255
+    return pixels
+
+
+@pytest.mark.parametrize("kind", ["folder", "npz"])
+def test_resize_squeezes_a_non_square_image_and_crop_keeps_its_centre(tmp_path, kind):
+    pixels = _thirds()
+    if kind == "folder":
+        for name in ("a", "b"):
+            (tmp_path / name).mkdir()
+            Image.fromarray(pixels).save(tmp_path / name / "wide.png")
+        source = str(tmp_path)
+    else:
+        source = str(tmp_path / "wide.npz")
+        np.savez(source, images=np.stack([pixels, pixels]), labels=np.array(["a", "b"]))
+    squeezed = load_images(source, size=30, channels=3).images[0]  # the default: resize
+    cropped = load_images(source, size=30, channels=3, fit="crop").images[0]
+    # resized, all three squares are there, each a third as wide; cropped, only the middle one
+    assert squeezed[15, 2].argmax() == 0 and squeezed[15, 15].argmax() == 1
+    assert squeezed[15, 27].argmax() == 2
+    assert (cropped[..., 1] == 255).all() and (cropped[..., [0, 2]] == 0).all()
+    with pytest.raises(DataError, match="data.fit"):
+        load_images(source, fit="pad")
+
+
+def test_crop_of_a_tall_jpeg_keeps_its_centre(tmp_path):
+    pixels = np.transpose(_thirds(width=300, height=100), (1, 0, 2))  # tall: red, green, blue
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        Image.fromarray(np.ascontiguousarray(pixels)).save(tmp_path / name / "tall.jpg", quality=95)
+    cropped = load_images(str(tmp_path), size=25, channels=3, fit="crop").images[0]
+    assert cropped[..., 1].min() > 200 and cropped[..., [0, 2]].max() < 60  # green, even drafted
+
+
+def test_an_index_decodes_only_the_images_asked_for(image_folder, tmp_path):
+    from augment.image.sources import index_images
+
+    bad = image_folder / "dogs" / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    index = index_images(str(image_folder))
+    assert len(index) == 6 and index.labels.tolist().count("dogs") == 3
+    where = index.sources.index(str(bad))
+    good = np.array([i for i in range(len(index)) if i != where])
+    decoded = index.decode(good, size=8, channels=1)  # the bad file is never opened
+    assert decoded.images.shape == (5, 8, 8, 1) and decoded.positions.tolist() == good.tolist()
+    with pytest.raises(DataError, match="broken.png"):
+        index.decode(np.array([where]), size=8, channels=1)
+    skipped = index.decode(np.arange(len(index)), size=8, channels=1, on_bad_file="skip")
+    assert len(skipped.images) == 5 and skipped.skipped[0]["source"] == str(bad)
+
+    # Parquet: the image bytes of the rows asked for, read a batch at a time
+    rng = np.random.default_rng(8)
+    cells = [_png_bytes(_noise(rng, 9, 9, "L")) for _ in range(600)]
+    file = tmp_path / "many.parquet"
+    table = pa.table({"image": pa.array(cells, pa.binary()), "label": [i % 2 for i in range(600)]})
+    pq.write_table(table, file, row_group_size=100)
+    whole = load_images(str(file), size=10)
+    rows = np.array([3, 250, 251, 599])
+    part = index_images(str(file)).decode(rows, size=10, channels=1)
+    np.testing.assert_array_equal(part.images, whole.images[rows])
