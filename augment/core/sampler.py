@@ -110,12 +110,30 @@ class GANSampler(BaseOverSampler):
             return self._combine(X, y, new_x, new_y)
 
     def sample(self, n_per_class: Mapping[Any, int], seed: int | None = None):
-        """Generate exactly ``n_per_class[c]`` new items per class (no real ones): ``(X, y)``."""
+        """Generate exactly ``n_per_class[c]`` new items per class (no real ones): ``(X, y)``.
+
+        Raises:
+            DataError: a class the sampler cannot generate (it names those it can), or a count
+                that is not a whole number of 0 or more.
+        """
         self._require_fitted()
-        return self._sample(
-            {to_python(c): int(n) for c, n in n_per_class.items()},
-            self.seed_ if seed is None else seed,
-        )
+        known = self._sampleable_classes()
+        plan = {}
+        for cls, n in n_per_class.items():
+            value = to_python(cls)
+            if value not in known:
+                raise DataError(
+                    f"sample(): {value!r} is not a class this sampler generates; its classes are "
+                    f"{known!r} (a class given as text where the labels are numbers, or the "
+                    "other way round, is another class)"
+                )
+            if isinstance(n, bool) or not isinstance(n, Integral | np.integer) or n < 0:
+                raise DataError(
+                    f"sample(): the count for class {value!r} is {n!r}; give a whole number of "
+                    "0 or more"
+                )
+            plan[value] = int(n)
+        return self._sample(plan, self.seed_ if seed is None else seed)
 
     # -- persistence -------------------------------------------------------------------------
     def save(self, path: str | Path) -> None:
@@ -164,6 +182,10 @@ class GANSampler(BaseOverSampler):
 
     def _restore_state(self, extra: dict[str, Any]) -> None:
         """Rebuild what ``_saved_state`` stored, on a loaded sampler."""
+
+    def _sampleable_classes(self) -> list[Any]:
+        """The classes :meth:`sample` can generate (default: those a unit models)."""
+        return list(self.synthesizer_.classes)
 
     def _require_fitted(self) -> None:
         if not hasattr(self, "synthesizer_"):

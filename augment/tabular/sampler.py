@@ -350,6 +350,10 @@ class GANOverSampler(GANSampler):
             X_res = np.concatenate([X, extra])
         return X_res, np.concatenate([y, new_y.astype(y.dtype)])
 
+    def _sampleable_classes(self) -> list[Any]:
+        # every class of the fitted table: anchored rows need no GAN unit
+        return list(self.synthesizer_.schema.classes)
+
     # -- persistence: the real rows that anchored rows and the neighbour check need ---------
     def _saved_state(self) -> dict[str, Any]:
         # the anchors and the neighbour check need the real rows; GAN rows alone do not, and

@@ -87,3 +87,19 @@ def test_unfitted_sampler_and_bad_parameters_say_so(case):
         sampler_class().sample({0: 1})
     with pytest.raises(ValueError, match="steps"):
         sampler_class(**{**fast, "steps": 0}).fit_resample(X, y)
+
+
+def test_sample_names_the_classes_and_refuses_negative_counts(case):
+    sampler_class, fast, X, y = case
+    sampler = sampler_class(random_state=0, **fast)
+    sampler.fit_resample(X, y)
+    with pytest.raises(DataError, match=r"5 is not a class .* its classes are \[.*2\]"):
+        sampler.sample({5: 3})
+    with pytest.raises(DataError, match="'2' is not a class"):  # text where labels are numbers
+        sampler.sample({"2": 3})
+    with pytest.raises(DataError, match="count for class 2 is -1"):
+        sampler.sample({2: -1})
+    with pytest.raises(DataError, match="count for class 2 is 1.5"):
+        sampler.sample({2: 1.5})
+    new_x, new_y = sampler.sample({2: 0, np.int64(1): 2})
+    assert new_y.tolist() == [1, 1]
