@@ -146,11 +146,12 @@ class ImageGANOverSampler(GANSampler):
                 f"X must be uint8 images (0..255), got dtype {X.dtype}; convert with "
                 "np.clip(X, 0, 255).astype(np.uint8) (scale [0, 1] floats by 255 first)"
             )
+        given = X.shape  # as passed in: the message names that, not the channel axis added here
         if X.ndim == 3:
             X = X[..., None]
         if X.ndim != 4 or X.shape[3] not in (1, 3) or X.shape[1] != X.shape[2]:
             raise DataError(
-                f"X must be square images shaped (N, H, W) or (N, H, W, 1|3), got {X.shape}"
+                f"X must be square images shaped (N, H, W) or (N, H, W, 1|3), got {given}"
             )
         try:
             base_grid(X.shape[1])

@@ -103,3 +103,20 @@ def test_sample_names_the_classes_and_refuses_negative_counts(case):
         sampler.sample({2: 1.5})
     new_x, new_y = sampler.sample({2: 0, np.int64(1): 2})
     assert new_y.tolist() == [1, 1]
+
+
+def test_a_fitted_sampler_pickles_and_samples_the_same(case):
+    """cross_validate(n_jobs=2, return_estimator=True) pickles fitted estimators."""
+    import pickle
+
+    sampler_class, fast, X, y = case
+    sampler = sampler_class(random_state=0, **fast)
+    sampler.fit_resample(X, y)
+    thawed = pickle.loads(pickle.dumps(sampler))
+    assert np.array_equal(thawed.sample({2: 4}, seed=1)[0], sampler.sample({2: 4}, seed=1)[0])
+
+
+def test_an_image_shape_error_names_the_shape_passed_in():
+    images = np.zeros((12, 16, 12), dtype=np.uint8)
+    with pytest.raises(DataError, match=r"got \(12, 16, 12\)$"):
+        ImageGANOverSampler().fit_resample(images, np.arange(12) % 2)
