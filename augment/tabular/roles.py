@@ -26,6 +26,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from augment.core.errors import DataError
+
 Role = Literal[
     "continuous", "integer", "categorical", "boolean", "datetime", "id", "text", "ignore"
 ]
@@ -63,8 +65,17 @@ def infer_roles(
     """The role of every column but ``label``; ``overrides`` (name -> role) win.
 
     Raises:
+        DataError: two columns share a name.
         ValueError: an override names a column that is not there or a role that does not exist.
     """
+    names = pd.Index([str(name) for name in frame.columns])
+    repeated = names[names.duplicated()].unique().tolist()
+    if repeated:
+        raise DataError(
+            f"column {repeated[0]!r} appears {int((names == repeated[0]).sum())} times; every "
+            "column needs its own name: rename or drop the copies (e.g. "
+            "frame.loc[:, ~frame.columns.duplicated()])"
+        )
     overrides = dict(overrides or {})
     unknown = sorted(set(overrides) - set(map(str, frame.columns)))
     if unknown:
@@ -251,8 +262,6 @@ def resolve_roles(
             three values declared boolean), a column mixing numbers and text, an undeclared
             column of free text. Each message names the column and the fix in ``wording``.
     """
-    from augment.core.errors import DataError
-
     declared = {str(name): role for name, role in (declared or {}).items()}
     if label in declared:
         raise DataError(
@@ -299,7 +308,6 @@ def resolve_roles(
 
 
 def _check_declared(series: pd.Series, name: str, role: str, wording: Wording) -> None:
-    from augment.core.errors import DataError
 
     dtype = series.dtype
     numeric = pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)

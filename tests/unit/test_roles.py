@@ -190,3 +190,13 @@ def test_a_column_mixing_numbers_and_text_is_one_short_error(tmp_path):
     # declared categorical, the user's choice: no refusal
     X_res, _ = GANOverSampler(steps=2, columns={"amount": "categorical"}).fit_resample(X, y)
     assert set(X_res["amount"]) <= set(X["amount"])
+
+
+def test_duplicate_column_names_are_a_data_error_naming_the_column():
+    from augment import GANOverSampler
+    from augment.core.errors import DataError
+
+    X = pd.DataFrame(np.random.default_rng(0).random((30, 3)), columns=["a", "b", "a"])
+    y = np.r_[np.zeros(24), np.ones(6)]
+    with pytest.raises(DataError, match="column 'a' appears 2 times"):
+        GANOverSampler(steps=2).fit_resample(X, y)
