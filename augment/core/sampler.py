@@ -147,6 +147,18 @@ class GANSampler(BaseOverSampler):
                 "seed": self.seed_,
                 **{name: getattr(self, f"{name}_") for name in self._SAVED},
                 "sampling_strategy_": {str(k): int(v) for k, v in self.sampling_strategy_.items()},
+                # the fitted attributes of imbalanced-learn / scikit-learn, class values kept as
+                # they are (pairs, since a saved dict's keys would become text)
+                "fitted": {
+                    "n_features_in_": _plain_or_none(getattr(self, "n_features_in_", None)),
+                    "feature_names_in_": (
+                        [str(n) for n in self.feature_names_in_]
+                        if hasattr(self, "feature_names_in_")
+                        else None
+                    ),
+                    "sampling_strategy_": _pairs(self.sampling_strategy_),
+                    "n_generated_": _pairs(getattr(self, "n_generated_", {})),
+                },
                 **self._saved_state(),
             },
         )
@@ -173,6 +185,14 @@ class GANSampler(BaseOverSampler):
         sampler.seed_ = int(extra.get("seed", 0))
         for name, default in cls._SAVED.items():
             setattr(sampler, f"{name}_", type(default)(extra.get(name, default)))
+        fitted = extra.get("fitted")  # files saved before 2026-12-07 have none
+        if fitted:
+            if fitted.get("n_features_in_") is not None:
+                sampler.n_features_in_ = int(fitted["n_features_in_"])
+            if fitted.get("feature_names_in_") is not None:
+                sampler.feature_names_in_ = np.asarray(fitted["feature_names_in_"], dtype=object)
+            sampler.sampling_strategy_ = dict(fitted["sampling_strategy_"])
+            sampler.n_generated_ = dict(fitted["n_generated_"])
         sampler._restore_state(extra)
         return sampler
 
@@ -192,6 +212,15 @@ class GANSampler(BaseOverSampler):
             raise DataError(
                 f"this {type(self).__name__} is not fitted; call fit_resample(X, y) first"
             )
+
+
+def _plain_or_none(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _pairs(counts: Mapping[Any, int]) -> list[list[Any]]:
+    """``{class: n}`` as ``[[class, n], ...]`` with plain class values (saved as they are)."""
+    return [[to_python(c), int(n)] for c, n in counts.items()]
 
 
 def _jsonable(value: Any) -> Any:

@@ -120,3 +120,22 @@ def test_an_image_shape_error_names_the_shape_passed_in():
     images = np.zeros((12, 16, 12), dtype=np.uint8)
     with pytest.raises(DataError, match=r"got \(12, 16, 12\)$"):
         ImageGANOverSampler().fit_resample(images, np.arange(12) % 2)
+
+
+def test_a_loaded_sampler_keeps_its_fitted_attributes(case, tmp_path):
+    sampler_class, fast, X, y = case
+    if sampler_class is GANOverSampler:
+        import pandas as pd
+
+        X = pd.DataFrame(X, columns=["x0", "x1", "x2"])
+    sampler = sampler_class(random_state=0, **fast)
+    sampler.fit_resample(X, y)
+    sampler.save(tmp_path / "sampler.pt")
+    loaded = sampler_class.load(tmp_path / "sampler.pt")
+    for name in ("n_features_in_", "sampling_strategy_", "n_generated_"):
+        if hasattr(sampler, name):
+            assert getattr(loaded, name) == getattr(sampler, name), name
+    assert loaded.n_generated_ == sampler.n_generated_ == {0: 0, 1: 32, 2: 35}
+    if hasattr(sampler, "feature_names_in_"):
+        assert loaded.get_feature_names_out().tolist() == ["x0", "x1", "x2"]
+        assert loaded.feature_names_in_.tolist() == sampler.feature_names_in_.tolist()
