@@ -17,6 +17,7 @@ import pandas as pd
 from augment.core.balance import split_and_plan
 from augment.core.shards import OutputLock
 from augment.core.storage import Location
+from augment.core.train import TrainingLoop
 
 
 @dataclass
@@ -60,6 +61,29 @@ class JobContext:
             sampling_strategy=cfg.balance.sampling_strategy,
             population=population,
         )
+
+    def training_loop(
+        self, run_name: str, checkpoint: str
+    ) -> tuple[TrainingLoop, list[Any], str | None]:
+        """The shared loop for one model of this job: losses per step in a nested MLflow run
+        ``run_name`` (its id, or None without tracking, and the loss callbacks to flush), a
+        checkpoint ``checkpoints/<checkpoint>`` in the local folder, resume by the config's
+        fingerprint."""
+        cfg = self.config
+        callbacks: list[Any] = []
+        run_id = None
+        if self.tracker:
+            run_id = self.tracker.child(run_name)
+            callbacks.append(self.tracker.loss_callback(run_id, every=10))
+        loop = TrainingLoop(
+            checkpoint_path=self.local / "checkpoints" / checkpoint,
+            checkpoint_every=cfg.train.checkpoint_every,
+            fingerprint=cfg.fingerprint(for_checkpoint=True),
+            resume=cfg.train.resume,
+            callbacks=callbacks,
+            progress=cfg.train.progress,
+        )
+        return loop, callbacks, run_id
 
     def log_output_file(self, name: str, artifact_file: str) -> None:
         """Copy a small text file of the output (local or on a store) into the MLflow run."""

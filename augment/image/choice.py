@@ -35,6 +35,7 @@ is among ways to generate, never a fallback to copies.
 from __future__ import annotations
 
 import time
+import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +48,7 @@ from augment.core.choice import inner_split as core_inner_split
 from augment.core.choice import pick_best
 from augment.core.errors import DataError
 from augment.image.classifier import train_classifier
+from augment.image.config import Recipes
 from augment.image.sizes import work_size
 from augment.image.synthesizer import ImageSynthesizer, Recipe
 from augment.image.transforms import downsample
@@ -54,18 +56,7 @@ from augment.image.transforms import downsample
 # In order of preference: a later candidate must beat the best earlier one by more than the
 # margin. The order is what won on held-out digits (benchmarks/NOTES.md): images between real
 # codes, warped, helped the CNN and the linear model most; the GAN's least.
-ALL_RECIPES = (
-    "latent+warp",
-    "latent",
-    "code-mix+warp",
-    "code-mix",
-    "code-gan+warp",
-    "code-gan",
-    "mix+warp",
-    "mix",
-    "gan+warp",
-    "gan",
-)
+ALL_RECIPES: tuple[str, ...] = typing.get_args(Recipes)  # the config's list, in that order
 # What ``auto`` tries unless told otherwise: the recipes without the GAN. The GAN's candidates are
 # judged fairly only by a GAN fitted on the inner training images alone (a second GAN fit); on
 # digits they lost to images between real codes for the linear model and did not win for the

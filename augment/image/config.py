@@ -75,7 +75,7 @@ class ImageDataConfig(DataConfig):
         return self.max_images
 
 
-# every recipe, in the order auto prefers them (augment.image.choice.ALL_RECIPES)
+# every recipe, in the order auto prefers them (augment.image.choice.ALL_RECIPES reads it)
 Recipes = Literal[
     "latent+warp",
     "latent",

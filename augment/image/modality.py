@@ -265,7 +265,7 @@ class ImageModality(Modality):
                     steps=m.autoencoder_steps,
                     precision=cfg.train.precision,
                 )
-                loop, callbacks, run_id = _tracked_loop(ctx, "train/autoencoder")
+                loop, callbacks, run_id = ctx.training_loop("train/autoencoder", "autoencoder.pt")
                 network, loss, result = fit_autoencoder(
                     data.train_images, settings, seed=cfg.train.seed, device=device, loop=loop
                 )
@@ -282,7 +282,7 @@ class ImageModality(Modality):
                 synthesizer.bank.codes.filter_generated = m.filter_generated
                 synthesizer.bank.codes.match_moments = m.match_moments
                 if any(r.needs_code_gan for r in recipes):
-                    loop, callbacks, run_id = _tracked_loop(ctx, "train/code-gan")
+                    loop, callbacks, run_id = ctx.training_loop("train/code-gan", "code-gan.pt")
                     codes = synthesizer.bank.codes
                     result = codes.fit_gan(
                         m.code_gan_steps, cfg.train.seed, device, cfg.train.precision, loop
@@ -711,26 +711,6 @@ def _recipes(model: ImageModelConfig) -> list[Recipe]:
     if model.recipe != "auto":
         return [Recipe.parse(model.recipe)]
     return [Recipe.parse(n) for n in model.recipe_candidates or DEFAULT_CANDIDATES]
-
-
-def _tracked_loop(ctx: JobContext, run_name: str) -> tuple[TrainingLoop, list[Any], str | None]:
-    """The shared loop for a model the kind fits on top of the units (the autoencoder, the code
-    GAN): losses per step in a nested MLflow run ``run_name``, a checkpoint in the job's local
-    folder, resume like the GAN units."""
-    cfg = ctx.config
-    callbacks, run_id = [], None
-    if ctx.tracker:
-        run_id = ctx.tracker.child(run_name)
-        callbacks.append(ctx.tracker.loss_callback(run_id, every=10))
-    loop = TrainingLoop(
-        checkpoint_path=ctx.local / "checkpoints" / f"{run_name.replace('/', '-')}.pt",
-        checkpoint_every=cfg.train.checkpoint_every,
-        fingerprint=cfg.fingerprint(for_checkpoint=True),
-        resume=cfg.train.resume,
-        callbacks=callbacks,
-        progress=cfg.train.progress,
-    )
-    return loop, callbacks, run_id
 
 
 def _record_training(

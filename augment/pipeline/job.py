@@ -47,7 +47,7 @@ from augment.core.shards import (
 )
 from augment.core.storage import Location
 from augment.core.synthesizer import training_units
-from augment.core.train import TrainingLoop, TrainingResult
+from augment.core.train import TrainingResult
 from augment.core.validation import ValidationReport
 from augment.pipeline.registry import load_synthesizer, modality
 from augment.pipeline.report_data import write_report
@@ -256,20 +256,9 @@ def units_for(ctx: JobContext, data: Any) -> list[list[Any]]:
 def fit_unit_step(ctx: JobContext, data: Any, classes: Sequence[Any]) -> tuple[Any, TrainingResult]:
     """Fit one unit, logging its losses per step to a nested MLflow run."""
     cfg = ctx.config
-    callbacks, run_id = [], None
     name = "train" if len(classes) > 1 or cfg.model.mode == "conditional" else f"train/{classes[0]}"
-    if ctx.tracker:
-        run_id = ctx.tracker.child(name)
-        callbacks.append(ctx.tracker.loss_callback(run_id, every=10))
     index = data.classes.index(classes[0]) if len(classes) == 1 else "all"
-    loop = TrainingLoop(
-        checkpoint_path=ctx.local / "checkpoints" / f"unit-{index}.pt",
-        checkpoint_every=cfg.train.checkpoint_every,
-        fingerprint=cfg.fingerprint(for_checkpoint=True),
-        resume=cfg.train.resume,
-        callbacks=callbacks,
-        progress=cfg.train.progress,
-    )
+    loop, callbacks, run_id = ctx.training_loop(name, f"unit-{index}.pt")
     kind = _modality(ctx)
     with cpu_threads(cfg.train.cpu_threads):
         model, result = kind.fit_unit(ctx, data, classes, loop, name, run_id)

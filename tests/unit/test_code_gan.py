@@ -4,7 +4,6 @@ neighbour filter, the moment map and partners of augment.core.vectors."""
 from __future__ import annotations
 
 import pickle
-import typing
 
 import numpy as np
 import pytest
@@ -154,9 +153,13 @@ def test_choice_refits_the_code_gan_on_the_inner_training_codes(digits, bank):
 
 
 def test_config_and_sampler_offer_every_recipe():
-    listed = typing.get_args(typing.get_args(ImageModelConfig.model_fields["recipe"].annotation)[0])
-    assert listed == ALL_RECIPES
-    assert ImageModelConfig(recipe="code-mix+warp").recipe == "code-mix+warp"
+    """Every recipe the choice knows is a valid config value, a valid sampler parameter and a
+    recipe that parses back to its name."""
+    assert {"code-mix+warp", "code-gan", "latent+warp", "gan"} <= set(ALL_RECIPES)
+    for name in ALL_RECIPES:
+        assert ImageModelConfig(recipe=name, recipe_candidates=[name]).recipe == name
+        assert Recipe.parse(name).name == name
+        ImageGANOverSampler(recipe=name)._validate_params()
 
 
 def test_sampler_with_a_code_recipe_trains_the_code_gan(digits):
