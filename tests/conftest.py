@@ -136,6 +136,27 @@ def memory_root():
         fs.rm(root, recursive=True)
 
 
+def small_digits(counts: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's digits at 8x8, uint8 (N, 8, 8, 1): the first ``counts[c]`` of class c."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    images = np.rint(bunch.images * 255 / 16).astype(np.uint8)[..., None]
+    picks = np.concatenate([np.flatnonzero(bunch.target == c)[:n] for c, n in enumerate(counts)])
+    return images[picks], bunch.target[picks].astype(np.int64)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """torch on one thread for a module (small networks: threads only add overhead)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def mlflow_uri(tmp_path_factory) -> str:
     """One sqlite store for the session (creating its tables takes seconds)."""

@@ -17,7 +17,7 @@ import pandas as pd
 from augment.core.balance import split_and_plan
 from augment.core.shards import OutputLock
 from augment.core.storage import Location
-from augment.core.train import TrainingLoop
+from augment.core.train import TrainingLoop, TrainingResult
 
 
 @dataclass
@@ -84,6 +84,26 @@ class JobContext:
             progress=cfg.train.progress,
         )
         return loop, callbacks, run_id
+
+    def end_training_run(
+        self,
+        callbacks: list[Any],
+        run_id: str | None,
+        result: TrainingResult,
+        metrics: Mapping[str, float] | None = None,
+    ) -> None:
+        """Close a :meth:`training_loop` run: flush its losses, log its time (and ``metrics``)."""
+        if self.tracker:
+            callbacks[0].flush()
+            self.tracker.log_metrics(
+                {
+                    "train/seconds": result.seconds,
+                    "train/resumed_from": result.resumed_from,
+                    **(metrics or {}),
+                },
+                run_id=run_id,
+            )
+            self.tracker.end(run_id)
 
     def log_output_file(self, name: str, artifact_file: str) -> None:
         """Copy a small text file of the output (local or on a store) into the MLflow run."""

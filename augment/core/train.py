@@ -28,6 +28,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 
 from augment.core import ddp
+from augment.core.balance import to_python
 from augment.core.errors import ModelFileError
 from augment.core.persist import load_payload, save_payload
 
@@ -70,6 +71,20 @@ class TrainingResult:
     # where the loop ran: a task runner may train units in other processes or on other hosts
     host: str = field(default_factory=socket.gethostname)
     pid: int = field(default_factory=os.getpid)
+
+    def unit_entry(self, model: str, classes: Sequence[Any]) -> dict[str, Any]:
+        """What the manifest's ``training.units`` says of this training (plain data)."""
+        return {
+            "model": model,
+            "classes": [to_python(c) for c in classes],
+            "steps": self.steps,
+            "resumed_from": self.resumed_from,
+            "seconds": round(self.seconds, 3),
+            "precision": self.precision,
+            # where the model trained: a Dask task runner fits units in worker processes
+            "host": self.host,
+            "pid": self.pid,
+        }
 
 
 @dataclass

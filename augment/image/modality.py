@@ -269,7 +269,8 @@ class ImageModality(Modality):
                 network, loss, result = fit_autoencoder(
                     data.train_images, settings, seed=cfg.train.seed, device=device, loop=loop
                 )
-                _record_training(ctx, "autoencoder", data.classes, result, callbacks, run_id)
+                ctx.end_training_run(callbacks, run_id, result)
+                ctx.training.append(result.unit_entry("autoencoder", data.classes))
                 synthesizer.bank = latent_bank(
                     network,
                     data.train_images,
@@ -287,7 +288,8 @@ class ImageModality(Modality):
                     result = codes.fit_gan(
                         m.code_gan_steps, cfg.train.seed, device, cfg.train.precision, loop
                     )
-                    _record_training(ctx, "code GAN", codes.gan.classes, result, callbacks, run_id)
+                    ctx.end_training_run(callbacks, run_id, result)
+                    ctx.training.append(result.unit_entry("code GAN", codes.gan.classes))
             choice = None
             if m.recipe == "auto":
                 choice = choose_recipe(
@@ -711,37 +713,6 @@ def _recipes(model: ImageModelConfig) -> list[Recipe]:
     if model.recipe != "auto":
         return [Recipe.parse(model.recipe)]
     return [Recipe.parse(n) for n in model.recipe_candidates or DEFAULT_CANDIDATES]
-
-
-def _record_training(
-    ctx: JobContext,
-    model: str,
-    classes: Sequence[Any],
-    result: TrainingResult,
-    callbacks: list[Any],
-    run_id: str | None,
-) -> None:
-    """Close the model's MLflow run and list its training in the manifest's
-    ``training.units``, beside the GAN units."""
-    if ctx.tracker:
-        callbacks[0].flush()
-        ctx.tracker.log_metrics(
-            {"train/seconds": result.seconds, "train/resumed_from": result.resumed_from},
-            run_id=run_id,
-        )
-        ctx.tracker.end(run_id)
-    ctx.training.append(
-        {
-            "model": model,
-            "classes": [to_python(c) for c in classes],
-            "steps": result.steps,
-            "resumed_from": result.resumed_from,
-            "seconds": round(result.seconds, 3),
-            "precision": result.precision,
-            "host": result.host,
-            "pid": result.pid,
-        }
-    )
 
 
 def _fit_gan(

@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from augment.core import __version__, storage
-from augment.core.balance import to_python
 from augment.core.cache import SynthesizerCache, cache_key, default_cache_dir
 from augment.core.config import JobConfig
 from augment.core.context import JobContext
@@ -262,17 +261,7 @@ def fit_unit_step(ctx: JobContext, data: Any, classes: Sequence[Any]) -> tuple[A
     kind = _modality(ctx)
     with cpu_threads(cfg.train.cpu_threads):
         model, result = kind.fit_unit(ctx, data, classes, loop, name, run_id)
-    if ctx.tracker:
-        callbacks[0].flush()
-        ctx.tracker.log_metrics(
-            {
-                "train/seconds": result.seconds,
-                "train/resumed_from": result.resumed_from,
-                **kind.unit_metrics(ctx, result),
-            },
-            run_id=run_id,
-        )
-        ctx.tracker.end(run_id)
+    ctx.end_training_run(callbacks, run_id, result, kind.unit_metrics(ctx, result))
     return model, result
 
 
@@ -282,18 +271,9 @@ def assemble(ctx: JobContext, data: Any, fitted: Sequence[tuple[Any, TrainingRes
     It is saved in the local folder and, for a URL output, uploaded to ``<output>/model/``.
     """
     ctx.timings["fit"] = sum(result.seconds for _, result in fitted)
+    # the kind may list more in complete (images: the autoencoder, the code GAN)
     ctx.training = [
-        {
-            "model": "GAN",  # the kind may list more (images: the autoencoder, the code GAN)
-            "classes": [to_python(c) for c in classes],
-            "steps": result.steps,
-            "resumed_from": result.resumed_from,
-            "seconds": round(result.seconds, 3),
-            "precision": result.precision,
-            # where the unit trained: a Dask task runner fits units in worker processes
-            "host": result.host,
-            "pid": result.pid,
-        }
+        result.unit_entry("GAN", classes)
         for classes, (_, result) in zip(units_for(ctx, data), fitted, strict=True)
     ]
     synthesizer = _modality(ctx).assemble(data, [model for model, _ in fitted])

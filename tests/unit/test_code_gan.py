@@ -16,29 +16,18 @@ from augment.image.choice import ALL_RECIPES, choose_recipe
 from augment.image.config import ImageModelConfig
 from augment.image.latent import LatentSettings, fit_latent_bank
 from augment.image.synthesizer import ImageSynthesizer, Recipe, image_synthesizer_from_payload
+from tests.conftest import small_digits
 
 CPU = torch.device("cpu")
 SETTINGS = LatentSettings(size=8, channels=1, latent_dim=8, width=8, steps=30, batch_size=32)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
 def digits():
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
-    images = np.rint(bunch.images * 255 / 16).astype(np.uint8)[..., None]  # (N, 8, 8, 1)
-    picks = np.concatenate(
-        [np.flatnonzero(bunch.target == c)[:n] for c, n in enumerate((60, 15, 1))]
-    )
-    return images[picks], bunch.target[picks].astype(np.int64)
+    return small_digits((60, 15, 1))
 
 
 @pytest.fixture(scope="module")
