@@ -43,6 +43,7 @@ from torch import nn
 from augment.core import ddp
 from augment.core.device import autocast, autocast_dtype, autocast_to
 from augment.core.optim import LeanAdam
+from augment.core.seeds import class_seed
 from augment.core.train import EMA, GANTrainerState, TrainSettings, class_probabilities
 
 _INIT_LOCK = threading.Lock()
@@ -571,7 +572,7 @@ class VectorCGAN:
         assert self.ema is not None, "fit or load the model before sampling"
         self.ema.eval()
         cls = self.classes.index(label)
-        rng = torch.Generator(device=self.device).manual_seed(seed * 100_003 + cls)
+        rng = torch.Generator(device=self.device).manual_seed(class_seed(seed, cls))
         cond_row = torch.zeros(1, self.n_classes, device=self.device)
         cond_row[0, cls] = 1.0
         parts, winners = [], []

@@ -20,6 +20,7 @@ import torch
 from augment.core import __version__
 from augment.core.device import resolve_device
 from augment.core.persist import save_payload
+from augment.core.seeds import batch_seed
 from augment.core.train import TrainingLoop, TrainingResult, TrainSettings, run_training
 
 
@@ -105,7 +106,7 @@ class UnitSynthesizer:
             for start in range(0, n_items, batch_size):
                 size = min(batch_size, n_items - start)
                 # A distinct seed per batch keeps batches independent yet reproducible.
-                yield cls, unit.sample(cls, size, seed=seed * 7919 + start // batch_size)
+                yield cls, unit.sample(cls, size, seed=batch_seed(seed, start // batch_size))
 
     def sample_frame(self, counts: Mapping[Any, int], seed: int = 0) -> pd.DataFrame:
         """The requested samples as one table, as the served MLflow model returns them."""

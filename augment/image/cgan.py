@@ -42,6 +42,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from augment.core import ddp
 from augment.core.device import autocast, autocast_dtype, autocast_to
+from augment.core.seeds import class_seed
 from augment.core.train import EMA, GANTrainerState, TrainSettings, class_probabilities
 from augment.image.sizes import base_grid
 from augment.image.transforms import diff_augment, from_unit, parse_policy
@@ -424,7 +425,7 @@ class ImageCGAN:
         assert self.ema is not None, "fit or load the model before sampling"
         self.ema.eval()
         cls = self.classes.index(label)
-        rng = torch.Generator(device=self.device).manual_seed(seed * 100_003 + cls)
+        rng = torch.Generator(device=self.device).manual_seed(class_seed(seed, cls))
         s = self.settings
         parts = [np.zeros((0, s.size, s.size, s.channels), dtype=np.uint8)]
         for start in range(0, n_images, batch_size):

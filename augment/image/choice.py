@@ -47,6 +47,7 @@ from sklearn.metrics import balanced_accuracy_score
 from augment.core.choice import inner_split as core_inner_split
 from augment.core.choice import pick_best
 from augment.core.errors import DataError
+from augment.core.seeds import Stream, stream
 from augment.image.classifier import train_classifier
 from augment.image.config import Recipes
 from augment.image.sizes import work_size
@@ -114,7 +115,7 @@ def inner_split(
     index: np.ndarray, n_classes: int, share: float, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Positions of the inner training and inner validation images, stratified by class."""
-    return core_inner_split(index, share, np.random.default_rng([seed, 11]), range(n_classes))
+    return core_inner_split(index, share, stream(seed, Stream.IMAGE_CHOICE_SPLIT), range(n_classes))
 
 
 def choose_recipe(

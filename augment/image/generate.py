@@ -20,6 +20,7 @@ import pandas as pd
 
 from augment.core.errors import DataError
 from augment.core.generate import GenerationResult, prefetched, write_shards
+from augment.core.seeds import round_seed
 from augment.core.storage import Location
 from augment.image.cgan import SAMPLE_BATCH
 from augment.image.shards import ImageFileWriter, encode_png, path_part
@@ -152,9 +153,7 @@ def _filtered(
         # Draw a bit more than still needed (acceptance is rarely 100%), within the budget.
         size = min(batch_size, budget - drawn, max(64, 2 * (n_images - accepted)))
         # Each round is its own seed stream, so rounds never repeat each other's images.
-        candidates = synthesizer.unit_of[cls].sample(
-            cls, size, seed=(seed * 7919 + 104_729) * 1_000 + round_index
-        )
+        candidates = synthesizer.unit_of[cls].sample(cls, size, seed=round_seed(seed, round_index))
         round_index += 1
         drawn += size
         confidence = np.asarray(judge(candidates, cls), dtype=np.float64)

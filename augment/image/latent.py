@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from augment.core.device import autocast_dtype, autocast_to
+from augment.core.seeds import Stream, stream
 from augment.core.synthesizer import fit_unit
 from augment.core.train import (
     GANTrainerState,
@@ -333,7 +334,7 @@ class LatentBank:
         if cls not in self.anchors or len(self.anchors[cls]) == 0:
             raise KeyError(f"class {cls!r} has no real image to start from")
         codes, _, space = self._prepared(cls)
-        rng = np.random.default_rng([seed, 7])
+        rng = stream(seed, Stream.IMAGE_PARTNERS)
         parts = []
         for start in range(0, n_images, batch_size):
             n = min(batch_size, n_images - start)

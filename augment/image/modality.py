@@ -36,6 +36,7 @@ from augment.core.generate import GenerationResult
 from augment.core.metrics import unique_metric_keys
 from augment.core.modality import Modality, ReportInputs
 from augment.core.precision_recall import precision_recall_meanings
+from augment.core.seeds import Stream, stream
 from augment.core.shards import iter_shards, read_shards
 from augment.core.synthesizer import training_units
 from augment.core.train import TrainingLoop, TrainingResult, settings_from
@@ -127,7 +128,7 @@ class ImageModality(Modality):
             # the rarest classes whole, the others share the rest; seeded, exact per class
             quotas = class_quotas(counts, limit)
             pick = stratified_pick(
-                labels[train_idx], quotas, np.random.default_rng([cfg.train.seed, 19])
+                labels[train_idx], quotas, stream(cfg.train.seed, Stream.IMAGE_FIT_SAMPLE)
             )
             fitted_idx = train_idx[pick]
         options = {
@@ -156,7 +157,7 @@ class ImageModality(Modality):
 
         held_idx = holdout_idx[:0]
         if v.enabled:
-            rng = np.random.default_rng([cfg.train.seed, 23])
+            rng = stream(cfg.train.seed, Stream.IMAGE_VALIDATION_SAMPLE)
             held_idx = holdout_idx[proportional_pick(labels[holdout_idx], v.max_rows, rng)]
             if len(held_idx) < len(holdout_idx):
                 notes.append(
@@ -414,7 +415,7 @@ class ImageModality(Modality):
 
         cfg = ctx.config
         v = cfg.validate_
-        rng = np.random.default_rng([cfg.train.seed, 29])
+        rng = stream(cfg.train.seed, Stream.IMAGE_FIDELITY_SAMPLE)
         real, per_class = np.arange(len(data.train_images)), None
         notes = []
         if "fitted" in data.cleaning:
@@ -692,7 +693,7 @@ def _read_synthetic(
     if sum(data.plan.values()):
         labels = read_shards(ctx.output, require_success=False, columns=[LABEL])[LABEL]
         index = data.index_of(labels.tolist())
-        rng = np.random.default_rng([ctx.config.train.seed, 31])
+        rng = stream(ctx.config.train.seed, Stream.IMAGE_STACKED_SAMPLE)
         pick = np.arange(len(index))
         if per_class is not None:
             wanted = {data.classes.index(c): n for c, n in per_class.items()}

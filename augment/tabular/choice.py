@@ -24,6 +24,7 @@ from sklearn.metrics import balanced_accuracy_score
 
 from augment.core.choice import inner_split as core_inner_split
 from augment.core.choice import pick_best
+from augment.core.seeds import Stream, stream
 from augment.core.synthesizer import training_units
 from augment.tabular.form import TableForm
 from augment.tabular.generation import RowGenerator, real_row_space
@@ -79,7 +80,7 @@ def choose_generator(
     """Score the candidates on an inner split of ``rows`` (the training rows in the model's form,
     label included) and return the choice. ``fit_unit(rows, classes)`` fits one GAN unit with the
     sampler's settings; ``plan`` is the full training set's, scaled here to the fit rows."""
-    rng = np.random.default_rng([seed, 3])
+    rng = stream(seed, Stream.TABLE_CHOICE_SPLIT)
     labels = rows[schema.label].to_numpy()
     fit_index, held_index = inner_split(labels, rng)
     fit_rows, held_rows = rows.iloc[fit_index], rows.iloc[held_index]

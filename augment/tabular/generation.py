@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from augment.core.seeds import Stream, stream
 from augment.core.validation import proportional_pick
 from augment.core.vectors import DRAWS_PER_KEPT, best_share
 from augment.tabular.anchored import RowSpace
@@ -52,7 +53,7 @@ def real_row_space(
     out of the distances (see :class:`RowSpace`)."""
     if max_rows is not None and len(rows) > max_rows:
         labels = rows[schema.label].to_numpy()
-        pick = proportional_pick(labels, max_rows, np.random.default_rng([seed, 2]))
+        pick = proportional_pick(labels, max_rows, stream(seed, Stream.TABLE_SAMPLE))
         rows = rows.iloc[np.sort(pick)]
     gaps = [*form.missing.flags, *form.missing.flags.values()]
     return RowSpace(rows, schema, unmeasured=gaps)
@@ -129,7 +130,7 @@ class RowGenerator:
             index = schema.classes.index(cls)
             # one stream per seed and class (by its place among all classes) for each purpose:
             # 1 anchors and mixing weights, 2 and 3 rare levels and UUIDs of GAN / anchored rows
-            restore = np.random.default_rng([seed, index, 2, first_id])
+            restore = stream(seed, index, Stream.ROWS_GAN_RESTORE, first_id)
             moments = None  # one map per class, fitted on its first batch (None: no map)
             for batch, (rows, dropped) in enumerate(
                 self._gan_batches(cls, n_gan, seed, batch_size)
@@ -142,8 +143,8 @@ class RowGenerator:
                 self.origin["gan"][cls] += len(rows)
                 self.origin["dropped"][cls] += dropped
                 yield cls, self._finish(cls, rows, restore)
-            rng = np.random.default_rng([seed, index, 1])
-            restore = np.random.default_rng([seed, index, 3, first_id])
+            rng = stream(seed, index, Stream.ROWS_ANCHORED)
+            restore = stream(seed, index, Stream.ROWS_ANCHORED_RESTORE, first_id)
             for start in range(0, n_anchored, batch_size):
                 size = min(batch_size, n_anchored - start)
                 rows = self.space.interpolate(cls, size, rng)  # in the model's form

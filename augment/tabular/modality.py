@@ -27,6 +27,7 @@ from augment.core.generate import GenerationResult, write_shards
 from augment.core.metrics import unique_metric_keys
 from augment.core.modality import FeatureComparison, Modality, ReportInputs
 from augment.core.precision_recall import precision_recall_meanings
+from augment.core.seeds import Stream, stream
 from augment.core.shards import read_shards
 from augment.core.train import TrainingLoop, settings_from
 from augment.core.validation import proportional_pick
@@ -229,7 +230,7 @@ class TabularModality(Modality):
         labels = rows[data.label].to_numpy()
         if len(rows) > CHOICE_ROWS:
             pick = proportional_pick(
-                labels, CHOICE_ROWS, np.random.default_rng([cfg.train.seed, 4])
+                labels, CHOICE_ROWS, stream(cfg.train.seed, Stream.TABLE_CHOICE_ROWS)
             )
             rows = rows.iloc[np.sort(pick)]
         # the plan scaled to the sample: each class keeps its share of new rows per real row

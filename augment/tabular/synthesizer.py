@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from augment.core.seeds import Stream, stream
 from augment.core.synthesizer import UnitSynthesizer, fit_unit, load_device
 from augment.core.train import TrainingLoop, TrainingResult, TrainSettings
 from augment.tabular.anchored import RowSpace
@@ -136,7 +137,7 @@ class Synthesizer(UnitSynthesizer):
         for cls, rows in self.unit_batches(counts, seed, batch_size):
             if cls not in rngs:  # rare levels and UUIDs: a stream per seed, class and id range
                 index = self.schema.classes.index(cls)
-                rngs[cls] = np.random.default_rng([seed, index, 2, first_id])
+                rngs[cls] = stream(seed, index, Stream.ROWS_GAN_RESTORE, first_id)
             rows = self.finish(cls, rows, rngs[cls], first_id=issued)
             issued += len(rows)
             yield cls, rows
