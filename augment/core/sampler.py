@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from imblearn.over_sampling.base import BaseOverSampler
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -109,8 +110,16 @@ class GANSampler(BaseOverSampler):
             self.n_generated_ = {c: found.count(c) for c in plan}
             return self._combine(X, y, new_x, new_y)
 
+    def fit_resample(self, X, y, **params):
+        # sample() hands the new items back in the containers fit_resample does: imbalanced-learn
+        # gives X and y back as they came (a list as a list, y as a Series of its name and dtype)
+        self.containers_ = {"X": _container(X), "y": _container(y)}
+        return super().fit_resample(X, y, **params)
+
     def sample(self, n_per_class: Mapping[Any, int], seed: int | None = None):
-        """Generate exactly ``n_per_class[c]`` new items per class (no real ones): ``(X, y)``.
+        """Generate exactly ``n_per_class[c]`` new items per class (no real ones): ``(X, y)``,
+        in the containers :meth:`fit_resample` returned for the fitted input (a DataFrame and a
+        Series for a DataFrame and a Series; arrays for arrays).
 
         Raises:
             DataError: a class the sampler cannot generate (it names those it can), or a count
@@ -133,7 +142,9 @@ class GANSampler(BaseOverSampler):
                     "0 or more"
                 )
             plan[value] = int(n)
-        return self._sample(plan, self.seed_ if seed is None else seed)
+        new_x, new_y = self._sample(plan, self.seed_ if seed is None else seed)
+        containers = getattr(self, "containers_", {})  # none in files saved before 2026-12-08
+        return _as_given(new_x, containers.get("X")), _as_given(new_y, containers.get("y"))
 
     # -- persistence -------------------------------------------------------------------------
     def save(self, path: str | Path) -> None:
@@ -146,6 +157,7 @@ class GANSampler(BaseOverSampler):
                 "params": {k: _jsonable(v) for k, v in self.get_params().items()},
                 "seed": self.seed_,
                 **{name: getattr(self, f"{name}_") for name in self._SAVED},
+                "containers_": getattr(self, "containers_", {}),
                 "sampling_strategy_": {str(k): int(v) for k, v in self.sampling_strategy_.items()},
                 # the fitted attributes of imbalanced-learn / scikit-learn, class values kept as
                 # they are (pairs, since a saved dict's keys would become text)
@@ -193,6 +205,8 @@ class GANSampler(BaseOverSampler):
                 sampler.feature_names_in_ = np.asarray(fitted["feature_names_in_"], dtype=object)
             sampler.sampling_strategy_ = dict(fitted["sampling_strategy_"])
             sampler.n_generated_ = dict(fitted["n_generated_"])
+        if extra.get("containers_"):
+            sampler.containers_ = extra["containers_"]
         sampler._restore_state(extra)
         return sampler
 
@@ -212,6 +226,34 @@ class GANSampler(BaseOverSampler):
             raise DataError(
                 f"this {type(self).__name__} is not fitted; call fit_resample(X, y) first"
             )
+
+
+def _container(values: Any) -> dict[str, Any]:
+    """What imbalanced-learn's fit_resample gives ``values`` back as: its container type, and a
+    Series's name and dtype (a categorical's categories too), as plain data a file keeps."""
+    if isinstance(values, list):
+        return {"type": "list"}
+    if not isinstance(values, pd.Series):
+        return {"type": "same"}  # an array, a DataFrame: the kind's _sample keeps it
+    dtype = values.dtype
+    container = {"type": "series", "name": to_python(values.name), "dtype": str(dtype)}
+    if isinstance(dtype, pd.CategoricalDtype):
+        container["categories"] = [to_python(c) for c in dtype.categories]
+        container["ordered"] = bool(dtype.ordered)
+    return container
+
+
+def _as_given(values: Any, container: dict[str, Any] | None) -> Any:
+    """``values`` (an array or a frame) in the container ``container`` describes."""
+    kind = (container or {}).get("type")
+    if kind == "list":
+        return np.asarray(values).tolist()
+    if kind != "series":
+        return values
+    dtype: Any = container["dtype"]
+    if "categories" in container:
+        dtype = pd.CategoricalDtype(container["categories"], ordered=container["ordered"])
+    return pd.Series(values, name=container["name"], dtype=dtype)
 
 
 def _plain_or_none(value: Any) -> int | None:

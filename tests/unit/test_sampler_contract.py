@@ -139,3 +139,40 @@ def test_a_loaded_sampler_keeps_its_fitted_attributes(case, tmp_path):
     if hasattr(sampler, "feature_names_in_"):
         assert loaded.get_feature_names_out().tolist() == ["x0", "x1", "x2"]
         assert loaded.feature_names_in_.tolist() == sampler.feature_names_in_.tolist()
+
+
+def test_sample_returns_the_containers_fit_resample_returns(case, tmp_path):
+    """Issue 32 item 5: sample() gives y back as fit_resample does for the same input: a Series
+    of y's name and dtype for a Series (a categorical's categories kept), a list for a list,
+    an array for an array; also from a loaded sampler."""
+    import pandas as pd
+
+    sampler_class, fast, X, y = case
+    labels = pd.Series(pd.Categorical(y, categories=[0, 1, 2, 3]), name="target")
+    sampler = sampler_class(random_state=0, **fast)
+    _, y_res = sampler.fit_resample(X, labels)
+    sampler.save(tmp_path / "sampler.pt")
+    for fitted in (sampler, sampler_class.load(tmp_path / "sampler.pt")):
+        _, new_y = fitted.sample({2: 3})
+        assert isinstance(y_res, pd.Series) and isinstance(new_y, pd.Series)
+        assert new_y.name == y_res.name == "target" and new_y.dtype == y_res.dtype
+        assert new_y.tolist() == [2, 2, 2]
+    _, y_res = sampler.fit_resample(X, y.tolist())
+    _, new_y = sampler.sample({2: 3})
+    assert isinstance(y_res, list) and new_y == [2, 2, 2]
+    _, y_res = sampler.fit_resample(X, y)
+    assert isinstance(sampler.sample({2: 3})[1], np.ndarray) and isinstance(y_res, np.ndarray)
+
+
+def test_a_table_sampler_gives_frames_and_series_back():
+    import pandas as pd
+
+    X, y = _table()
+    frame, labels = pd.DataFrame(X, columns=["a", "b", "c"]), pd.Series(y, name="target")
+    sampler = GANOverSampler(random_state=0, **CASES["tabular"][1])
+    X_res, y_res = sampler.fit_resample(frame, labels)
+    new_x, new_y = sampler.sample({1: 4})
+    assert isinstance(X_res, pd.DataFrame) and isinstance(new_x, pd.DataFrame)
+    assert list(new_x.columns) == ["a", "b", "c"] and new_x.dtypes.equals(frame.dtypes)
+    assert isinstance(new_y, pd.Series) and new_y.name == "target" and new_y.dtype == y_res.dtype
+    pd.testing.assert_index_equal(new_x.index, new_y.index)
