@@ -201,11 +201,18 @@ def _category_bars(axes: Axes, feature: FeatureComparison, most: int = 10) -> No
     axes.set_ylabel("share", fontsize=7)
 
 
+#: the bar of the missing values of a category, whichever missing value they hold
+MISSING_BAR = "(missing)"
+
+
 def _shares(values: np.ndarray, weights: np.ndarray | None) -> pd.Series:
-    """Category (as text) -> share of the (weighted) values."""
+    """Category (as text) -> share of the (weighted) values; None, NaN, pd.NA and NaT are one
+    category, :data:`MISSING_BAR` (real rows read from a CSV hold NaN where generated ones hold
+    None: one missing category, not two bars)."""
+    missing = pd.isna(pd.Series(values, dtype=object)).to_numpy()
     mass = pd.Series(
         np.ones(len(values)) if weights is None else np.asarray(weights, dtype=np.float64),
-        index=[str(v) for v in values],
+        index=[MISSING_BAR if gap else str(v) for v, gap in zip(values, missing, strict=True)],
     )
     totals = mass.groupby(level=0).sum()
     return totals / totals.sum() if totals.sum() > 0 else totals
