@@ -8,6 +8,8 @@ one; the job's shards read back with the input's Parquet schema.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
@@ -133,6 +135,17 @@ def test_shard_dataset_opens_the_csv_run_with_defaults(tmp_path, monkeypatch):
     result = CliRunner().invoke(app, [*args, "--set", "validate.min_lift=-1"])
     assert result.exit_code == 0, result.output
     run = tmp_path / "runs" / "data"
+    # issue 32 item 8: the columns line names datetimes as such and not the model's own flags
+    printed = " ".join(result.output.split())
+    columns = printed.split("columns ", 1)[1].split(" plan ", 1)[0]
+    assert "2 datetime: signup, last_order" in columns and "__missing" not in columns
+    assert "1 id (fresh values): customer_id" in columns
+    # fidelity numbers come with a judgement, in the summary and in the report
+    assert re.search(r"detection AUC [\d.]+ \((fine|told apart|easily told apart)", printed)
+    assert re.search(r"DCR ratio [\d.]+ \((fine|near copies)", printed)
+    page = (run / "report.html").read_text()
+    assert "classes in column <code>churned</code>" in page and "never saw" not in page
+    assert "<th>here</th>" in page
 
     synthetic = ShardDataset(run)
     both = ShardDataset(run, include_real=True)
