@@ -334,16 +334,8 @@ class _Progress:
     def loaded(self, ctx: Any, data: Any) -> None:
         counts = ", ".join(f"{c} {n:,}" for c, n in data.counts_before.items())
         console.print(f"classes  {counts} (train split)", highlight=False)
-        schema = getattr(data, "schema", None)
-        if schema is not None:
-            roles: dict[str, list[str]] = {}
-            for column in schema.columns:
-                roles.setdefault(column.kind, []).append(column.name)
-            # columns kept out of the model: ids (fresh values) and ignored ones (left missing)
-            cleaning = getattr(data, "cleaning", {})
-            for key, kind in (("ids", "id (fresh values)"), ("ignored", "ignored")):
-                if cleaning.get(key):
-                    roles[kind] = list(cleaning[key])
+        roles = getattr(data, "column_roles", None)  # a table's columns by role
+        if roles:
             console.print(
                 "columns  "
                 + "; ".join(

@@ -122,3 +122,35 @@ def _mean_and_covariance(
         return mean, np.zeros((rows.shape[1], rows.shape[1]))
     covariance = np.cov(rows, rowvar=False, aweights=weights)  # (D, D)
     return mean, np.atleast_2d(covariance)
+
+
+def fidelity_judgement(key: str, metrics: dict[str, float]) -> str:
+    """Whether a fidelity measure of a table job is fine, in a few words ("" when there is no
+    rule for ``key``): the summary and the report say it next to the number.
+
+    - ``fidelity/detection_auc`` (a forest telling synthetic rows from real ones of their class):
+      up to 0.6 fine, up to 0.8 told apart at times, above that easily told apart.
+    - ``fidelity/dcr/ratio`` (distance to the nearest training row, over the same for unseen
+      holdout rows): from 0.9 as new as real rows; lower with no exact copy is what rows anchored
+      between real ones give (the default mixes them in); with copies, a privacy warning.
+    - ``fidelity/dcr/exact_copy_share``: none is fine; any share names the problem.
+    """
+    value = metrics.get(key)
+    if value is None or not np.isfinite(value):
+        return ""
+    if key == "fidelity/detection_auc":
+        if value <= 0.6:
+            return "fine: hard to tell from real rows"
+        if value <= 0.8:
+            return "told apart at times: see the per-feature plots"
+        return "easily told apart from real rows: see the per-feature plots"
+    copies = metrics.get("fidelity/dcr/exact_copy_share", 0.0)
+    if key == "fidelity/dcr/ratio":
+        if value >= 0.9:
+            return "fine: as new as unseen real rows"
+        if copies == 0:
+            return "fine, no exact copy: anchored rows sit nearer the training rows than new ones"
+        return "near copies of training rows: keep the rows private like the training data"
+    if key == "fidelity/dcr/exact_copy_share":
+        return "fine: none" if value == 0 else "some rows repeat a training row exactly"
+    return ""

@@ -54,6 +54,8 @@ class FeatureComparison:
     synthetic: np.ndarray  # (S,) values of the synthetic rows
     distance: float  # KS statistic (numbers) or total variation distance (categories), 0..1
     real_weights: np.ndarray | None = None  # (R,) the real rows weighted to the synthetic mix
+    # a datetime's values are seconds since this wall-clock time (ISO 8601): plotted as dates
+    origin: str | None = None
 
 
 @dataclass
@@ -69,6 +71,8 @@ class ReportInputs:
     per_class_fidelity: dict[Any, float] = field(default_factory=dict)  # generated classes only
     # (name, value, what it means in one line): detection AUC, DCR, FID, ...
     measures: list[tuple[str, float, str]] = field(default_factory=list)
+    # measure name -> whether its value is fine, in a few words (core.metrics.fidelity_judgement)
+    judgements: dict[str, str] = field(default_factory=dict)
     features: list[FeatureComparison] = field(default_factory=list)  # every feature column
     # the real and the synthetic correlation matrices over ``correlation_columns``
     correlation_columns: list[str] = field(default_factory=list)

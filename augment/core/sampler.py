@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from imblearn.over_sampling.base import BaseOverSampler
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from augment.core.balance import to_python
+from augment.core.balance import class_counts, to_python
 from augment.core.device import cpu_threads
 from augment.core.errors import DataError
 from augment.core.persist import load_payload
@@ -96,6 +97,7 @@ class GANSampler(BaseOverSampler):
             prepared, classes = self._prepare(X, y)
             plan = {c: 0 for c in classes}
             plan.update({to_python(c): int(n) for c, n in self.sampling_strategy_.items()})
+            _refuse_single_rows(y, plan)
             self._before_fit(prepared, classes, plan, seed)
             models = [
                 self._fit_unit(prepared, unit, seed)
@@ -109,8 +111,16 @@ class GANSampler(BaseOverSampler):
             self.n_generated_ = {c: found.count(c) for c in plan}
             return self._combine(X, y, new_x, new_y)
 
+    def fit_resample(self, X, y, **params):
+        # sample() hands the new items back in the containers fit_resample does: imbalanced-learn
+        # gives X and y back as they came (a list as a list, y as a Series of its name and dtype)
+        self.containers_ = {"X": _container(X), "y": _container(y)}
+        return super().fit_resample(X, y, **params)
+
     def sample(self, n_per_class: Mapping[Any, int], seed: int | None = None):
-        """Generate exactly ``n_per_class[c]`` new items per class (no real ones): ``(X, y)``.
+        """Generate exactly ``n_per_class[c]`` new items per class (no real ones): ``(X, y)``,
+        in the containers :meth:`fit_resample` returned for the fitted input (a DataFrame and a
+        Series for a DataFrame and a Series; arrays for arrays).
 
         Raises:
             DataError: a class the sampler cannot generate (it names those it can), or a count
@@ -133,7 +143,9 @@ class GANSampler(BaseOverSampler):
                     "0 or more"
                 )
             plan[value] = int(n)
-        return self._sample(plan, self.seed_ if seed is None else seed)
+        new_x, new_y = self._sample(plan, self.seed_ if seed is None else seed)
+        containers = getattr(self, "containers_", {})  # none in files saved before 2026-12-08
+        return _as_given(new_x, containers.get("X")), _as_given(new_y, containers.get("y"))
 
     # -- persistence -------------------------------------------------------------------------
     def save(self, path: str | Path) -> None:
@@ -143,9 +155,12 @@ class GANSampler(BaseOverSampler):
             path,
             extra={
                 "sampler": type(self).__name__,
-                "params": {k: _jsonable(v) for k, v in self.get_params().items()},
+                # as given: tuples, lists, integer keys (columns={0: ...}) come back as they were
+                "params": {k: _plain_param(k, v) for k, v in self.get_params().items()},
+                "params_exact": True,
                 "seed": self.seed_,
                 **{name: getattr(self, f"{name}_") for name in self._SAVED},
+                "containers_": getattr(self, "containers_", {}),
                 "sampling_strategy_": {str(k): int(v) for k, v in self.sampling_strategy_.items()},
                 # the fitted attributes of imbalanced-learn / scikit-learn, class values kept as
                 # they are (pairs, since a saved dict's keys would become text)
@@ -173,13 +188,13 @@ class GANSampler(BaseOverSampler):
             name: parameter.default
             for name, parameter in inspect.signature(cls.__init__).parameters.items()
         }
-        # saved as JSON-able lists; a parameter given as a tuple comes back as one
-        sampler = cls(
-            **{
+        if not extra.get("params_exact"):  # saved before 2026-12-08 as JSON-able values
+            params = {
                 k: tuple(v) if isinstance(defaults.get(k), tuple) and isinstance(v, list) else v
                 for k, v in params.items()
-                if k in cls._get_param_names()
             }
+        sampler = cls(
+            **{k: _param_value(v) for k, v in params.items() if k in cls._get_param_names()}
         )
         sampler.synthesizer_ = cls._synthesizer_from_payload(payload, device)
         sampler.seed_ = int(extra.get("seed", 0))
@@ -193,6 +208,8 @@ class GANSampler(BaseOverSampler):
                 sampler.feature_names_in_ = np.asarray(fitted["feature_names_in_"], dtype=object)
             sampler.sampling_strategy_ = dict(fitted["sampling_strategy_"])
             sampler.n_generated_ = dict(fitted["n_generated_"])
+        if extra.get("containers_"):
+            sampler.containers_ = extra["containers_"]
         sampler._restore_state(extra)
         return sampler
 
@@ -214,6 +231,50 @@ class GANSampler(BaseOverSampler):
             )
 
 
+def _container(values: Any) -> dict[str, Any]:
+    """What imbalanced-learn's fit_resample gives ``values`` back as: its container type, and a
+    Series's name and dtype (a categorical's categories too), as plain data a file keeps."""
+    if isinstance(values, list):
+        return {"type": "list"}
+    if not isinstance(values, pd.Series):
+        return {"type": "same"}  # an array, a DataFrame: the kind's _sample keeps it
+    dtype = values.dtype
+    container = {"type": "series", "name": to_python(values.name), "dtype": str(dtype)}
+    if isinstance(dtype, pd.CategoricalDtype):
+        container["categories"] = [to_python(c) for c in dtype.categories]
+        container["ordered"] = bool(dtype.ordered)
+    return container
+
+
+def _as_given(values: Any, container: dict[str, Any] | None) -> Any:
+    """``values`` (an array or a frame) in the container ``container`` describes."""
+    kind = (container or {}).get("type")
+    if kind == "list":
+        return np.asarray(values).tolist()
+    if kind != "series":
+        return values
+    dtype: Any = container["dtype"]
+    if "categories" in container:
+        dtype = pd.CategoricalDtype(container["categories"], ordered=container["ordered"])
+    return pd.Series(values, name=container["name"], dtype=dtype)
+
+
+def _refuse_single_rows(y: Any, plan: Mapping[Any, int]) -> None:
+    """A class of one row to oversample is refused, as imbalanced-learn's SMOTE refuses it:
+    every new item made from one item (between it and its class's others, at its class's
+    centre) would be a copy of it."""
+    counts = class_counts(y)
+    asked = [c for c, n in plan.items() if n and counts.get(c) == 1]
+    if asked:
+        others = {c: counts[c] + n for c, n in plan.items() if n and c not in asked}
+        example = f" (sampling_strategy={others} targets the others)" if others else ""
+        raise DataError(
+            f"class(es) {asked} have a single row in y; new rows made from one row would be "
+            "copies of it (imbalanced-learn's SMOTE refuses it too): give each such class more "
+            f"rows, or leave it out of sampling_strategy, a dict of target counts{example}"
+        )
+
+
 def _plain_or_none(value: Any) -> int | None:
     return None if value is None else int(value)
 
@@ -223,11 +284,40 @@ def _pairs(counts: Mapping[Any, int]) -> list[list[Any]]:
     return [[to_python(c), int(n)] for c, n in counts.items()]
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, tuple):
-        return list(value)
+#: the key that marks a saved NumPy array among a sampler's parameters
+_ARRAY = "__ndarray__"
+
+
+def _plain_param(name: str, value: Any) -> Any:
+    """A constructor parameter as plain data a safe model file holds, its types kept: tuples,
+    lists and dict keys as they are, NumPy scalars as Python ones, an array tagged.
+
+    Raises:
+        DataError: a value a safe file cannot hold (a callable, a ``RandomState``).
+    """
     if isinstance(value, np.generic):
         return value.item()
+    if isinstance(value, np.ndarray):
+        return {_ARRAY: [_plain_param(name, v) for v in value.tolist()], "dtype": str(value.dtype)}
+    if isinstance(value, list | tuple):
+        return type(value)(_plain_param(name, v) for v in value)
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {_plain_param(name, k): _plain_param(name, v) for k, v in value.items()}
+    if not isinstance(value, str | int | float | bool | type(None)):
+        raise DataError(
+            f"save(): the parameter {name}= is a {type(value).__name__}, which a safe model file "
+            "cannot hold; give it as plain data (an int random_state, a dict sampling_strategy) "
+            "or pickle the sampler instead"
+        )
+    return value
+
+
+def _param_value(value: Any) -> Any:
+    """A parameter as :func:`_plain_param` saved it, back as it was given."""
+    if isinstance(value, dict):
+        if _ARRAY in value:
+            return np.asarray(value[_ARRAY], dtype=value["dtype"])
+        return {k: _param_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_param_value(v) for v in value)
     return value

@@ -315,11 +315,8 @@ class ImageModality(Modality):
                 synthesizer.use(recipes[0])
         synthesizer.keep_anchors([c for c, n in data.plan.items() if n > 0])
         ctx.timings["transfer"] = time.perf_counter() - began
-        data.extra["recipe"] = {
-            "recipe": synthesizer.recipe.name,
-            "chosen": choice is not None,
-            **(choice.as_dict() if choice else {}),
-        }
+        synthesizer.choice = choice.as_dict() if choice else None
+        data.extra["recipe"] = _recipe_summary(synthesizer)
         if ctx.tracker:
             ctx.tracker.log_params({"generate.recipe": synthesizer.recipe.name})
             if choice is not None:
@@ -338,8 +335,9 @@ class ImageModality(Modality):
         self, ctx: JobContext, data: ImageData, synthesizer: ImageSynthesizer
     ) -> GenerationResult:
         cfg = ctx.config
-        # a cached synthesizer carries its recipe; the choice's scores were logged when it was fit
-        data.extra.setdefault("recipe", {"recipe": synthesizer.recipe.name, "chosen": None})
+        # a cached synthesizer carries its recipe and how it was chosen (the scores were logged
+        # to MLflow when it was fit; the summary says them again)
+        data.extra.setdefault("recipe", _recipe_summary(synthesizer))
         judge = None
         if cfg.filter.enabled:
             classifier = real_classifier(ctx, data)
@@ -613,6 +611,12 @@ def _decode_shrunk(
         kept.append(block.positions)
         skipped += block.skipped
     return np.concatenate(images), np.concatenate(kept), skipped
+
+
+def _recipe_summary(synthesizer: ImageSynthesizer) -> dict[str, Any]:
+    """The recipe line of the summary: the recipe, and every candidate's score if it was chosen."""
+    choice = synthesizer.choice
+    return {"recipe": synthesizer.recipe.name, "chosen": choice is not None, **(choice or {})}
 
 
 def _quality_measures(

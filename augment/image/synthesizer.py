@@ -199,12 +199,16 @@ class ImageSynthesizer(UnitSynthesizer):
         label: str = "label",
         bank: LatentBank | None = None,
         recipe: Recipe | None = None,
+        choice: dict[str, Any] | None = None,
     ):
         super().__init__(units)  # the GAN units: what is saved
         self.all_classes = list(classes)  # every class of the data, modelled or not
         self.label = label
         self.bank = bank
         self.recipe = recipe or Recipe("gan")
+        # how the recipe was chosen (RecipeChoice.as_dict: every candidate's score), kept in the
+        # file so that a cached rerun tells the same story; None when it was not chosen
+        self.choice = choice
         # images made per source and class since the last reset_origin (see ORIGINS)
         self.origin: dict[str, dict[Any, int]] = {key: {} for key in ORIGINS}
         self.use(self.recipe)
@@ -274,6 +278,7 @@ class ImageSynthesizer(UnitSynthesizer):
             "classes": list(self.all_classes),
             "label": self.label,
             "recipe": self.recipe.name,
+            "choice": self.choice,
             "bank": self.bank.state_dict() if self.bank is not None else None,
         }
 
@@ -290,4 +295,5 @@ def image_synthesizer_from_payload(
         payload.get("label", "label"),
         bank=LatentBank.from_state_dict(bank, target) if bank else None,
         recipe=Recipe.parse(payload.get("recipe", "gan")),  # files from before recipes: the GAN
+        choice=payload.get("choice"),
     )

@@ -64,9 +64,11 @@ class ShardDataset(Dataset):
             a YAML path, or a :class:`~augment.JobConfig` (``augment.load_config(path,
             overrides)`` when the run's ``--set`` overrides changed the data or the split).
         features: tables only: the feature columns, in order (default: every column but the
-            label). Numbers and booleans are used as they are (float32, no scaling); text and
-            category columns are one-hot encoded over the categories the run's model was
-            trained on (see :attr:`feature_names`, e.g. ``"channel=web"``).
+            label, the ids and the ignored columns). Each is encoded as the run's classifiers
+            scored it (``augment/tabular/dataset.py``): numbers as they are (float32, no
+            scaling), gaps as the training median plus a 0/1 ``<column>__missing`` entry,
+            datetimes as seconds, text and category columns one-hot over the categories the
+            run's model was trained on (see :attr:`feature_names`, e.g. ``"channel=web"``).
         storage_options: passed to fsspec when ``run_dir`` is a URL.
 
     Attributes:

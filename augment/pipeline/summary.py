@@ -11,6 +11,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from augment.core.metrics import fidelity_judgement
+
 # A log file or CI gets 100 columns rather than rich's 80 (the score table needs ~90).
 console = Console(width=None if sys.stdout.isatty() else 100)
 
@@ -66,12 +68,17 @@ def print_summary(summary: dict[str, Any]) -> None:
         console.print(line, highlight=False, soft_wrap=True)
 
     fidelity = [
-        ("detection AUC {:.3f} (0.5: indistinguishable)", "fidelity/detection_auc"),
-        ("DCR ratio {:.2f} (<< 1: copies of real rows)", "fidelity/dcr/ratio"),
+        ("detection AUC {:.3f}", "fidelity/detection_auc"),
+        ("DCR ratio {:.2f}", "fidelity/dcr/ratio"),
         ("marginal distance {:.3f}", "fidelity/marginal_mean"),
         ("Fréchet {:.1f}", "fidelity/frechet"),
     ]
-    parts = [text.format(metrics[key]) for text, key in fidelity if key in metrics]
+    parts = [
+        text.format(metrics[key])
+        + (f" ({judged})" if (judged := fidelity_judgement(key, metrics)) else "")
+        for text, key in fidelity
+        if key in metrics
+    ]
     parts += [
         f"{key.split('/')[0].upper()} {metrics[key]:.2f} ({key.split('/')[1]})"
         for key in sorted(k for k in metrics if k.count("/") == 1)

@@ -24,7 +24,7 @@ from augment.core.cache import frame_digest
 from augment.core.context import JobContext
 from augment.core.device import cpu_threads
 from augment.core.generate import GenerationResult, write_shards
-from augment.core.metrics import unique_metric_keys
+from augment.core.metrics import fidelity_judgement, unique_metric_keys
 from augment.core.modality import FeatureComparison, Modality, ReportInputs
 from augment.core.precision_recall import precision_recall_meanings
 from augment.core.seeds import Stream, stream
@@ -79,6 +79,26 @@ class TableData:
             "row_ids": [int(i) for i in self.holdout.index],
             "train_row_ids": [int(i) for i in self.train.index],
         }
+
+    @property
+    def column_roles(self) -> dict[str, list[str]]:
+        """The user's columns by what the model makes of them, for the printed summary: numbers
+        (continuous), datetimes and date strings, categories, ids and ignored columns. The
+        missing-value flags are the model's own columns, not the user's: not listed."""
+        flags = set(self.form.missing.flags.values())
+        times = set(self.form.datetimes.columns)
+        roles: dict[str, list[str]] = {}
+        for spec in self.schema.columns:
+            if spec.name not in flags:
+                kind = "datetime" if spec.name in times else spec.kind
+                roles.setdefault(kind, []).append(spec.name)
+        for kind, names in (
+            ("id (fresh values)", self.form.ids.columns),
+            ("ignored", self.form.ignored),
+        ):
+            if names:
+                roles[kind] = sorted(names)
+        return roles
 
     @property
     def params(self) -> dict[str, Any]:
@@ -351,6 +371,11 @@ class TabularModality(Modality):
                 for name, key, meaning in _TABLE_MEASURES
                 if key in fidelity
             ],
+            judgements={
+                name: fidelity_judgement(key, fidelity)
+                for name, key, _ in _TABLE_MEASURES
+                if fidelity_judgement(key, fidelity)
+            },
         )
         rng = np.random.default_rng(ctx.config.train.seed)
         synthetic = _read_synthetic(ctx, data, REPORT_ROWS, rng)
@@ -375,6 +400,7 @@ class TabularModality(Modality):
                 synthetic=synthetic[spec.name].to_numpy(),
                 distance=float(distance),
                 real_weights=weights,
+                origin=getattr(data.form.datetimes.columns.get(spec.name), "origin", None),
             )
             for spec, distance in zip(data.schema.columns, distances, strict=True)
         ]

@@ -128,6 +128,9 @@ def _infer(
         if distinct <= categorical_max_unique:
             return "categorical", f"{distinct} integer levels"
         return "integer", "integers"
+    # a CSV's True/False column with gaps: Python bools in an object column, not strings
+    if len(present) and present.map(lambda value: isinstance(value, bool | np.bool_)).all():
+        return "boolean", "true/false values"
     # strings and mixed objects
     sample = present.iloc[:SAMPLE].astype(str)
     if len(sample) and _parses_as_dates(sample):

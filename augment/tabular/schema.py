@@ -82,7 +82,9 @@ class ColumnSpec:
             values = np.rint(np.asarray(values, dtype=np.float64))
         dtype = _pandas_dtype(self.dtype)
         if isinstance(dtype, np.dtype):
-            values = np.asarray(values)
+            # an object column stays objects: NumPy would turn a list of numbers and text
+            # (kept levels and the rare levels' stand-in) into text alone
+            values = np.asarray(values, dtype=object if dtype.kind == "O" else None)
             if values.dtype == object and dtype.kind in "fc":
                 values = np.where(pd.isna(values), np.nan, values)  # the missing level: NaN
             return values.astype(dtype, copy=False)

@@ -7,6 +7,7 @@ list to close from worker threads.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -14,6 +15,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from augment.core.modality import FeatureComparison
 
@@ -178,6 +180,12 @@ def _histograms(axes: Axes, feature: FeatureComparison) -> None:
         label="synthetic",
     )
     axes.set_yticks([])
+    if feature.origin is not None:  # seconds since the origin, labelled as the dates they are
+        origin = pd.Timestamp(feature.origin)
+        axes.xaxis.set_major_locator(MaxNLocator(4))
+        axes.xaxis.set_major_formatter(
+            FuncFormatter(lambda seconds, _: f"{origin + pd.Timedelta(seconds=seconds):%Y-%m-%d}")
+        )
 
 
 def _category_bars(axes: Axes, feature: FeatureComparison, most: int = 10) -> None:
@@ -201,11 +209,18 @@ def _category_bars(axes: Axes, feature: FeatureComparison, most: int = 10) -> No
     axes.set_ylabel("share", fontsize=7)
 
 
+#: the bar of the missing values of a category, whichever missing value they hold
+MISSING_BAR = "(missing)"
+
+
 def _shares(values: np.ndarray, weights: np.ndarray | None) -> pd.Series:
-    """Category (as text) -> share of the (weighted) values."""
+    """Category (as text) -> share of the (weighted) values; None, NaN, pd.NA and NaT are one
+    category, :data:`MISSING_BAR` (real rows read from a CSV hold NaN where generated ones hold
+    None: one missing category, not two bars)."""
+    missing = pd.isna(pd.Series(values, dtype=object)).to_numpy()
     mass = pd.Series(
         np.ones(len(values)) if weights is None else np.asarray(weights, dtype=np.float64),
-        index=[str(v) for v in values],
+        index=[MISSING_BAR if gap else str(v) for v, gap in zip(values, missing, strict=True)],
     )
     totals = mass.groupby(level=0).sum()
     return totals / totals.sum() if totals.sum() > 0 else totals
@@ -276,7 +291,10 @@ def confusion_grid(
             len(classifiers), len(arms), classifiers.index(name) * len(arms) + arms.index(arm) + 1
         )
         _draw_confusion(axes, counts, names)
-        axes.set_title((arm_titles or {}).get(arm, arm), fontsize=9)
+        # wrapped to the column's width (about ten characters an inch at 9 pt): a long arm
+        # title ("real + synthetic images, albumentations on the fly") would run off the page
+        title = (arm_titles or {}).get(arm, arm)
+        axes.set_title(textwrap.fill(title, width=max(12, int(side * 10))), fontsize=9)
         axes.set_ylabel(f"true ({name})" if name else "true")
     return figure
 

@@ -139,6 +139,11 @@ def test_image_rerun_reuses_the_generator(tmp_path, training_calls, monkeypatch)
     assert rerun["cache"]["hit"] is True
     assert rerun["recipe"]["recipe"] == manifest["recipe"]["recipe"]
     assert [f["sha256"] for f in rerun["files"]] == [f["sha256"] for f in manifest["files"]]
+    # the cached model says how its recipe was chosen: the rerun's recipe line keeps the scores
+    assert rerun["recipe"]["scores"] == manifest["recipe"]["scores"]
+    recipe_line = [line for line in again.output.splitlines() if line.startswith("recipe")]
+    assert recipe_line == [line for line in first.output.splitlines() if line.startswith("recipe")]
+    assert "chosen on an inner split" in recipe_line[0]
 
 
 def test_an_image_job_with_a_gan_recipe_trains_and_caches_the_gan(tmp_path, training_calls):

@@ -8,12 +8,16 @@ one; the job's shards read back with the input's Parquet schema.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
+import pytest
+import torch
 from typer.testing import CliRunner
 
-from augment import ShardDataset
+from augment import DataError, ShardDataset
 from augment.cli import app
 from augment.core.shards import read_manifest, read_shards
 
@@ -118,3 +122,52 @@ def test_the_job_writes_shards_with_the_inputs_schema(tmp_path, monkeypatch):
     assert real_rows["customer_id"].isin(set(frame["customer_id"])).all()
     assert real_rows["last_order"].isin(set(frame["last_order"])).all()
     assert both.frame["customer_id"].is_unique
+
+
+def test_shard_dataset_opens_the_csv_run_with_defaults(tmp_path, monkeypatch):
+    """Issue 32 item 3: the README's own command on the customer table as a CSV, then
+    ``ShardDataset(run)`` with no arguments: ids left out, datetimes and date strings as seconds,
+    gaps as value + flag (the encoding the job's classifiers scored), no NaN anywhere."""
+    monkeypatch.chdir(tmp_path)
+    frame = _customers()
+    frame.to_csv(tmp_path / "data.csv", index=False)
+    args = ["run", "data.csv", "--label", "churned", "--set", f"train.steps={STEPS}"]
+    result = CliRunner().invoke(app, [*args, "--set", "validate.min_lift=-1"])
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "runs" / "data"
+    # issue 32 item 8: the columns line names datetimes as such and not the model's own flags
+    printed = " ".join(result.output.split())
+    columns = printed.split("columns ", 1)[1].split(" plan ", 1)[0]
+    assert "2 datetime: signup, last_order" in columns and "__missing" not in columns
+    assert "1 id (fresh values): customer_id" in columns
+    # fidelity numbers come with a judgement, in the summary and in the report
+    assert re.search(r"detection AUC [\d.]+ \((fine|told apart|easily told apart)", printed)
+    assert re.search(r"DCR ratio [\d.]+ \((fine|near copies)", printed)
+    page = (run / "report.html").read_text()
+    assert "classes in column <code>churned</code>" in page and "never saw" not in page
+    assert "<th>here</th>" in page
+
+    synthetic = ShardDataset(run)
+    both = ShardDataset(run, include_real=True)
+    for data in (synthetic, both):
+        assert not np.isnan(data.features).any()
+        x, _ = data[0]
+        assert not torch.isnan(x).any()
+    assert both.feature_names == synthetic.feature_names
+    names = synthetic.feature_names
+    assert "customer_id" not in " ".join(names)  # an id is never a feature
+    assert {"signup", "last_order", "amount", "amount__missing", "vip=None"} <= set(names)
+    assert list(both.frame.columns) == list(frame.columns)  # the user's columns, in order
+    # value + flag: the flag is set exactly where the row has a gap, the value where it has none
+    amount, flag = names.index("amount"), names.index("amount__missing")
+    gaps = both.frame["amount"].isna().to_numpy()
+    assert gaps.any() and (both.features[:, flag] == gaps).all()
+    np.testing.assert_allclose(
+        both.features[~gaps, amount], both.frame["amount"][~gaps].to_numpy(), rtol=1e-6
+    )
+    # dates as seconds since the earliest training date: one day apart is 86,400 apart
+    days = pd.to_datetime(both.frame["last_order"], format="%Y-%m-%d")
+    seconds = both.features[:, names.index("last_order")]
+    np.testing.assert_allclose(seconds - seconds.min(), (days - days.min()).dt.total_seconds())
+    with pytest.raises(DataError, match="customer_id"):
+        ShardDataset(run, features=["customer_id"])

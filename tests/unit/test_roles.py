@@ -200,3 +200,21 @@ def test_duplicate_column_names_are_a_data_error_naming_the_column():
     y = np.r_[np.zeros(24), np.ones(6)]
     with pytest.raises(DataError, match="column 'a' appears 2 times"):
         GANOverSampler(steps=2).fit_resample(X, y)
+
+
+def test_a_csv_true_false_column_with_gaps_is_boolean(tmp_path):
+    """Issue 32 item 9: pandas reads a CSV's True/False column with gaps as Python bools in an
+    object column; profile called it "2 distinct strings", role categorical."""
+    from augment.tabular.sources import read_table
+
+    n = 60
+    pd.DataFrame(
+        {
+            "vip": pd.array([None if i % 7 == 0 else i % 2 == 0 for i in range(n)], "boolean"),
+            "y": np.arange(n) % 3,
+        }
+    ).to_csv(tmp_path / "data.csv", index=False)
+    frame, _ = read_table(str(tmp_path / "data.csv"), "y", "auto")
+    assert frame["vip"].dtype == object  # as pandas reads it
+    (vip,) = [column for column in infer_roles(frame, "y") if column.name == "vip"]
+    assert (vip.role, vip.why, vip.distinct) == ("boolean", "true/false values", 2)
