@@ -35,7 +35,7 @@ from rich.table import Table
 
 from augment.core.config import apply_overrides
 from augment.core.errors import AugmentError
-from augment.pipeline.summary import print_summary
+from augment.pipeline.summary import gate_message, print_summary
 
 app = typer.Typer(
     add_completion=False,
@@ -213,11 +213,8 @@ def run(
         for cfg in loaded:
             _header(cfg, verbose)
         if engine is Engine.prefect:
-            flows = _flows("balance")
             flow_overrides = overrides if _is_yaml(sources[0]) else []
-            if len(paths) == 1:
-                return [flows.balance_flow(paths[0], flow_overrides, force)], loaded
-            return flows.balance_many_flow(paths, flow_overrides, force), loaded
+            return _flows("balance").run_flows(paths, flow_overrides, force), loaded
         from augment.pipeline.job import run_job
 
         return [
@@ -409,12 +406,7 @@ def _report(summary: dict[str, Any], cfg: Any) -> bool:
     print_summary(summary)
     if summary["passed"]:
         return True
-    lift = summary["metrics"].get("lift/balanced_accuracy", float("nan"))
-    err_console.print(
-        f"[red]validation failed[/red] ({cfg.name}): lift in balanced accuracy {lift:+.4f} is "
-        f"below validate.min_lift={cfg.validate_.min_lift}; the shards are kept in "
-        f"{summary['output']}"
-    )
+    err_console.print(gate_message(summary, prefix=f"[red]validation failed[/red] ({cfg.name}): "))
     return False
 
 

@@ -20,6 +20,13 @@ and no Prefect telemetry) unless the user set those settings.
   ``retry_delay_seconds``); bad input (an ``AugmentError``) is never retried. ``fit`` is not
   retried; the fitted generator is saved (output folder and cache) before any later step runs,
   so a retried generate or finish never retrains.
+- Every job publishes two artifacts on the flow run that ran it (``publish``): a markdown page
+  keyed ``augment-<name>`` (the verdict, the holdout scores, the generator's origin, links to
+  report.html and the MLflow run) and a table keyed ``augment-<name>-classes`` (counts and
+  recall per class). The MLflow run is tagged with the flow run's id and address.
+- A job that fails the do-no-harm gate (``validate.min_lift``) ends its flow run ``Failed`` with
+  the verdict as the message, after writing all of its output; ``validate.gate_fails_flow:
+  false`` keeps it ``Completed``. ``run_flows`` gives the summaries either way.
 """
 
 from __future__ import annotations
@@ -28,19 +35,31 @@ import argparse
 import functools
 import json
 import os
+import re
+from collections.abc import Sequence
 from typing import Any
 
 from prefect import Task, flow, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.context import refresh_global_settings_context
+from prefect.runtime import flow_run
 from prefect.settings import get_current_settings
+from prefect.states import Failed, State
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from prefect.tasks import exponential_backoff
+from prefect.utilities.urls import url_for
 
-from augment.core.config import JobConfig, OrchestrationConfig
-from augment.core.errors import AugmentError
+from augment.core.config import JobConfig, OrchestrationConfig, RunInfo
+from augment.core.errors import AugmentError, ValidationFailed
 from augment.pipeline import job
 from augment.pipeline.config import load_config
+from augment.pipeline.summary import (
+    class_table,
+    gate_message,
+    summary_markdown,
+    verdict_sentence,
+)
 
 # Job state (DataFrames, models, an MLflow client) passes between tasks in memory; Prefect caches
 # and persists nothing here. Reruns are cached by the library (augment/cache.py) instead.
@@ -115,9 +134,62 @@ def task_runner_for(orchestration: OrchestrationConfig) -> TaskRunner:
     )
 
 
+def this_run() -> RunInfo:
+    """The current flow run as the library knows a run: its id fills ``output.path``'s
+    ``{run_id}``; its id, name and address (when Prefect knows its UI's) tag the MLflow run."""
+    run_id = str(flow_run.id)
+    tags = {"prefect.flow_run_id": run_id, "prefect.flow_run_name": flow_run.name}
+    address = url_for("flow-run", obj_id=run_id)
+    if address:
+        tags["prefect.flow_run_url"] = address
+    return RunInfo(id=run_id, tags=tags)
+
+
+def artifact_key(name: str) -> str:
+    """``augment-<job name>`` in the characters Prefect allows in a key (a-z, 0-9, dashes)."""
+    return "augment-" + re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def publish(summary: dict[str, Any]) -> None:
+    """A job's artifacts on the current flow run: the markdown page (``augment-<name>``) and
+    the per-class table (``augment-<name>-classes``); each key keeps its history across runs."""
+    key = artifact_key(summary["name"])
+    verdict = verdict_sentence(summary)
+    create_markdown_artifact(summary_markdown(summary), key=key, description=verdict)
+    create_table_artifact(
+        class_table(summary),
+        key=f"{key}-classes",
+        description=f"{summary['name']}: rows per class before, generated and after; holdout "
+        "recall per arm",
+    )
+
+
+def gate_failure(summaries: list[dict[str, Any]], configs: Sequence[JobConfig]) -> State | None:
+    """A Failed state when a job failed its gate and its config says that this fails the flow
+    run (``validate.gate_fails_flow``), else None. The verdict is the state's message, and its
+    exception (:class:`ValidationFailed`) carries every summary."""
+    failed = [
+        summary
+        for summary, config in zip(summaries, configs, strict=True)
+        if not summary["passed"] and config.validate_.gate_fails_flow
+    ]
+    if not failed:
+        return None
+    message = "; ".join(f"{s['name']}: {verdict_sentence(s)}; {gate_message(s)}" for s in failed)
+    return Failed(message=message, data=ValidationFailed(message, summaries))
+
+
+def passed_on(state: State) -> Any:
+    """What a subflow's final state gives the flow that ran it: the result, or a Failed state
+    with the subflow's own message and exception (so both runs fail with the verdict)."""
+    if state.is_failed():
+        return Failed(message=state.message, data=state.result(raise_on_failure=False))
+    return state.result()
+
+
 @task(name="start", **_task)
-def start(config: JobConfig, force: bool) -> job.JobContext:
-    return job.start_job(config, force=force)
+def start(config: JobConfig, force: bool, run: RunInfo) -> job.JobContext:
+    return job.start_job(config, force=force, run=run)
 
 
 @task(name="load", **_task)
@@ -156,16 +228,17 @@ def finish(ctx: job.JobContext, data: Any, generation: Any, report: Any, fidelit
 
 
 @task(name="job", **_task)
-def whole_job(config_path: str, overrides: list[str], force: bool) -> dict[str, Any]:
+def whole_job(config_path: str, overrides: list[str], force: bool, run: RunInfo) -> dict[str, Any]:
     """One whole job in the worker that runs this task (``balance_many_flow``)."""
-    return job.run_job(load_config(config_path, overrides), force=force).summary()
+    return job.run_job(load_config(config_path, overrides), force=force, run=run).summary()
 
 
 @flow(name="augment-job", log_prints=True)
-def job_flow(config: JobConfig, force: bool = False) -> dict[str, Any]:
-    """Load -> plan -> reuse or fit (one task per unit) -> generate -> validate -> track."""
+def job_flow(config: JobConfig, force: bool = False) -> Any:
+    """Load -> plan -> reuse or fit (one task per unit) -> generate -> validate -> track, then
+    publish the artifacts. Returns the job summary, or a Failed state when the gate failed."""
     orchestration = config.orchestration
-    ctx = retrying(start, orchestration)(config, force)
+    ctx = retrying(start, orchestration)(config, force, this_run())
     try:
         data = retrying(load, orchestration)(ctx)
         synthesizer = retrying(reuse, orchestration)(ctx, data)
@@ -182,28 +255,33 @@ def job_flow(config: JobConfig, force: bool = False) -> dict[str, Any]:
     except BaseException:
         job.fail_job(ctx)
         raise
-    return result.summary()
+    summary = result.summary()
+    publish(summary)
+    return gate_failure([summary], [config]) or summary
 
 
 @flow(name="augment-balance", log_prints=True)
-def balance_flow(
-    config_path: str, overrides: list[str] | None = None, force: bool = False
-) -> dict[str, Any]:
-    """Balance one dataset; returns the job summary. ``force`` trains even on a cache hit."""
+def balance_flow(config_path: str, overrides: list[str] | None = None, force: bool = False) -> Any:
+    """Balance one dataset; returns the job summary. ``force`` trains even on a cache hit.
+    Fails, with the verdict as its message, when the job's flow run failed its gate."""
     config = load_config(config_path, overrides or [])
     runner = task_runner_for(config.orchestration)
-    return job_flow.with_options(task_runner=runner, flow_run_name=config.name)(config, force)
+    job_run = job_flow.with_options(task_runner=runner, flow_run_name=config.name)
+    return passed_on(job_run(config, force, return_state=True))
 
 
 @flow(name="augment-jobs", log_prints=True)
-def jobs_flow(config_paths: list[str], overrides: list[str], force: bool) -> list[dict[str, Any]]:
+def jobs_flow(config_paths: list[str], overrides: list[str], force: bool) -> Any:
+    configs = [load_config(path, overrides) for path in config_paths]
+    run = this_run()
     futures = [
-        retrying(whole_job, load_config(path, overrides).orchestration).submit(
-            path, overrides, force
-        )
-        for path in config_paths
+        retrying(whole_job, config.orchestration).submit(path, overrides, force, run)
+        for path, config in zip(config_paths, configs, strict=True)
     ]
-    return [future.result() for future in futures]
+    summaries = [future.result() for future in futures]
+    for summary in summaries:
+        publish(summary)
+    return gate_failure(summaries, configs) or summaries
 
 
 @flow(name="augment-balance-many", log_prints=True)
@@ -215,9 +293,23 @@ def balance_many_flow(
     A retried job reuses its trained generator from the cache. Returns the summaries in order."""
     configs = [load_config(path, overrides or []) for path in config_paths]  # fail fast
     runner = task_runner_for(configs[0].orchestration)
-    return jobs_flow.with_options(task_runner=runner)(
-        list(config_paths), list(overrides or []), force
-    )
+    jobs_run = jobs_flow.with_options(task_runner=runner)
+    return passed_on(jobs_run(list(config_paths), list(overrides or []), force, return_state=True))
+
+
+def run_flows(
+    config_paths: Sequence[str], overrides: Sequence[str] = (), force: bool = False
+) -> list[dict[str, Any]]:
+    """Run one config as ``balance_flow``, several as ``balance_many_flow``; the job summaries
+    in order, also when a failed gate failed the flow run (other errors are raised)."""
+    try:
+        if len(config_paths) == 1:
+            return [balance_flow(config_paths[0], list(overrides), force)]
+        return balance_many_flow(list(config_paths), list(overrides), force)
+    except ValidationFailed as failed:
+        if not failed.summaries:
+            raise
+        return failed.summaries
 
 
 def main() -> None:
@@ -227,10 +319,7 @@ def main() -> None:
     parser.add_argument("--force", action="store_true", help="Train even on a cache hit.")
     args = parser.parse_args()
     local_server_defaults()
-    if len(args.configs) == 1:
-        summaries = [balance_flow(args.configs[0], args.overrides, args.force)]
-    else:
-        summaries = balance_many_flow(args.configs, args.overrides, args.force)
+    summaries = run_flows(args.configs, args.overrides, args.force)
     for summary in summaries:
         print(json.dumps({k: v for k, v in summary.items() if k != "metrics"}, indent=2))
     raise SystemExit(0 if all(summary["passed"] for summary in summaries) else 10)

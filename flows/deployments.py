@@ -7,6 +7,11 @@ Served by a long-running process (what ``augment serve`` does)::
 which registers ``augment-balance/<job name>`` with the Prefect API (``PREFECT_API_URL``) and runs
 its scheduled and triggered runs in subprocesses of this process. For work pools and workers
 instead (runs on other machines, infrastructure per run) see ``prefect.yaml`` at the repo root.
+
+A served job runs again and again into the output its config names, so its runs replace the
+previous finished run (``SERVED_OVERRIDES``): the second night never fails on the first night's
+output. A config keeps every run apart with a run placeholder in ``output.path``
+(``runs/{name}/{run_date}``), and ``--set output.overwrite=false`` restores the refusal.
 """
 
 from __future__ import annotations
@@ -25,6 +30,9 @@ from augment.core.errors import ConfigError
 from augment.pipeline.config import load_config
 from flows.balance import balance_flow
 
+# Put before the user's overrides (theirs win): a rerun replaces the previous finished run.
+SERVED_OVERRIDES = ("output.overwrite=true",)
+
 
 def runner_deployments(
     config_paths: Sequence[str],
@@ -35,8 +43,11 @@ def runner_deployments(
     """One ``RunnerDeployment`` of ``balance_flow`` per config; each config is validated first.
 
     The entrypoint is the module path ``flows.balance.balance_flow``, so a run's subprocess
-    imports the installed package wherever it runs; the config path is stored absolute.
+    imports the installed package wherever it runs; the config path is stored absolute. The
+    runs replace the previous finished run unless the overrides say otherwise
+    (``SERVED_OVERRIDES``).
     """
+    overrides = [*SERVED_OVERRIDES, *overrides]
     try:
         ZoneInfo(timezone)
         schedules = [Cron(cron, timezone=timezone)] if cron else None

@@ -11,6 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import string
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -24,6 +30,7 @@ from pydantic import (
     model_validator,
 )
 
+from augment.core.cache import default_cache_dir
 from augment.core.errors import ConfigError
 from augment.core.storage import default_work_dir, is_url, redact
 
@@ -79,6 +86,79 @@ KIND_HELP = "The kind of data; it picks the keys, the defaults and the modality 
 # benchmark sets (benchmarks/NOTES.md, 2026-12-03; 18 paired runs): half synthetic stacked
 # +0.32 pp better than all synthetic (standard error 0.20), with a smaller worst case.
 STACK_SHARE = 0.5
+
+
+# Placeholders of output.path and output.work_dir. {name} is the job's name; the others tell one
+# run of a job from the next, so that a scheduled job can write every run to a folder of its own.
+RUN_PLACEHOLDERS = ("run_date", "run_time", "run_id")
+PLACEHOLDERS = ("name", *RUN_PLACEHOLDERS)
+PLACEHOLDER_HELP = (
+    "{name}: the job name; {run_date}: the run's start date in UTC (2026-12-07); {run_time}: its "
+    "start time in UTC (20261207T030000Z); {run_id}: the Prefect flow run's id under the flows, "
+    "else a new id per run"
+)
+# A source or URI that starts with a scheme (sklearn:wine, s3://..., sqlite:...) is no local path;
+# one letter before the colon would be a Windows drive.
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """One run of a job: its id and start time fill ``output.path``'s run placeholders, and its
+    ``tags`` go on the job's MLflow run. An orchestrator passes its own (the flows: the Prefect
+    flow run's id and address); by default every run gets a new id and the current time."""
+
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    started: datetime = field(default_factory=lambda: datetime.now(UTC))
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    def placeholders(self) -> dict[str, str]:
+        started = self.started.astimezone(UTC)
+        return {
+            "run_date": started.strftime("%Y-%m-%d"),
+            "run_time": started.strftime("%Y%m%dT%H%M%SZ"),
+            "run_id": self.id,
+        }
+
+
+def _known_placeholders(template: str | None) -> str | None:
+    """``template`` when every ``{...}`` in it is one of :data:`PLACEHOLDERS`."""
+    if template is None:
+        return None
+    try:
+        used = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+    except ValueError as error:
+        raise ValueError(
+            f"a brace without its pair ({error}); placeholders look like {{name}}"
+        ) from None
+    unknown = [name for name in used if name not in PLACEHOLDERS]
+    if unknown:
+        raise ValueError(
+            f"unknown placeholder {{{unknown[0]}}}; use {PLACEHOLDER_HELP.replace(': ', ' = ')}"
+        )
+    return template
+
+
+def per_run(template: str) -> bool:
+    """Whether ``template`` names a new folder for every run (it holds a run placeholder)."""
+    return any(f"{{{name}}}" in template for name in RUN_PLACEHOLDERS)
+
+
+def absolute_path(value: str) -> str:
+    """A local path made absolute against the working directory; URLs and other sources with a
+    scheme (``s3://...``, ``sklearn:wine``) as they are."""
+    if is_url(value) or _SCHEME.match(value):
+        return value
+    return str(Path(value).expanduser().absolute())
+
+
+def absolute_tracking_uri(uri: str) -> str:
+    """A sqlite store's URI (``sqlite:///mlflow.db``) with an absolute path; others as they are."""
+    prefix = "sqlite:///"
+    db, _, query = uri.removeprefix(prefix).partition("?")
+    if not uri.startswith(prefix) or not db or db == ":memory:":
+        return uri
+    return prefix + absolute_path(db) + (f"?{query}" if query else "")
 
 
 class Strict(BaseModel):
@@ -173,9 +253,17 @@ class TrainConfig(Strict):
 
 
 class OutputConfig(Strict):
-    """Where the shards go. ``{name}`` is replaced by the job name."""
+    """Where the shards go. Placeholders in ``path`` and ``work_dir``: {name}, {run_date},
+    {run_time}, {run_id} (below)."""
 
-    path: str = Field("runs/{name}", description="Output folder or fsspec URL of the run.")
+    path: str = Field(
+        "runs/{name}",
+        description="Output folder or fsspec URL of the run. Placeholders: "
+        + PLACEHOLDER_HELP
+        + ". With a run placeholder every run gets its own folder (a rerun never finds a "
+        "finished one), and trained generators are cached beside the part of the path "
+        "before it.",
+    )
     rows_per_shard: PositiveInt = Field(50_000, description="Rows per Parquet part.")
     overwrite: bool = Field(
         False, description="Replace an earlier augment run in the output folder."
@@ -190,6 +278,11 @@ class OutputConfig(Strict):
         "training checkpoints and the model file before upload); default "
         "~/.cache/augment/work/<last part of the URL>-<hash of the URL>. Unused for a local output.path.",
     )
+
+    @field_validator("path", "work_dir")
+    @classmethod
+    def _placeholders(cls, value: str | None) -> str | None:
+        return _known_placeholders(value)
 
     @field_validator("work_dir")
     @classmethod
@@ -213,6 +306,11 @@ class ValidateConfig(Strict):
         0.0, description="Do-no-harm gate: fail when lift in balanced accuracy is below this."
     )
     max_rows: PositiveInt | None = Field(50_000, description=MAX_ROWS_HELP)
+    gate_fails_flow: bool = Field(
+        True,
+        description="Under Prefect, a job whose lift is below min_lift ends its flow run "
+        "Failed (the output is still written); false: Completed. The CLI exits 10 either way.",
+    )
 
 
 class TrackingConfig(Strict):
@@ -311,9 +409,16 @@ class JobConfig(Strict):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, validate_assignment=True)
 
+    def _fill(self, template: str, run: RunInfo | None = None) -> str:
+        values = {"name": self.name, **(run.placeholders() if run else {})}
+        for key, value in values.items():
+            template = template.replace(f"{{{key}}}", value)
+        return template
+
     @property
     def output_path(self) -> str:
-        return self.output.path.replace("{name}", self.name)
+        """``output.path`` with ``{name}`` filled in (the run placeholders: :meth:`for_run`)."""
+        return self._fill(self.output.path)
 
     @property
     def work_dir(self) -> Path | None:
@@ -321,8 +426,50 @@ class JobConfig(Strict):
         if not is_url(self.output_path):
             return None
         if self.output.work_dir:
-            return Path(self.output.work_dir.replace("{name}", self.name)).expanduser()
+            return Path(self._fill(self.output.work_dir)).expanduser()
         return default_work_dir(self.output_path)
+
+    def for_run(self, run: RunInfo) -> JobConfig:
+        """This config for one run: every placeholder of ``output.path`` and ``output.work_dir``
+        filled in. When a local ``output.path`` makes a folder per run, ``cache.dir`` (if unset)
+        goes beside the fixed part of the path, so that the runs share their trained generators:
+        ``runs/{name}/{run_date}`` caches in ``runs/<name>/.augment-cache``."""
+        output = {"path": self._fill(self.output.path, run)}
+        if self.output.work_dir:
+            output["work_dir"] = self._fill(self.output.work_dir, run)
+        updates: dict[str, Any] = {"output": self.output.model_copy(update=output)}
+        if self.cache.dir is None and per_run(self.output.path) and not is_url(self.output_path):
+            parts = Path(self.output_path).parts
+            first = next(i for i, part in enumerate(parts) if per_run(part))
+            cache_dir = default_cache_dir(Path(*parts[: first + 1]))
+            updates["cache"] = self.cache.model_copy(update={"dir": str(cache_dir)})
+        return self.model_copy(update=updates)
+
+    def portable(self, tracking_uri: str | None = None) -> JobConfig:
+        """A copy that runs the same from any working directory: the local paths of
+        ``data.source``, ``output.path``, ``output.work_dir``, ``cache.dir`` and a local
+        ``tracking.uri`` made absolute against this one. ``tracking_uri``: the store the run
+        logged to, written out when ``tracking.uri`` was unset and it is a local sqlite store
+        (the default ``mlflow.db`` of the working directory). What a run saves as its job.yaml.
+        """
+        data = {"source": absolute_path(self.data.source)}
+        output = {"path": absolute_path(self.output.path)}
+        if self.output.work_dir:
+            output["work_dir"] = absolute_path(self.output.work_dir)
+        uri = self.tracking.uri
+        if not uri and tracking_uri and tracking_uri.startswith("sqlite:///"):
+            uri = tracking_uri
+        cache_dir = self.cache.dir and absolute_path(self.cache.dir)
+        return self.model_copy(
+            update={
+                "data": self.data.model_copy(update=data),
+                "output": self.output.model_copy(update=output),
+                "tracking": self.tracking.model_copy(
+                    update={"uri": uri and absolute_tracking_uri(uri)}
+                ),
+                "cache": self.cache.model_copy(update={"dir": cache_dir}),
+            }
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved configuration as plain JSON-able data (keys as written in YAML)."""

@@ -5,6 +5,8 @@ The CLI prints ``str(error)`` on one line and exits non-zero; the Python API rai
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class AugmentError(Exception):
     """Base class of every error this package raises on purpose."""
@@ -45,7 +47,16 @@ class ModelFileError(AugmentError, ValueError):
 class ValidationFailed(AugmentError):
     """The do-no-harm gate failed: synthetic rows did not lift balanced accuracy enough.
 
-    The shards are kept; the run is marked as failing validation.
+    The shards are kept; the run is marked as failing validation. ``summaries`` holds the job
+    summaries (``JobResult.summary()``) of the run that failed, so that a caller can still show
+    what was done.
     """
 
     exit_code = 10
+
+    def __init__(self, message: str, summaries: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.summaries = list(summaries or [])
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickled with its summaries (Dask, Prefect)
+        return (type(self), (str(self), self.summaries))

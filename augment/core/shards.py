@@ -194,7 +194,8 @@ def prepare_output(
         if finished and not overwrite:
             raise OutputError(
                 f"output {out} already holds a finished run; pass --overwrite "
-                "(output.overwrite: true) or choose another output.path"
+                "(output.overwrite: true), choose another output.path, or give every run a "
+                "folder of its own with a run placeholder (output.path: runs/{name}/{run_date})"
             )
         if finished:
             storage.remove(out / SUCCESS)

@@ -36,13 +36,13 @@ from augment.pipeline.job import (
     fail_job,
     finish_job,
     fit_unit_step,
-    gate_message,
     generate_step,
     load_data,
     start_job,
     units_for,
     validate_step,
 )
+from augment.pipeline.summary import gate_message
 
 
 def run_distributed_job(config: JobConfig, raise_on_gate: bool = False) -> JobResult | None:
@@ -92,7 +92,8 @@ def run_distributed_job(config: JobConfig, raise_on_gate: bool = False) -> JobRe
             fail_job(main_ctx[0])
         raise
     if raise_on_gate and not result.passed:
-        raise ValidationFailed(gate_message(result, config.validate_.min_lift))
+        summary = result.summary()
+        raise ValidationFailed(gate_message(summary), [summary])
     return result
 
 

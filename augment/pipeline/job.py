@@ -29,7 +29,7 @@ from typing import Any
 
 from augment.core import __version__, storage
 from augment.core.cache import SynthesizerCache, cache_key, default_cache_dir
-from augment.core.config import JobConfig
+from augment.core.config import JobConfig, RunInfo
 from augment.core.context import JobContext
 from augment.core.device import cpu_threads, resolve_device
 from augment.core.errors import ModelFileError, ValidationFailed
@@ -50,6 +50,7 @@ from augment.core.train import TrainingResult
 from augment.core.validation import ValidationReport
 from augment.pipeline.registry import load_synthesizer, modality
 from augment.pipeline.report_data import write_report
+from augment.pipeline.summary import gate_message
 
 log = logging.getLogger(__name__)
 MODEL_FILE = "model/synthesizer.pt"
@@ -97,23 +98,32 @@ class JobResult:
     # an automatic choice of how to generate: chosen, scores per candidate (tables: auto)
     choice: dict[str, Any] = field(default_factory=dict)
     kind: str = "tabular"  # data.kind
+    name: str = ""  # the job's name
+    min_lift: float = 0.0  # the do-no-harm gate this run was held to (validate.min_lift)
+    cache_key: str | None = None  # of the generator used, reused from the cache or trained
+    # where to find the MLflow run: an address in the server's UI, or store, experiment and run
+    mlflow_run_link: str | None = None
 
     def summary(self) -> dict[str, Any]:
         """Plain, JSON-able data: what the CLI prints and what the Prefect flow returns."""
         return {
+            "name": self.name,
             "output": str(self.output),
             "counts_before": _plain_keys(self.counts_before),
             "plan": _plain_keys(self.plan),
             "counts_after": _plain_keys(self.counts_after),
             "metrics": self.metrics,
             "passed": self.passed,
+            "min_lift": self.min_lift,
             "mlflow_run_id": self.mlflow_run_id,
+            "mlflow_run_link": self.mlflow_run_link,
             "tracking_uri": self.tracking_uri,
             "model_uri": self.model_uri,
             "seconds": self.seconds,
             "notes": self.notes,
             "recipe": self.recipe,
             "cache_hit": self.cache_hit,
+            "cache_key": self.cache_key,
             "training": self.training,
             "timings": self.timings,
             "origin": self.origin,
@@ -127,11 +137,15 @@ def _modality(ctx: JobContext) -> Modality:
     return modality(ctx.config.data.kind)
 
 
-def start_job(config: JobConfig, force: bool = False) -> JobContext:
+def start_job(config: JobConfig, force: bool = False, run: RunInfo | None = None) -> JobContext:
     """Check the device, make the output folder ready and open the MLflow parent run.
 
     ``force`` trains even when the cache holds a generator for the same data and settings.
+    ``run`` fills the run placeholders of ``output.path`` and tags the MLflow run (by default a
+    new id and the current time); the context's config has them filled in.
     """
+    run = run or RunInfo()
+    config = config.for_run(run)
     resolve_device(config.train.device)  # fail early on device: cuda without a GPU
     output = storage.location(config.output_path, config.output.storage_options)
     work = config.work_dir  # None for a local output: everything lives in the output folder
@@ -140,7 +154,7 @@ def start_job(config: JobConfig, force: bool = False) -> JobContext:
         output = prepare_output(output, config.output.overwrite, work=work)
         if work is not None:
             work.mkdir(parents=True, exist_ok=True)
-        tracker = _open_tracker(config, output)
+        tracker = _open_tracker(config, output, run)
     except BaseException:
         lock.release()
         raise
@@ -155,7 +169,7 @@ def start_job(config: JobConfig, force: bool = False) -> JobContext:
     )
 
 
-def _open_tracker(config: JobConfig, output: Location) -> Any | None:
+def _open_tracker(config: JobConfig, output: Location, run: RunInfo) -> Any | None:
     tracker = None
     if config.tracking.enabled:
         from augment.tracking import JobTracker  # mlflow is imported only when tracking is on
@@ -164,7 +178,12 @@ def _open_tracker(config: JobConfig, output: Location) -> Any | None:
             experiment=config.tracking.experiment or config.name,
             tracking_uri=config.tracking.uri,
             run_name=config.name,
-            tags={"augment.version": __version__, "augment.output": storage.describe(output)},
+            tags={
+                "augment.version": __version__,
+                "augment.output": storage.describe(output),
+                "augment.run_id": run.id,
+                **run.tags,
+            },
         )
         tracker.log_params(config.to_dict())
         tracker.log_text(config.to_yaml(), "config/resolved.yaml")
@@ -331,12 +350,13 @@ def finish_job(
     metrics = dict(report.metrics if report else {})
     metrics.update(fidelity)
     passed = report.passed if report else True
+    min_lift = cfg.validate_.min_lift
     # report.html, before _SUCCESS
     write_report(ctx, data, report, fidelity, counts_after, generation.origin)
-    model_uri = run_id = tracking_uri = None
+    model_uri = run_id = tracking_uri = run_link = None
     if ctx.tracker:
         tracker = ctx.tracker
-        run_id, tracking_uri = tracker.run_id, tracker.tracking_uri
+        run_id, tracking_uri, run_link = tracker.run_id, tracker.tracking_uri, tracker.run_url()
         metrics_run = tracker.child("validate")
         tracker.log_metrics(metrics, run_id=metrics_run)
         tracker.log_metrics(metrics)
@@ -365,7 +385,10 @@ def finish_job(
         model_uri = tracker.log_synthesizer(
             ctx.local / MODEL_FILE, model_name if cfg.tracking.register_model else None
         )
-        tracker.set_tags({"validation": "passed" if passed else "failed"})
+        verdict = {"validation": "passed" if passed else "failed", "validation.min_lift": min_lift}
+        tracker.set_tags(verdict)
+        # a version that failed the gate says so, so that nothing promotes it by accident
+        tracker.tag_model_version(model_uri, verdict)
     manifest = {
         "job": cfg.name,
         "augment_version": __version__,
@@ -381,7 +404,7 @@ def finish_job(
         "training": {"units": ctx.training},
         "validation": {
             "passed": passed,
-            "min_lift": cfg.validate_.min_lift,
+            "min_lift": min_lift,
             "notes": report.notes if report else [],
         },
         "mlflow": {"tracking_uri": tracking_uri, "run_id": run_id, "model_uri": model_uri},
@@ -398,8 +421,10 @@ def finish_job(
             world_size=ctx.world_size, effective_batch_size=cfg.train.batch_size * ctx.world_size
         )
     manifest.update(_modality(ctx).manifest_fields(ctx, data, generation))
-    # the resolved config (credentials masked), to repeat or edit the job
-    storage.write_bytes(ctx.output / JOB_YAML, cfg.to_yaml().encode())
+    # the resolved config (credentials masked) with absolute paths: `augment run <output>/job.yaml`
+    # repeats the job from any working directory
+    portable = cfg.portable(tracking_uri)
+    storage.write_bytes(ctx.output / JOB_YAML, portable.to_yaml().encode())
     finalize(ctx.output, manifest)
     if ctx.tracker:
         ctx.log_output_file(MANIFEST, MANIFEST)
@@ -425,6 +450,10 @@ def finish_job(
         origin={source: _plain_keys(counts) for source, counts in generation.origin.items()},
         choice=dict(generation.choice),
         kind=cfg.data.kind,
+        name=cfg.name,
+        min_lift=min_lift,
+        cache_key=ctx.cache_key,
+        mlflow_run_link=run_link,
     )
 
 
@@ -469,17 +498,19 @@ def run_job(
     raise_on_gate: bool = False,
     force: bool = False,
     observer: JobObserver | None = None,
+    run: RunInfo | None = None,
 ) -> JobResult:
     """Run the whole job in this process. See ``flows/`` for the same steps under Prefect.
 
     ``force`` trains even when the cache holds a generator for the same data and settings.
     ``observer`` hears of each phase as it starts and ends (the CLI's progress lines).
+    ``run`` identifies this run (see :func:`start_job`).
 
     Raises:
         ValidationFailed: only when ``raise_on_gate`` and the do-no-harm gate failed.
     """
     watch = observer or JobObserver()
-    ctx = start_job(config, force=force)
+    ctx = start_job(config, force=force, run=run)
     try:
         with watch.phase("load"):
             data = load_data(ctx)
@@ -505,16 +536,9 @@ def run_job(
         fail_job(ctx)
         raise
     if raise_on_gate and not result.passed:
-        raise ValidationFailed(gate_message(result, config.validate_.min_lift))
+        summary = result.summary()
+        raise ValidationFailed(gate_message(summary), [summary])
     return result
-
-
-def gate_message(result: JobResult, min_lift: float) -> str:
-    lift = result.metrics.get("lift/balanced_accuracy", float("nan"))
-    return (
-        f"validation failed: lift in balanced accuracy {lift:+.4f} is below validate.min_lift="
-        f"{min_lift}; the shards are kept in {result.output}"
-    )
 
 
 def _plain_keys(mapping: dict[Any, Any]) -> dict[str, Any]:

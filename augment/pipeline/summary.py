@@ -1,11 +1,19 @@
 """What a finished job prints for a person, in about fifteen lines: the holdout scores of each
 arm, the verdict in a sentence, fidelity, k-NN precision / recall and the IS, counts, and where
-the shards, the report and the MLflow run are. The CLI and the torchrun entry point (:mod:`augment.pipeline.distributed`) print
-the same summary (``JobResult.summary()``, plain data)."""
+the shards, the report and the MLflow run are. The CLI and the torchrun entry point
+(:mod:`augment.pipeline.distributed`) print the same summary (``JobResult.summary()``, plain
+data).
+
+The same parts, as plain text and tables, for an orchestrator to show (the Prefect flows publish
+them as artifacts): :func:`verdict_sentence`, :func:`gate_message`, :func:`summary_markdown` (the
+verdict, the score table, the generator's origin and the links) and :func:`class_table` (counts
+and recall per class and arm)."""
 
 from __future__ import annotations
 
+import math
 import sys
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -17,29 +25,47 @@ from augment.core.metrics import fidelity_judgement
 console = Console(width=None if sys.stdout.isatty() else 100)
 
 _CLASSIC_NAMES = {"smote": "SMOTE", "albumentations": "albumentations oversampling"}
+_WORD_STYLES = {"helped": "green", "did not help": "red", "made no difference": "yellow"}
+SCORE_TITLE = "holdout scores (mean over classifiers)"
+
+
+def _classic(metrics: dict[str, float]) -> str:
+    """The classic baseline's arm: SMOTE for tables, albumentations oversampling for images."""
+    return "albumentations" if any(k.startswith("albumentations/") for k in metrics) else "smote"
+
+
+def score_table(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """The holdout scores of every arm with the lifts, as a header and rows of text; both empty
+    when the job was not validated."""
+    metrics = summary["metrics"]
+    if not any(k.startswith("baseline/") for k in metrics):
+        return [], []
+    classic = _classic(metrics)
+    short = _CLASSIC_NAMES[classic].split()[0]
+    header = ["metric", "real", "real+synthetic", f"real+{short}", "lift", f"vs {short}"]
+    rows = []
+    for name in ("balanced_accuracy", "macro_f1", "accuracy"):
+        keys = (f"baseline/{name}", f"augmented/{name}", f"{classic}/{name}")
+        row = [name] + [f"{metrics[k]:.4f}" if k in metrics else "-" for k in keys]
+        row += [
+            f"{metrics[k]:+.4f}" if k in metrics else "-"
+            for k in (f"lift/{name}", f"lift_vs_{classic}/{name}")
+        ]
+        rows.append(row)
+    return header, rows
 
 
 def print_summary(summary: dict[str, Any]) -> None:
     metrics = summary["metrics"]
-    # The classic baseline is SMOTE for tables and albumentations oversampling for images.
-    classic = "albumentations" if any(k.startswith("albumentations/") for k in metrics) else "smote"
-    classic_name = _CLASSIC_NAMES[classic]
-    if any(k.startswith("baseline/") for k in metrics):
-        scores = Table(title="holdout scores (mean over classifiers)", title_justify="left")
-        scores.add_column("metric")
-        for arm in ("real", "real+synthetic", f"real+{classic_name.split()[0]}", "lift"):
-            scores.add_column(arm, justify="right")
-        scores.add_column(f"vs {classic_name.split()[0]}", justify="right")
-        for name in ("balanced_accuracy", "macro_f1", "accuracy"):
-            keys = (f"baseline/{name}", f"augmented/{name}", f"{classic}/{name}")
-            row = [f"{metrics[k]:.4f}" if k in metrics else "-" for k in keys]
-            row += [
-                f"{metrics[k]:+.4f}" if k in metrics else "-"
-                for k in (f"lift/{name}", f"lift_vs_{classic}/{name}")
-            ]
-            scores.add_row(name, *row)
+    header, rows = score_table(summary)
+    if rows:
+        scores = Table(title=SCORE_TITLE, title_justify="left")
+        for index, heading in enumerate(header):
+            scores.add_column(heading, justify="left" if index == 0 else "right")
+        for row in rows:
+            scores.add_row(*row)
         console.print(scores)
-    console.print(_verdict(summary, classic), highlight=False)
+    console.print(f"verdict  {verdict_sentence(summary, markup=True)}", highlight=False)
     stacked = metrics.get("lift_stacked_vs_classic/balanced_accuracy")
     if stacked is not None:
         console.print(
@@ -159,17 +185,20 @@ def _quality_parts(metrics: dict[str, float]) -> list[str]:
     return parts
 
 
-def _verdict(summary: dict[str, Any], classic: str) -> str:
-    """The answer to "did it help?" in one sentence; ``classic`` is the baseline arm's key."""
-    classic_name = _CLASSIC_NAMES[classic]
+def verdict_sentence(summary: dict[str, Any], markup: bool = False) -> str:
+    """The answer to "did it help?" in one sentence (with rich colours when ``markup``)."""
     metrics = summary["metrics"]
+    classic = _classic(metrics)
+    classic_name = _CLASSIC_NAMES[classic]
     lift = metrics.get("lift/balanced_accuracy")
     if lift is None:
-        return "verdict  not validated (validate.enabled: false): no holdout scores"
-    word = "[green]helped[/green]" if lift > 0 else "[red]did not help[/red]"
+        return "not validated (validate.enabled: false): no holdout scores"
+    word = "helped" if lift > 0 else "did not help"
     if abs(lift) < 0.001:
-        word = "[yellow]made no difference[/yellow]"
-    text = f"verdict  the synthetic data {word}: balanced accuracy {lift:+.4f} over real data alone"
+        word = "made no difference"
+    if markup:
+        word = f"[{_WORD_STYLES[word]}]{word}[/{_WORD_STYLES[word]}]"
+    text = f"the synthetic data {word}: balanced accuracy {lift:+.4f} over real data alone"
     behind = metrics.get(f"lift_vs_{classic}/balanced_accuracy")
     if behind is not None and behind < 0:  # say it in words, not only as a signed figure
         text += (
@@ -214,3 +243,94 @@ def _share(metrics: dict[str, float]) -> str:
     """``", 50% of the top-up synthetic"`` when the stacked arm mixed in copies of real images."""
     share = metrics.get("stacked/synthetic_share")
     return "" if share is None or share >= 1 else f", {share:.0%} of the top-up synthetic"
+
+
+def gate_message(summary: dict[str, Any], prefix: str = "validation failed: ") -> str:
+    """Why the do-no-harm gate failed, and that the output was kept (after ``prefix``)."""
+    lift = summary["metrics"].get("lift/balanced_accuracy", float("nan"))
+    return (
+        f"{prefix}lift in balanced accuracy {lift:+.4f} is below validate.min_lift="
+        f"{summary['min_lift']}; the shards are kept in {summary['output']}"
+    )
+
+
+# Recall per class is scored in these arms, named here as in the score table.
+_ARM_NAMES = {
+    "baseline": "real",
+    "augmented": "real+synthetic",
+    "smote": "real+SMOTE",
+    "albumentations": "real+albumentations",
+    "classic": "real, warped on the fly",
+    "stacked": "real+synthetic, warped on the fly",
+}
+
+
+def class_table(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per class: its rows (images) before, generated and after, and its holdout recall
+    in each arm that was scored (``recall <arm>``; None where the holdout has no such class)."""
+    from augment.core.metrics import unique_metric_keys
+
+    metrics = summary["metrics"]
+    classes = list(summary["counts_before"])
+    rows = []
+    for cls, key in zip(classes, unique_metric_keys(classes), strict=True):
+        before, after = summary["counts_before"][cls], summary["counts_after"][cls]
+        row: dict[str, Any] = {
+            "class": cls,
+            "before": before,
+            "generated": after - before,
+            "after": after,
+        }
+        for arm, name in _ARM_NAMES.items():
+            recall = metrics.get(f"{arm}/recall/{key}")
+            if recall is not None:
+                row[f"recall {name}"] = None if math.isnan(recall) else round(recall, 4)
+        rows.append(row)
+    return rows
+
+
+def _link(target: str) -> str:
+    """A markdown link to a local file or a URL."""
+    href = target if "://" in target else Path(target).resolve().as_uri()
+    return f"[{target}]({href})"
+
+
+def generator_sentence(summary: dict[str, Any]) -> str | None:
+    """Where the job's generator came from: reused from the cache, or trained by this run."""
+    key = summary.get("cache_key")
+    if summary.get("cache_hit"):
+        return f"reused from the cache (trained by an earlier run; key {key}), nothing trained"
+    units = summary.get("training") or []
+    if not units:
+        return None
+    seconds = sum(unit.get("seconds", 0.0) for unit in units)
+    cached = f"; cached for later runs (key {key})" if key else ""
+    return f"trained by this run ({len(units)} model(s), {seconds:.1f} s){cached}"
+
+
+def summary_markdown(summary: dict[str, Any]) -> str:
+    """The job in markdown: the verdict sentence first (with the gate's outcome), then the
+    score table, where the generator came from, and links to the output, report.html and the
+    MLflow run."""
+    verdict = verdict_sentence(summary)
+    lines = [f"**{summary['name']}**: {verdict[0].upper()}{verdict[1:]}.", ""]
+    if not summary["passed"]:
+        lines += [gate_message(summary, prefix="**Gate failed**: ") + ".", ""]
+    header, rows = score_table(summary)
+    if rows:
+        lines += [f"{SCORE_TITLE[0].upper()}{SCORE_TITLE[1:]}:", ""]
+        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
+        lines.append("")
+    generated = sum(summary["plan"].values())
+    lines.append(f"- output: `{summary['output']}` ({generated:,} generated)")
+    generator = generator_sentence(summary)
+    if generator:
+        lines.append(f"- generator: {generator}")
+    if summary.get("report"):
+        lines.append(f"- report: {_link(summary['report'])}")
+    link = summary.get("mlflow_run_link")
+    if link:
+        where = _link(link) if "://" in link and " " not in link else f"`{link}`"
+        lines.append(f"- MLflow run: {where}; model `{summary.get('model_uri')}`")
+    return "\n".join(lines) + "\n"

@@ -637,6 +637,15 @@ class JobTracker:
             return f"models:/{registered_model_name}/{info.registered_model_version}"
         return info.model_uri
 
+    def tag_model_version(self, model_uri: str, tags: Mapping[str, Any]) -> None:
+        """Set tags on the registered model version ``models:/<name>/<version>``; other model
+        URIs (a logged, unregistered model) have no version to tag and are left alone."""
+        name, _, version = model_uri.removeprefix("models:/").rpartition("/")
+        if not model_uri.startswith("models:/") or not name or not version.isdigit():
+            return
+        for key, value in self._clean_tags(tags).items():
+            self.client.set_model_version_tag(name, version, key, value)
+
 
 def run_link(tracking_uri: str, experiment_id: str, run_id: str) -> str:
     """A link to a run in the MLflow UI of a tracking server; a plain description otherwise."""

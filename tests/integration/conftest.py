@@ -110,6 +110,17 @@ def prefect_scheduler_api(prefect_server_with_scheduler):
         yield prefect_server_with_scheduler
 
 
+def read_artifacts(key: str) -> list:
+    """Every artifact under ``key`` on the Prefect server this process talks to."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        return client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key]))
+        )
+
+
 @pytest.fixture
 def training_calls(monkeypatch) -> list[int]:
     """Counts entries into the training loop (one per fitted unit, tables and images alike)."""

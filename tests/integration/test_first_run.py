@@ -48,6 +48,30 @@ def test_a_csv_runs_without_yaml_and_leaves_a_job_yaml_to_repeat(wine_csv, tmp_p
     assert read_manifest(run)["counts_generated"] == manifest["counts_generated"]
 
 
+def test_job_yaml_reruns_from_another_working_directory(wine_csv, tmp_path, monkeypatch):
+    """A run started with relative paths (source, output, the default MLflow store) saves them
+    absolute in job.yaml, so the rerun works from elsewhere and writes where the first one did."""
+    quick = ["--set", "train.steps=10", "--set", "validate.enabled=false"]
+    first = runner.invoke(app, ["run", "wine.csv", "--label", "target", *quick])
+    assert first.exit_code == 0, first.output
+    run = tmp_path / "runs" / "wine"
+    before = read_manifest(run)
+    job = yaml.safe_load((run / "job.yaml").read_text())
+    assert job["data"]["source"] == str(wine_csv)
+    assert job["output"]["path"] == str(run)
+    assert job["tracking"]["uri"] == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    again = runner.invoke(app, ["run", str(run / "job.yaml"), "--overwrite"])
+    assert again.exit_code == 0, again.output
+    after = read_manifest(run)  # the rerun replaced the first run in its own folder
+    assert after["mlflow"]["run_id"] != before["mlflow"]["run_id"]
+    assert after["counts_generated"] == before["counts_generated"]
+    assert "cache hit" in again.output  # the same cache, beside the same output
+    assert list(elsewhere.iterdir()) == []  # no output, store or cache in the other folder
+
+
 def test_init_writes_an_editable_yaml_with_the_inferred_roles(wine_csv, tmp_path):
     result = runner.invoke(app, ["init", str(wine_csv), "--label", "target"])
     assert result.exit_code == 0, result.output

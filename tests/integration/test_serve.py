@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from augment.cli import app
 from augment.core.shards import read_manifest
 from tests.conftest import stop_process_group, write_config
+from tests.integration.conftest import read_artifacts
 
 runner = CliRunner()
 
@@ -30,6 +31,18 @@ def _read_deployment(name: str, deadline: float):
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(1)
+
+
+def _serve(server, cwd: Path, *args: str) -> subprocess.Popen:
+    """`augment serve ARGS` in a subprocess on ``server``, polling for runs every 2 s."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "augment.cli", "serve", *args],
+        cwd=cwd,
+        env={**server.env, "PREFECT_RUNNER_POLL_FREQUENCY": "2"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def _first_run_finished(deployment_id, server, created_by: float, finished_by: float):
@@ -71,16 +84,8 @@ def test_serve_runs_a_cron_deployment_when_the_scheduler_fires(tmp_path, prefect
         validate={"enabled": False},
         output={"overwrite": True},  # a later run of the minute cron must not fail on the first
     )
-    env = {**prefect_scheduler_api.env, "PREFECT_RUNNER_POLL_FREQUENCY": "2"}
-    serve = ["serve", str(path), "--cron", "* * * * *", "--timezone", "Europe/Berlin"]
-    serving = subprocess.Popen(
-        [sys.executable, "-m", "augment.cli", *serve, "--limit", "1"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    cron = ["--cron", "* * * * *", "--timezone", "Europe/Berlin", "--limit", "1"]
+    serving = _serve(prefect_scheduler_api, tmp_path, str(path), *cron)
     try:
         deployment = _read_deployment("augment-balance/served", time.monotonic() + 180)
         assert serving.poll() is None, serving.stdout.read().decode()[-3000:]
@@ -103,6 +108,40 @@ def test_serve_runs_a_cron_deployment_when_the_scheduler_fires(tmp_path, prefect
     manifest = read_manifest(tmp_path / "out")
     assert manifest["counts_generated"] == {"benign": 0, "malignant": 225}
     assert manifest["counts_after"]["malignant"] == manifest["counts_after"]["benign"]
+
+
+def test_a_served_deployment_runs_twice_into_a_dated_folder_and_reuses_its_generator(
+    tmp_path, prefect_api
+):
+    """Two runs of one deployment served by `augment serve`, one after the other: both end
+    Completed (the second replaces the first's finished output of the same day: the policy of
+    served jobs), and the second reuses the generator the first trained, as its artifact says."""
+    from prefect.deployments import run_deployment
+
+    path = write_config(
+        tmp_path,
+        None,
+        name="nightly",
+        train={"steps": 10},
+        validate={"enabled": False},
+        output={"path": str(tmp_path / "runs" / "{name}" / "{run_date}")},
+    )
+    serving = _serve(prefect_api, tmp_path, str(path))
+    try:
+        _read_deployment("augment-balance/nightly", time.monotonic() + 180)
+        assert serving.poll() is None, serving.stdout.read().decode()[-3000:]
+        runs = [run_deployment("augment-balance/nightly", timeout=300, poll_interval=2)]
+        runs.append(run_deployment("augment-balance/nightly", timeout=300, poll_interval=2))
+    finally:
+        stop_process_group(serving, grace=60)
+    assert [run.state.type.value for run in runs] == ["COMPLETED", "COMPLETED"], runs
+    outputs = sorted((tmp_path / "runs" / "nightly").glob("*/_SUCCESS"))
+    assert outputs, list((tmp_path / "runs").rglob("*"))
+    latest = read_manifest(outputs[-1].parent)
+    assert latest["cache"]["hit"] is True
+    assert (tmp_path / "runs" / "nightly" / ".augment-cache" / latest["cache"]["key"]).is_dir()
+    [*_, page] = sorted(read_artifacts("augment-nightly"), key=lambda artifact: artifact.created)
+    assert "- generator: reused from the cache" in page.data
 
 
 @pytest.mark.parametrize(
@@ -157,7 +196,13 @@ def test_prefect_yaml_deploys_to_a_work_pool(prefect_api):
         many = client.read_deployment_by_name("augment-balance-many/all-tables")
     assert wine.work_pool_name == "augment" and many.work_pool_name == "augment"
     assert [s.schedule.cron for s in wine.schedules] == ["0 3 * * *"]
-    assert wine.parameters["overrides"] == ["orchestration.task_runner=dask"]
+    # scheduled runs replace the previous finished run, as `augment serve`'s do
+    assert wine.parameters["overrides"] == [
+        "orchestration.task_runner=dask",
+        "output.overwrite=true",
+    ]
+    for deployment in (wine, many):
+        assert "output.overwrite=true" in deployment.parameters["overrides"]
     assert wine.pull_steps == [
         {"prefect.deployments.steps.set_working_directory": {"directory": str(root)}}
     ]

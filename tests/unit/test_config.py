@@ -1,7 +1,9 @@
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from augment.core.config import RunInfo
 from augment.core.errors import ConfigError
 from augment.core.train import settings_from
 from augment.pipeline.config import load_config, parse_config
@@ -113,6 +115,57 @@ def test_fingerprint_ignores_tracking_but_not_model():
 
 def test_output_path_uses_job_name():
     assert parse_config(_raw()).output_path == "runs/x"
+
+
+def test_output_path_template_gives_each_run_its_folder_and_one_cache():
+    started = datetime(2026, 12, 7, 3, 0, 5, tzinfo=UTC)
+    config = parse_config(_raw(output={"path": "runs/{name}/{run_date}/{run_time}-{run_id}"}))
+    first = config.for_run(RunInfo(id="abc", started=started))
+    assert first.output.path == "runs/x/2026-12-07/20261207T030005Z-abc"
+    second = config.for_run(RunInfo(id="def", started=started))
+    assert second.output.path != first.output.path
+    # the runs share the cache beside the fixed part of the path, so reruns reuse generators
+    assert first.cache.dir == second.cache.dir == str(Path("runs/x/.augment-cache").absolute())
+    assert config.output.path.endswith("{run_id}")  # the template itself is left as it was
+    # a path without a run placeholder keeps the default cache (beside the output folder)
+    assert parse_config(_raw()).for_run(RunInfo()).cache.dir is None
+    dated = parse_config(_raw(output={"path": "s3://b/{name}/{run_date}"}))
+    assert dated.for_run(RunInfo(started=started)).output.path == "s3://b/x/2026-12-07"
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("runs/{nme}", r"unknown placeholder \{nme\}; use \{name\}"),
+        ("runs/{name", "a brace without its pair"),
+    ],
+)
+def test_output_path_placeholders_are_checked(path, message):
+    with pytest.raises(ConfigError, match=rf"output\.path: {message}"):
+        parse_config(_raw(output={"path": path}))
+
+
+def test_portable_config_has_absolute_paths(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    raw = _raw(
+        data={"source": "data/t.csv", "label": "y"},
+        output={"path": "runs/{name}", "work_dir": "scratch"},
+        cache={"dir": "~/cache"},
+        tracking={"uri": "sqlite:///mlflow.db"},
+    )
+    portable = parse_config(raw).for_run(RunInfo()).portable()
+    assert portable.data.source == str(tmp_path / "data" / "t.csv")
+    assert portable.output.path == str(tmp_path / "runs" / "x")
+    assert portable.output.work_dir == str(tmp_path / "scratch")
+    assert portable.cache.dir == str(Path.home() / "cache")
+    assert portable.tracking.uri == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    # sources and stores with a scheme are no local paths; an unset store stays unset unless
+    # the run logged to a local sqlite store, which is written out
+    builtin = parse_config(_raw(tracking={"uri": "http://mlflow:5000"})).portable()
+    assert builtin.data.source == "sklearn:wine" and builtin.tracking.uri == "http://mlflow:5000"
+    assert parse_config(_raw()).portable("http://mlflow:5000").tracking.uri is None
+    used = parse_config(_raw()).portable("sqlite:///mlflow.db")
+    assert used.tracking.uri == f"sqlite:///{tmp_path / 'mlflow.db'}"
 
 
 def test_orchestration_section():
