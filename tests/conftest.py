@@ -205,11 +205,17 @@ def write_config(tmp_path: Path, mlflow_uri: str | None, **sections) -> Path:
 
 
 def image_config(tmp_path, mlflow_uri, name="img", **sections):
-    """A fast image job: digits at 8x8, a tiny GAN, two CNN epochs, domain FID."""
+    """A fast image job: digits at 8x8, tiny GANs (pixel and code), two CNN epochs, domain FID."""
     config = {
         "name": name,
         "data": {"source": "sklearn:digits", "kind": "image", "size": 8, "imbalance_ratio": 5},
-        "model": {"width": 8, "noise_dim": 16, "autoencoder_steps": 10, "choice_epochs": 1},
+        "model": {
+            "width": 8,
+            "noise_dim": 16,
+            "autoencoder_steps": 10,
+            "code_gan_steps": 20,
+            "choice_epochs": 1,
+        },
         "train": {"steps": 20, "batch_size": 32, "checkpoint_every": 10, "progress": False},
         "output": {"path": str(tmp_path / "out"), "rows_per_shard": 200},
         "validate": {"epochs": 2, "fid_extractor": "domain"},

@@ -55,14 +55,16 @@ from augment.image.synthesizer import ImageSynthesizer, Recipe
 from augment.image.transforms import downsample
 
 # In order of preference: a later candidate must beat the best earlier one by more than the
-# margin. The order is what won on held-out digits (benchmarks/NOTES.md): images between real
-# codes, warped, helped the CNN and the linear model most; the GAN's least.
+# margin. The order is what held up on the held-out sets of benchmarks/images.py (NOTES.md):
+# half code-GAN, half between real codes first (level with images between real codes on digits,
+# ahead at 50:1 and on the distorted digits), the pixel GAN last.
 ALL_RECIPES: tuple[str, ...] = typing.get_args(Recipes)  # the config's list, in that order
-# What ``auto`` tries unless told otherwise: the recipes without the GAN. The GAN's candidates are
-# judged fairly only by a GAN fitted on the inner training images alone (a second GAN fit); on
-# digits they lost to images between real codes for the linear model and did not win for the
-# CNN (benchmarks/NOTES.md), so by default the sampler trains no GAN at all.
-DEFAULT_CANDIDATES = ("latent+warp", "latent")
+# What ``auto`` tries unless told otherwise: the mix of code-GAN images and images between real
+# codes, with and without the warp (the warp helps strokes and hurts textures, where a warp
+# makes no new texture; benchmarks/NOTES.md). Both draw from the code GAN, so the choice judges
+# them with a code GAN fitted again on the inner training codes (a few seconds); the pixel GAN
+# is not trained by default.
+DEFAULT_CANDIDATES = ("code-mix+warp", "code-mix")
 MARGIN = 0.01
 
 

@@ -77,10 +77,10 @@ class ImageDataConfig(DataConfig):
 
 # every recipe, in the order auto prefers them (augment.image.choice.ALL_RECIPES reads it)
 Recipes = Literal[
-    "latent+warp",
-    "latent",
     "code-mix+warp",
     "code-mix",
+    "latent+warp",
+    "latent",
     "code-gan+warp",
     "code-gan",
     "mix+warp",
@@ -127,8 +127,8 @@ class ImageModelConfig(ModelConfig):
     )
     recipe_candidates: list[Recipes] | None = Field(
         None,
-        description="The recipes auto tries; null: latent+warp and latent (a GAN recipe among "
-        "them is judged by a GAN fitted again on the inner training images).",
+        description="The recipes auto tries; null: code-mix+warp and code-mix (a recipe that "
+        "draws from a GAN is judged by that GAN fitted again on the inner training images).",
     )
     code_gan_steps: PositiveInt = Field(
         500,

@@ -236,8 +236,9 @@ class ImageModality(Modality):
         return ImageSynthesizer(models, data.classes, LABEL)
 
     def needs_model(self, config: ImageJobConfig) -> bool:
-        """A GAN is trained only when a recipe the job may use draws from it (the default
-        candidates, ``latent+warp`` and ``latent``, decode the autoencoder's codes instead)."""
+        """The pixel GAN is trained only when a recipe the job may use draws from it (the
+        default candidates, ``code-mix+warp`` and ``code-mix``, draw from the code GAN over the
+        autoencoder's codes, trained in :meth:`complete`)."""
         return any(recipe.needs_gan for recipe in _recipes(config.model))
 
     def fits_anything(self, config: ImageJobConfig) -> bool:

@@ -68,9 +68,9 @@ class ImageGANOverSampler(GANSampler):
             (``latent``, ``code-mix``, ``code-gan``, ``mix``, ``gan``, each also ``+warp``). A
             recipe without the pixel GAN (``gan``, ``mix``) does not train it; one without a
             code recipe does not train the autoencoder.
-        recipe_candidates: the recipes ``auto`` tries (default: ``latent+warp`` and ``latent``;
-            any of the six; a GAN recipe among them trains the GAN, and a second GAN on the inner
-            training images to judge it).
+        recipe_candidates: the recipes ``auto`` tries (default: ``code-mix+warp`` and
+            ``code-mix``; any of :data:`augment.image.choice.ALL_RECIPES`; a recipe that draws
+            from a GAN trains it, and a second one on the inner training images to judge it).
         autoencoder_steps, latent_dim: the shared autoencoder (see
             :class:`augment.image.latent.LatentSettings`).
         code_gan_steps: steps of the conditional GAN over the autoencoder's codes (the core

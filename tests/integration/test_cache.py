@@ -130,12 +130,15 @@ def test_image_rerun_reuses_the_generator(tmp_path, training_calls, monkeypatch)
     first = runner.invoke(app, ["run", str(path)])
     assert first.exit_code == 0, first.output
     manifest = read_manifest(tmp_path / "out")
+    # the default recipes draw from the code GAN: it is trained for the job and once more on
+    # the inner training codes to judge the candidates; the pixel GAN is not trained
+    assert len(training_calls) == 2 and sum(manifest["generator"]["rows"]["gan"].values()) > 0
+    assert [u["model"] for u in manifest["training"]["units"]] == ["autoencoder", "code GAN"]
     again = runner.invoke(app, ["run", str(path), "--output", str(tmp_path / "again")])
     assert again.exit_code == 0, again.output
     rerun = read_manifest(tmp_path / "again")
-    # the default recipes decode the shared autoencoder's codes: no GAN is trained, and the
-    # rerun takes the autoencoder from the cache
-    assert training_calls == [] and len(fits) == 1
+    # the rerun takes the autoencoder, the code GAN and the recipe from the cache
+    assert len(training_calls) == 2 and len(fits) == 1
     assert rerun["cache"]["hit"] is True
     assert rerun["recipe"]["recipe"] == manifest["recipe"]["recipe"]
     assert [f["sha256"] for f in rerun["files"]] == [f["sha256"] for f in manifest["files"]]

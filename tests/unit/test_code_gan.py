@@ -151,8 +151,8 @@ def test_config_and_sampler_offer_every_recipe():
         ImageGANOverSampler(recipe=name)._validate_params()
 
 
-def test_sampler_with_a_code_recipe_trains_the_code_gan(digits):
-    images, labels = digits
+def test_sampler_with_a_code_recipe_trains_the_code_gan():
+    images, labels = small_digits((60, 15, 2))  # a sampler refuses a class of one image
     sampler = ImageGANOverSampler(
         recipe="code-mix",
         autoencoder_steps=10,
@@ -164,13 +164,13 @@ def test_sampler_with_a_code_recipe_trains_the_code_gan(digits):
     new_x, new_y = sampler.fit_resample(images, labels)
     assert np.bincount(new_y).tolist() == [60, 60, 60]
     assert sampler.synthesizer_.units == [] and sampler.synthesizer_.bank.has_gan
-    made = [Recipe("code-mix").split(n) for n in (60 - 15, 60 - 1)]  # (latent, code GAN, pixel)
+    made = [Recipe("code-mix").split(n) for n in (60 - 15, 60 - 2)]  # (latent, code GAN, pixel)
     assert sampler.synthesizer_.origin_totals()["gan"] == sum(m[1] for m in made) == 52
     assert sampler.synthesizer_.origin_totals()["anchored"] == sum(m[0] for m in made)
 
 
-def test_filter_and_moment_map_can_be_turned_off_and_stay_off_after_load(digits, tmp_path):
-    images, labels = digits
+def test_filter_and_moment_map_can_be_turned_off_and_stay_off_after_load(tmp_path):
+    images, labels = small_digits((60, 15, 2))
     sampler = ImageGANOverSampler(
         recipe="code-gan",
         autoencoder_steps=10,
@@ -183,7 +183,7 @@ def test_filter_and_moment_map_can_be_turned_off_and_stay_off_after_load(digits,
     )
     sampler.fit_resample(images, labels)
     totals = sampler.synthesizer_.origin_totals()
-    assert totals["gan"] == 45 + 59 and totals["dropped"] == totals["moved"] == 0
+    assert totals["gan"] == 45 + 58 and totals["dropped"] == totals["moved"] == 0
     sampler.save(tmp_path / "plain.pt")
     loaded = ImageGANOverSampler.load(tmp_path / "plain.pt")
     table = loaded.synthesizer_.bank.codes

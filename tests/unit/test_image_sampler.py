@@ -18,6 +18,7 @@ FAST = {
     "noise_dim": 8,
     "cpu_threads": 1,
     "autoencoder_steps": 4,
+    "code_gan_steps": 4,
     "choice_epochs": 1,
 }
 

@@ -143,8 +143,8 @@ def test_choice_scores_every_candidate_on_the_inner_split(digits, bank):
     assert choice.inner_validation == 10 + 3 and choice.inner_train == len(images) - 13
 
 
-def test_sampler_with_a_fixed_latent_recipe_trains_no_gan(digits):
-    images, labels = digits
+def test_sampler_with_a_fixed_latent_recipe_trains_no_gan():
+    images, labels = small_digits((40, 12, 3))  # a sampler refuses a class of one image
     sampler = ImageGANOverSampler(
         recipe="latent", autoencoder_steps=10, latent_dim=8, random_state=0, cpu_threads=1
     )
@@ -156,8 +156,8 @@ def test_sampler_with_a_fixed_latent_recipe_trains_no_gan(digits):
     assert sorted(sampler.synthesizer_.bank.anchors) == [1, 2]
 
 
-def test_sampler_auto_reports_its_choice(digits):
-    images, labels = digits
+def test_sampler_auto_reports_its_choice():
+    images, labels = small_digits((40, 12, 3))
     sampler = ImageGANOverSampler(
         steps=3,
         width=4,

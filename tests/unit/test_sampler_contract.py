@@ -37,7 +37,16 @@ CASES = {
     ),
     "image": (
         ImageGANOverSampler,
-        {"steps": 3, "batch_size": 16, "width": 4, "noise_dim": 8, "cpu_threads": 1},
+        {
+            "steps": 3,
+            "batch_size": 16,
+            "width": 4,
+            "noise_dim": 8,
+            "cpu_threads": 1,
+            "autoencoder_steps": 4,
+            "code_gan_steps": 4,
+            "choice_epochs": 1,
+        },
         _images,
     ),
 }
