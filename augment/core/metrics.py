@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from augment.core.config import setting
 from augment.core.errors import DataError
 
 # Characters MLflow accepts in a metric key; everything else becomes "_".
@@ -194,7 +195,7 @@ def feature_network_doubt(metrics: dict[str, float], n_classes: int) -> str:
         else "the class confidence"
     )
     fix = "train it longer (validate.epochs)" + (
-        " or use the InceptionV3 features (validate.fid_extractor: inception)"
+        f" or use the InceptionV3 features ({setting('validate.fid_extractor', 'inception')})"
         if in_features
         else ""
     )

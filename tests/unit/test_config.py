@@ -90,7 +90,7 @@ def test_overrides_are_typed_and_validated(tmp_path):
     assert config.train.steps == 42
     assert config.model.mode == "per_class"
     assert config.output.overwrite is True
-    with pytest.raises(ConfigError, match=r"train\.nope: unknown key"):
+    with pytest.raises(ConfigError, match=r"invalid --set train\.nope=1: unknown key"):
         load_config(path, ["train.nope=1"])
     with pytest.raises(ConfigError, match="expected KEY=VALUE"):
         load_config(path, ["train.steps"])
