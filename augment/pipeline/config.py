@@ -138,4 +138,7 @@ def config_for_source(
         )
     if label:
         data["label"] = label
+        # one registered model per (file, label): every label of data.csv is not augment-data
+        column = re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("_") or "label"
+        return {"name": name, "data": data, "tracking": {"model_name": f"augment-{name}-{column}"}}
     return {"name": name, "data": data}

@@ -169,8 +169,8 @@ def test_cli_gate_failure_exits_non_zero_and_keeps_shards(tmp_path):
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
-        (["--set", "train.stepz=3"], 2, "train.stepz: unknown key"),
-        (["--set", "train.lr=fast"], 2, "train.lr:"),
+        (["--set", "train.stepz=3"], 2, "invalid --set train.stepz=3: unknown key"),
+        (["--set", "train.lr=fast"], 2, "invalid --set train.lr=fast:"),
         (["--set", "data.label=targt"], 3, "did you mean 'target'"),
         (["--set", "data.source=/nope/x.parquet"], 3, "does not exist"),
         (["--set", "balance.sampling_strategy={benign: 1}"], 2, "oversampling never removes"),
