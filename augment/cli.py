@@ -31,9 +31,10 @@ from typing import Any
 import typer
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from augment.core.config import apply_overrides
+from augment.core.config import apply_overrides, settings_as_command_line
 from augment.core.errors import AugmentError
 from augment.pipeline.summary import gate_message, print_summary
 
@@ -139,7 +140,10 @@ def _guard(action: Callable[[], Any]) -> Any:
     except AugmentError as error:
         if _state["debug"]:
             raise
-        err_console.print(f"[red]error:[/red] {error}", soft_wrap=True, highlight=False)
+        # escaped: a hint such as --set data.drop_columns=[id,note] is text, not markup
+        err_console.print(
+            f"[red]error:[/red] {escape(str(error))}", soft_wrap=True, highlight=False
+        )
         raise typer.Exit(error.exit_code) from None
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/yellow]: checkpoints were saved; rerun to resume")
@@ -208,7 +212,7 @@ def run(
             if len(sources) > 1:
                 raise ConfigError("give one data file or folder (or YAML configs)")
             raw = apply_overrides(_source_config(sources[0], label, kind), overrides)
-            loaded = [parse_config(raw, origin=sources[0])]
+            loaded = [parse_config(raw, origin=sources[0], overrides=overrides)]
             paths = [_write_temp_yaml(loaded[0])] if engine is Engine.prefect else []
         for cfg in loaded:
             _header(cfg, verbose)
@@ -221,7 +225,9 @@ def run(
             run_job(cfg, force=force, observer=_Progress(cfg)).summary() for cfg in loaded
         ], loaded
 
-    with _library_warnings(verbose):
+    # a data file run without YAML: fixes are written as --set entries, else as YAML keys
+    hints = contextlib.nullcontext() if _is_yaml(sources[0]) else settings_as_command_line()
+    with _library_warnings(verbose), hints:
         summaries, loaded = _guard(go)
     passed = [_report(summary, cfg) for summary, cfg in zip(summaries, loaded, strict=True)]
     if not _is_yaml(sources[0]) and summaries:
@@ -255,7 +261,8 @@ def init(
         from augment.pipeline.config import parse_config
 
         raw = apply_overrides(_source_config(source, label, kind), list(set_))
-        cfg = parse_config(raw, origin=source)  # refuse a bad source or key before writing
+        # refuse a bad source or key before writing
+        cfg = parse_config(raw, origin=source, overrides=list(set_))
         target = Path(config or f"{cfg.name}.yaml")
         if target.exists():
             raise ConfigError(f"{target} exists; choose another --config or remove it")
@@ -267,7 +274,8 @@ def init(
         target.write_text(text)
         return str(target)
 
-    written = _guard(go)
+    with settings_as_command_line():
+        written = _guard(go)
     console.print(f"wrote {written}; run it with: augment run {written}", highlight=False)
 
 
@@ -511,30 +519,38 @@ def serve(
 
 @app.command()
 def profile(
-    source: str = typer.Argument(..., help="Parquet file/dir, CSV, or sklearn:<name>."),
-    label: str = typer.Option(..., "--label", help="Label column."),
+    source: str = typer.Argument(
+        ..., help="Parquet file/dir, CSV, sklearn:<name>, or a folder of class folders of images."
+    ),
+    label: str | None = typer.Option(
+        None, "--label", help="Label column (tables and Parquet images; a folder has none)."
+    ),
+    kind: str | None = _KIND,
     fmt: str = typer.Option("auto", "--format", help="auto, parquet or csv."),
 ) -> None:
-    """Print the class counts, and the role augment infers for every column with its missing
-    share and distinct values: what a job will do with the table, before running it."""
+    """Print the class counts, and for a table the role augment infers for every column with its
+    missing share and distinct values: what a job will do with the data, before running it."""
 
     def go() -> None:
         from augment.core.balance import class_counts
+
+        # refuses a table without --label, as `augment run` does
+        data = _source_config(source, label, kind)["data"]
+        if data["kind"] == "image":
+            from augment.image.sources import index_images
+
+            index = index_images(source, label=label or "label")  # a folder's classes: folders
+            counts = class_counts(index.labels)
+            _print_class_counts(f"{source}: {len(index):,} images", "images", counts)
+            return
         from augment.tabular.roles import infer_roles
         from augment.tabular.sources import read_table
 
         frame, sample = read_table(source, label, fmt, max_rows=1_000_000)
         rows = sample.rows if sample else len(frame)
         counts = sample.counts if sample else class_counts(frame[label].dropna())
-        table = Table(title=f"{source}: {rows:,} rows, {len(frame.columns) - 1} features")
-        table.add_column("class")
-        table.add_column("rows", justify="right")
-        table.add_column("share", justify="right")
-        for cls, n in sorted(counts.items(), key=lambda item: -item[1]):
-            table.add_row(str(cls), f"{n:,}", f"{n / rows:.1%}")
-        console.print(table)
-        ratio = max(counts.values()) / min(counts.values())
-        console.print(f"imbalance ratio (largest / smallest): {ratio:.2f}")
+        title = f"{source}: {rows:,} rows, {len(frame.columns) - 1} features"
+        _print_class_counts(title, "rows", counts)
 
         columns = Table(title="columns" + (f" (a sample of {len(frame):,} rows)" if sample else ""))
         for heading in ("column", "role", "dtype", "missing", "distinct", "why"):
@@ -552,7 +568,23 @@ def profile(
             )
         console.print(columns)
 
-    _guard(go)
+    with settings_as_command_line():
+        _guard(go)
+
+
+def _print_class_counts(title: str, noun: str, counts: dict[Any, int]) -> None:
+    """The classes largest first with their count of ``noun`` and share, and the imbalance
+    ratio."""
+    total = sum(counts.values())
+    table = Table(title=title)
+    table.add_column("class")
+    table.add_column(noun, justify="right")
+    table.add_column("share", justify="right")
+    for cls, n in sorted(counts.items(), key=lambda item: -item[1]):
+        table.add_row(str(cls), f"{n:,}", f"{n / total:.1%}")
+    console.print(table)
+    ratio = max(counts.values()) / min(counts.values())
+    console.print(f"imbalance ratio (largest / smallest): {ratio:.2f}")
 
 
 @app.command()

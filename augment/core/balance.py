@@ -142,7 +142,8 @@ def split_holdout(
 def imbalance_profile(counts: Mapping[Any, int], ratio: float) -> dict[Any, int]:
     """Target class sizes that fall geometrically from the largest class to largest / ratio.
 
-    Classes keep their size order; no class grows. With two classes this is simply
+    Classes keep their size order; no class grows, and none is cut below 2 rows. With two
+    classes this is simply
     ``{majority: n, minority: ceil(n / ratio)}``.
     """
     ordered = sorted(counts, key=lambda c: (-counts[c], str(c)))
@@ -151,7 +152,7 @@ def imbalance_profile(counts: Mapping[Any, int], ratio: float) -> dict[Any, int]
     for rank, cls in enumerate(ordered):
         share = rank / (len(ordered) - 1) if len(ordered) > 1 else 0.0
         target = math.ceil(largest / ratio**share)
-        targets[cls] = max(2, min(counts[cls], target))
+        targets[cls] = min(counts[cls], max(2, target))  # at least 2 rows, never more than it has
     return targets
 
 
@@ -164,6 +165,24 @@ def subsample_to_ratio(frame: pd.DataFrame, label: str, ratio: float, seed: int)
         index = frame.index[frame[label].to_numpy() == cls]
         keep.append(rng.choice(index, size=target, replace=False))
     return frame.loc[np.sort(np.concatenate(keep))]
+
+
+def refuse_single_rows(
+    counts: Mapping[Any, int], plan: Mapping[Any, int], *, where: str, strategy: str
+) -> None:
+    """A class of one row to oversample is refused, as imbalanced-learn's SMOTE refuses it:
+    every new item made from one item (between it and its class's others, at its class's
+    centre) would be a copy of it. ``where`` says where the rows were counted ("in y"),
+    ``strategy`` names the setting that can leave the class out."""
+    asked = [c for c, n in plan.items() if n and counts.get(c) == 1]
+    if asked:
+        others = {c: counts[c] + n for c, n in plan.items() if n and c not in asked}
+        example = f" ({strategy}={others} targets the others)" if others else ""
+        raise DataError(
+            f"class(es) {asked} have a single row {where}; new rows made from one row would be "
+            "copies of it (imbalanced-learn's SMOTE refuses it too): give each such class more "
+            f"rows, or leave it out of {strategy}, a dict of target counts{example}"
+        )
 
 
 def split_and_plan(
@@ -197,4 +216,12 @@ def split_and_plan(
     if population is not None and not imbalance_ratio:
         held = class_counts(held_out[label]) if len(held_out) else {}
         counts = {cls: int(population.get(cls, n)) - held.get(cls, 0) for cls, n in counts.items()}
-    return train, held_out, counts, plan_samples(counts, sampling_strategy)
+    plan = plan_samples(counts, sampling_strategy)
+    # a two-row class keeps one row after the split (or imbalance_ratio cuts it to one)
+    refuse_single_rows(
+        class_counts(train[label]),
+        plan,
+        where=f"in the train split of column {label!r} (the holdout took its others)",
+        strategy="balance.sampling_strategy",
+    )
+    return train, held_out, counts, plan

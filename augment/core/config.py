@@ -14,7 +14,9 @@ import json
 import re
 import string
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -537,6 +539,42 @@ class JobConfig(Strict):
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
+# How a message writes a setting the user can change: as the YAML key they edit in their config
+# (the default), or as the --set entry they type when they run a data file without one (the CLI
+# chooses, with settings_as_command_line).
+_SETTING_FORM: ContextVar[str] = ContextVar("augment_setting_form", default="yaml")
+
+
+def setting(key: str, value: Any) -> str:
+    """A config setting in the form the user needs: ``data.missing: drop`` (YAML) or
+    ``--set data.missing=drop`` (command line, inside :func:`settings_as_command_line`).
+
+    Example:
+        >>> setting("data.columns.comments", "ignore")
+        'data.columns.comments: ignore'
+        >>> with settings_as_command_line():
+        ...     setting("data.drop_columns", ["id", "note"])
+        '--set data.drop_columns=[id,note]'
+    """
+    if _SETTING_FORM.get() == "yaml":
+        return f"{key}: {value}"
+    if isinstance(value, list | tuple):
+        value = "[" + ",".join(str(item) for item in value) + "]"
+    elif isinstance(value, bool):
+        value = str(value).lower()
+    return f"--set {key}={value}"
+
+
+@contextmanager
+def settings_as_command_line() -> Iterator[None]:
+    """Messages raised inside write settings as ``--set KEY=VALUE`` (see :func:`setting`)."""
+    token = _SETTING_FORM.set("command line")
+    try:
+        yield
+    finally:
+        _SETTING_FORM.reset(token)
+
+
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply ``a.b=c`` overrides to a raw config dict; values are parsed as YAML scalars."""
     for item in overrides:
@@ -546,7 +584,14 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         keys = [k for k in dotted.strip().split(".") if k]
         if not keys:
             raise ConfigError(f"--set {item!r}: the key is empty; write it like train.steps=200")
-        value = yaml.safe_load(text) if text.strip() else None
+        try:
+            value = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError as error:
+            problem = str(getattr(error, "problem", None) or "not a YAML value")
+            raise ConfigError(
+                f"--set {item!r}: the value {text!r} cannot be read as YAML ({problem}); "
+                "check its quotes and brackets, or quote the whole value as text"
+            ) from None
         node = raw
         for key in keys[:-1]:
             child = node.setdefault(key, {})
@@ -575,18 +620,33 @@ def has_key(model: type[BaseModel], path: tuple[str, ...]) -> bool:
 
 
 def format_validation_error(
-    problems: list[dict[str, Any]], origin: str, kinds_with_key: Any = None
+    problems: list[dict[str, Any]],
+    origin: str,
+    kinds_with_key: Any = None,
+    overrides: list[str] | None = None,
 ) -> str:
     """One line per problem, each starting with its dotted path: ``train.lr: Input should be ...``.
 
     ``problems`` are pydantic's ``ValidationError.errors()``. ``kinds_with_key(path)`` names the
     data kinds whose config has an unknown key, so that a key of another kind says which
-    (``model.pac: applies only to data.kind: tabular``).
+    (``model.pac: applies only to data.kind: tabular``). A problem in a key that one of the
+    ``overrides`` (``--set KEY=VALUE``) set names that entry instead of the key, and when every
+    problem comes from them the message does not blame ``origin``:
+    ``invalid --set train.steps=abc: Input should be a valid integer``.
     """
-    lines = []
+    by_key = {
+        tuple(k for k in item.partition("=")[0].strip().split(".") if k): item
+        for item in overrides or []
+    }
+    lines, from_overrides = [], 0
     for problem in problems:
         loc = tuple(str(part) for part in problem["loc"])
         path = ".".join(loc) or "<root>"
+        # the last --set of a key (or of a section holding it) is the one that counts
+        item = next((by_key[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in by_key), None)
+        if item is not None:
+            path = f"--set {item}"
+            from_overrides += 1
         message = problem["msg"]
         if problem["type"] == "value_error":
             message = message.removeprefix("Value error, ")
@@ -604,6 +664,8 @@ def format_validation_error(
         elif "input" in problem and not isinstance(problem["input"], dict | list):
             message = f"{message} (got {problem['input']!r})"  # the value the user wrote
         lines.append(f"{path}: {message}")
+    if lines and from_overrides == len(lines):
+        return "invalid " + "; ".join(lines)
     return f"invalid config {origin}: " + "; ".join(lines)
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from augment.core.config import setting
 from augment.core.errors import DataError
 
 # Characters MLflow accepts in a metric key; everything else becomes "_".
@@ -154,3 +155,53 @@ def fidelity_judgement(key: str, metrics: dict[str, float]) -> str:
     if key == "fidelity/dcr/exact_copy_share":
         return "fine: none" if value == 0 else "some rows repeat a training row exactly"
     return ""
+
+
+# The domain CNN's balanced accuracy on the real holdout images (every class): how far its
+# features, class probabilities and the numbers computed in them (FID, KID, k-NN precision /
+# recall, the IS formula, class confidence) can be trusted.
+FEATURE_NETWORK_SCORE = "domain_cnn/balanced_accuracy"
+
+
+def trusted_feature_accuracy(n_classes: int) -> float:
+    """The balanced accuracy a feature network must reach on real holdout images before the
+    numbers computed in its features are worth reading: halfway from chance (``1 / K``) to
+    perfect.
+
+    A network near chance has learned next to nothing about the classes: its features are close
+    to those of its random initial weights, often small and alike for every image, so FID and
+    KID come out near 0 and the IS near 1 whatever the images look like. Halfway is the point
+    where the network gets most of the class structure right (K = 2: 0.75; K = 10: 0.55).
+
+    Example:
+        >>> trusted_feature_accuracy(2), trusted_feature_accuracy(10)
+        (0.75, 0.55)
+    """
+    return (1.0 + 1.0 / n_classes) / 2
+
+
+def feature_network_doubt(metrics: dict[str, float], n_classes: int) -> str:
+    """Why the numbers in the domain CNN's features say nothing, in a sentence; ``""`` when its
+    holdout balanced accuracy (``FEATURE_NETWORK_SCORE``) reaches
+    :func:`trusted_feature_accuracy` or was not measured."""
+    score = metrics.get(FEATURE_NETWORK_SCORE)
+    needed = trusted_feature_accuracy(n_classes)
+    if score is None or not np.isfinite(score) or score >= needed:
+        return ""
+    in_features = "fid/domain" in metrics  # the FID features are the CNN's too
+    measured = (
+        "FID, KID, k-NN precision / recall, the IS formula and the class confidence"
+        if in_features
+        else "the class confidence"
+    )
+    fix = "train it longer (validate.epochs)" + (
+        f" or use the InceptionV3 features ({setting('validate.fid_extractor', 'inception')})"
+        if in_features
+        else ""
+    )
+    return (
+        f"the domain CNN scored {score:.2f} balanced accuracy on the real holdout images "
+        f"(chance {1 / n_classes:.2f}; trusted from {needed:.2f}, halfway to 1): its features "
+        f"do not tell the classes apart, so {measured} measured with it say nothing about the "
+        f"images; {fix}"
+    )

@@ -23,7 +23,7 @@ from imblearn.over_sampling.base import BaseOverSampler
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from augment.core.balance import class_counts, to_python
+from augment.core.balance import class_counts, refuse_single_rows, to_python
 from augment.core.device import cpu_threads
 from augment.core.errors import DataError
 from augment.core.persist import load_payload
@@ -97,7 +97,7 @@ class GANSampler(BaseOverSampler):
             prepared, classes = self._prepare(X, y)
             plan = {c: 0 for c in classes}
             plan.update({to_python(c): int(n) for c, n in self.sampling_strategy_.items()})
-            _refuse_single_rows(y, plan)
+            refuse_single_rows(class_counts(y), plan, where="in y", strategy="sampling_strategy")
             self._before_fit(prepared, classes, plan, seed)
             models = [
                 self._fit_unit(prepared, unit, seed)
@@ -257,22 +257,6 @@ def _as_given(values: Any, container: dict[str, Any] | None) -> Any:
     if "categories" in container:
         dtype = pd.CategoricalDtype(container["categories"], ordered=container["ordered"])
     return pd.Series(values, name=container["name"], dtype=dtype)
-
-
-def _refuse_single_rows(y: Any, plan: Mapping[Any, int]) -> None:
-    """A class of one row to oversample is refused, as imbalanced-learn's SMOTE refuses it:
-    every new item made from one item (between it and its class's others, at its class's
-    centre) would be a copy of it."""
-    counts = class_counts(y)
-    asked = [c for c, n in plan.items() if n and counts.get(c) == 1]
-    if asked:
-        others = {c: counts[c] + n for c, n in plan.items() if n and c not in asked}
-        example = f" (sampling_strategy={others} targets the others)" if others else ""
-        raise DataError(
-            f"class(es) {asked} have a single row in y; new rows made from one row would be "
-            "copies of it (imbalanced-learn's SMOTE refuses it too): give each such class more "
-            f"rows, or leave it out of sampling_strategy, a dict of target counts{example}"
-        )
 
 
 def _plain_or_none(value: Any) -> int | None:

@@ -31,10 +31,11 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
+from sklearn.metrics import balanced_accuracy_score
 
 from augment.core.errors import ConfigError, DataError
+from augment.core.metrics import FEATURE_NETWORK_SCORE, unique_metric_keys
 from augment.core.metrics import frechet_distance as _frechet_distance
-from augment.core.metrics import unique_metric_keys
 from augment.core.precision_recall import DEFAULT_K, precision_recall_by_class
 from augment.image.classifier import ImageClassifier, check_images, check_labels
 
@@ -472,7 +473,11 @@ def fid_report(
           the generated class mix: the score real images of that mix reach);
         - ``confidence/domain``: the domain CNN's mean probability that a generated image is of
           the class it was generated for; ``confidence/domain/real`` the same on the real
-          images (weighted to the generated mix), ``confidence/domain/class/<c>`` per class.
+          images (weighted to the generated mix), ``confidence/domain/class/<c>`` per class;
+        - ``domain_cnn/balanced_accuracy``: the domain CNN's balanced accuracy on every real
+          image given (all classes), when there is a classifier: below
+          :func:`augment.core.metrics.trusted_feature_accuracy` the numbers measured with it
+          (its features, its IS, its confidence) say nothing.
 
         An overall number that cannot be computed (too few images on a side) is NaN.
 
@@ -506,6 +511,13 @@ def fid_report(
         )
     name = extractor.name
     keys = unique_metric_keys(list(classes))
+    report: dict[str, float] = {}
+    if classifier is not None and len(real_images):
+        # how far the domain CNN (the features, the IS, the confidence) can be trusted, on
+        # every real image given, before they are cut to the generated classes
+        report[FEATURE_NETWORK_SCORE] = float(
+            balanced_accuracy_score(real_labels, classifier.predict(real_images))
+        )
     fake_counts = np.bincount(fake_labels, minlength=len(classes))
     real_counts = np.bincount(real_labels, minlength=len(classes))
     comparable = np.flatnonzero(np.isin(real_labels, np.flatnonzero(fake_counts)))
@@ -525,7 +537,6 @@ def fid_report(
         per_class_weight = np.where(real_counts > 0, fake_counts / real_counts, 0.0)
     real_weights = per_class_weight[real_labels]
 
-    report: dict[str, float] = {}
     enough = len(real_features) >= 2 and len(fake_features) >= 2
     report[f"fid/{name}"] = (
         _frechet_distance(real_features, fake_features, real_weights) if enough else float("nan")

@@ -33,7 +33,12 @@ from augment.core.context import JobContext
 from augment.core.device import cpu_threads, resolve_device
 from augment.core.errors import DataError
 from augment.core.generate import GenerationResult
-from augment.core.metrics import unique_metric_keys
+from augment.core.metrics import (
+    FEATURE_NETWORK_SCORE,
+    feature_network_doubt,
+    trusted_feature_accuracy,
+    unique_metric_keys,
+)
 from augment.core.modality import Modality, ReportInputs
 from augment.core.precision_recall import precision_recall_meanings
 from augment.core.seeds import Stream, stream
@@ -483,8 +488,17 @@ class ImageModality(Modality):
                     seed=cfg.train.seed,
                 )
                 data.extra["fid_extractor"] = extractor.name
+                doubt = feature_network_doubt(fidelity, len(data.classes))
+                if doubt:
+                    report.notes.append(doubt)
                 if ctx.tracker:
-                    ctx.tracker.set_tags({"fid.extractor": extractor.name})
+                    ctx.tracker.set_tags(
+                        {
+                            "fid.extractor": extractor.name,
+                            # whether the numbers measured with the domain CNN mean anything
+                            "domain_cnn.trusted": "false" if doubt else "true",
+                        }
+                    )
         return report, fidelity
 
     def manifest_fields(
@@ -543,6 +557,7 @@ class ImageModality(Modality):
                     meaning += f" in {features}: 0 = same distribution, lower is better"
                     inputs.measures.append((f"{name} ({extractor})", fidelity[key], meaning))
             inputs.measures += _quality_measures(fidelity, extractor, features)
+            _judge_domain_cnn(inputs, fidelity, extractor, len(data.classes))
         # the first GRID_PER_CLASS synthetic images of each class, read back from the shards
         if sum(data.plan.values()):
             labels = read_shards(ctx.output, require_success=False, columns=[LABEL])[LABEL]
@@ -657,6 +672,36 @@ def _quality_measures(
             )
         )
     return measures
+
+
+def _judge_domain_cnn(
+    inputs: ReportInputs, fidelity: dict[str, float], extractor: str, n_classes: int
+) -> None:
+    """The report's line for the domain CNN's holdout balanced accuracy and, when it is too
+    weak (:func:`feature_network_doubt`), a warning beside every number measured with it."""
+    score = fidelity.get(FEATURE_NETWORK_SCORE)
+    if score is None:
+        return
+    needed = trusted_feature_accuracy(n_classes)
+    name = "domain CNN balanced accuracy"
+    inputs.measures.append(
+        (
+            name,
+            score,
+            f"the CNN trained on the real images, scored on the real holdout (chance "
+            f"{1 / n_classes:.2f}); the numbers measured with it are trusted from {needed:.2f}, "
+            "halfway from chance to 1",
+        )
+    )
+    if not feature_network_doubt(fidelity, n_classes):
+        inputs.judgements[name] = "fine: it tells the classes apart"
+        return
+    inputs.judgements[name] = "too weak: the numbers measured with it say nothing"
+    # with domain features every image measure is the CNN's; with Inception's, its own ones
+    measured_with_it = "domain" if extractor == "domain" else "domain CNN"
+    for measure, *_ in inputs.measures:
+        if measured_with_it in measure:
+            inputs.judgements.setdefault(measure, "not meaningful: the domain CNN is too weak")
 
 
 def real_classifier(ctx: JobContext, data: ImageData) -> Any:

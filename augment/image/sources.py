@@ -39,6 +39,7 @@ import pyarrow.parquet as pq
 from PIL import Image, ImageOps
 
 from augment.core import storage
+from augment.core.config import setting
 from augment.core.errors import DataError
 from augment.core.storage import Location
 
@@ -46,7 +47,6 @@ BUILTIN_PREFIX = "sklearn:"
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"})
 BAD_FILE_POLICIES = ("error", "skip")
 FITS = ("resize", "crop")
-SKIP_HINT = "set data.on_bad_file: skip to skip such files"
 PARQUET_BATCH = 256  # rows of image bytes read at a time from a Parquet file
 
 # Pillow clips 16-bit grayscale to 255 when converting to "L"; these modes are rescaled by hand.
@@ -154,12 +154,16 @@ class ImageIndex:
             except _BadImage as bad:
                 source = self.sources[position]
                 if on_bad_file == "error":
-                    raise DataError(f"cannot use image {source}: {bad}; {SKIP_HINT}") from None
+                    raise DataError(f"cannot use image {source}: {bad}; {_skip_hint()}") from None
                 skipped.append({"source": source, "reason": str(bad)})
                 continue
             kept[slot] = True
             filled += 1
         return DecodedImages(images[:filled], positions[kept], skipped)
+
+
+def _skip_hint() -> str:
+    return f"skip such files with {setting('data.on_bad_file', 'skip')}"
 
 
 class _BadImage(Exception):
@@ -407,7 +411,7 @@ def _index_parquet(path: Location, label: str, image_column: str, on_bad_file: s
             if value is None:
                 reason = f"no label (null in column {label!r})"
                 if on_bad_file == "error":
-                    raise DataError(f"cannot use image {source}: {reason}; {SKIP_HINT}")
+                    raise DataError(f"cannot use image {source}: {reason}; {_skip_hint()}")
                 skipped.append({"source": source, "reason": reason})
                 continue
             labels.append(value)

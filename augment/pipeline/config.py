@@ -55,8 +55,11 @@ def kinds_with_key(loc: tuple[str, ...]) -> list[str]:
     return [kind for kind, m in MODALITIES.items() if has_key(m.config, loc)]
 
 
-def parse_config(raw: dict[str, Any], origin: str = "<dict>") -> JobConfig:
-    """Validate a raw dict into the JobConfig of its ``data.kind``; ConfigError with dotted paths."""
+def parse_config(
+    raw: dict[str, Any], origin: str = "<dict>", overrides: list[str] | None = None
+) -> JobConfig:
+    """Validate a raw dict into the JobConfig of its ``data.kind``; ConfigError with dotted paths
+    (naming the ``--set`` entry of ``overrides`` that set a key in error)."""
     if not isinstance(raw, dict):
         raise ConfigError(f"invalid config {origin}: the top level must be a mapping of sections")
     kind = _kind_of(raw)
@@ -68,10 +71,10 @@ def parse_config(raw: dict[str, Any], origin: str = "<dict>") -> JobConfig:
     try:
         return _adapter(tuple((k, m.config) for k, m in MODALITIES.items())).validate_python(raw)
     except ValidationError as error:
-        raise ConfigError(_format(error, origin)) from None
+        raise ConfigError(_format(error, origin, overrides)) from None
 
 
-def _format(error: ValidationError, origin: str) -> str:
+def _format(error: ValidationError, origin: str, overrides: list[str] | None) -> str:
     # A tagged union puts the tag first in every error location; the user wrote no such key.
     problems = []
     for problem in error.errors():
@@ -79,7 +82,7 @@ def _format(error: ValidationError, origin: str) -> str:
         if loc and loc[0] in MODALITIES:
             problem = {**problem, "loc": loc[1:]}
         problems.append(problem)
-    return format_validation_error(problems, origin, kinds_with_key)
+    return format_validation_error(problems, origin, kinds_with_key, overrides)
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> JobConfig:
@@ -91,7 +94,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> JobConf
         ConfigError: the file is missing or unreadable, or a key is unknown or of the wrong type.
     """
     raw = apply_overrides(read_yaml(path), overrides or [])
-    return parse_config(raw, origin=str(path))
+    return parse_config(raw, origin=str(path), overrides=overrides)
 
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
@@ -135,4 +138,7 @@ def config_for_source(
         )
     if label:
         data["label"] = label
+        # one registered model per (file, label): every label of data.csv is not augment-data
+        column = re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("_") or "label"
+        return {"name": name, "data": data, "tracking": {"model_name": f"augment-{name}-{column}"}}
     return {"name": name, "data": data}

@@ -19,7 +19,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from augment.core.metrics import fidelity_judgement
+from augment.core.metrics import feature_network_doubt, fidelity_judgement
 
 # A log file or CI gets 100 columns rather than rich's 80 (the score table needs ~90).
 console = Console(width=None if sys.stdout.isatty() else 100)
@@ -105,14 +105,18 @@ def print_summary(summary: dict[str, Any]) -> None:
         for text, key in fidelity
         if key in metrics
     ]
+    # numbers measured with a domain CNN too weak to trust are flagged (the note says why)
+    doubted = bool(feature_network_doubt(metrics, len(summary["counts_before"])))
     parts += [
-        f"{key.split('/')[0].upper()} {metrics[key]:.2f} ({key.split('/')[1]})"
+        f"{key.split('/')[0].upper()} {_distance(metrics[key])} ({key.split('/')[1]}"
+        + (" features: not meaningful" if doubted and key.endswith("/domain") else "")
+        + ")"
         for key in sorted(k for k in metrics if k.count("/") == 1)
         if key.split("/")[0] in ("fid", "kid")
     ]
     if parts:
-        console.print("fidelity " + " · ".join(parts), highlight=False)
-    quality = _quality_parts(metrics)
+        console.print("fidelity " + " · ".join(parts), highlight=False, soft_wrap=True)
+    quality = _quality_parts(metrics, doubted)
     if quality:
         console.print("quality  " + " · ".join(quality), highlight=False, soft_wrap=True)
     if "validation/capped" in metrics and metrics["validation/capped"]:
@@ -165,15 +169,25 @@ def print_summary(summary: dict[str, Any]) -> None:
     console.print(f"validation {state}, job done in {summary['seconds']:.1f}s")
 
 
-def _quality_parts(metrics: dict[str, float]) -> list[str]:
-    """k-NN precision (realism) and recall (coverage), and the IS with the network it used."""
+def _distance(value: float) -> str:
+    """FID or KID: two decimals from 1 up, two significant digits below (a KID of 0.0031 is
+    not 0.00)."""
+    return f"{value:.2f}" if abs(value) >= 1 or value == 0 else f"{value:.2g}"
+
+
+def _quality_parts(metrics: dict[str, float], doubted: bool = False) -> list[str]:
+    """k-NN precision (realism) and recall (coverage), and the IS with the network it used;
+    ``doubted``: the domain CNN is too weak for the numbers measured with it to mean anything."""
+    flag = "; not meaningful"
     spaces = [("fidelity/precision", "fidelity/recall", "encoded rows")]
     spaces += [
         (key, f"recall/{key.split('/')[1]}", f"{key.split('/')[1]} features")
         for key in sorted(k for k in metrics if k.startswith("precision/") and k.count("/") == 1)
     ]
     parts = [
-        f"precision {metrics[precision]:.2f} · recall {metrics[recall]:.2f} (k-NN, {space})"
+        f"precision {metrics[precision]:.2f} · recall {metrics[recall]:.2f} (k-NN, {space}"
+        + (flag if doubted and space == "domain features" else "")
+        + ")"
         for precision, recall, space in spaces
         if precision in metrics and recall in metrics
     ]
@@ -181,7 +195,11 @@ def _quality_parts(metrics: dict[str, float]) -> list[str]:
     for source, network in (("inception", "InceptionV3"), ("domain", "domain CNN, not Inception")):
         if f"is/{source}" in metrics:
             real = metrics.get(f"is/{source}/real", float("nan"))
-            parts.append(f"IS {metrics[f'is/{source}']:.2f} ({network}; real {real:.2f})")
+            parts.append(
+                f"IS {metrics[f'is/{source}']:.2f} ({network}; real {real:.2f}"
+                + (flag if doubted and source == "domain" else "")
+                + ")"
+            )
     return parts
 
 

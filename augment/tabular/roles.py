@@ -26,6 +26,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from augment.core.config import setting
 from augment.core.errors import DataError
 
 Role = Literal[
@@ -221,12 +222,12 @@ class Wording:
     def declare(self, name: str, role: str) -> str:
         if self.python_api:
             return f"columns={{{self.keys.get(name, name)!r}: {role!r}}}"
-        return f"data.columns.{name}: {role}"
+        return setting(f"data.columns.{name}", role)
 
     def drop(self, names: list[str]) -> str:
         if self.python_api:
             return f"X.drop(columns={names})"
-        return f"data.drop_columns: {names}"
+        return setting("data.drop_columns", names)
 
 
 @dataclass

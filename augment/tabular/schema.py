@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from augment.core.balance import to_python
+from augment.core.config import setting
 from augment.core.errors import DataError
 
 ColumnKind = Literal["continuous", "categorical"]
@@ -186,8 +187,8 @@ def infer_schema(
         if constant:
             raise DataError(
                 f"column(s) {constant} hold a single value in the train split, so there is nothing "
-                f"to learn from them; drop them (data.drop_columns: {constant}) or keep them as "
-                "constants (data.constant_columns: keep)"
+                f"to learn from them; drop them ({setting('data.drop_columns', constant)}) or "
+                f"keep them as constants ({setting('data.constant_columns', 'keep')})"
             )
     classes = sorted({to_python(v) for v in frame[label].unique()}, key=_sort_key)
     label_dtype = str(frame[label].dtype)
@@ -217,7 +218,8 @@ def infer_schema(
             ):
                 raise DataError(
                     f"column {name!r} has dtype {dtype} and cannot be continuous; "
-                    f"set data.columns.{name}: categorical or convert it to numbers"
+                    f"declare it categorical ({setting(f'data.columns.{name}', 'categorical')}) "
+                    "or convert it to numbers"
                 )
             values = series.to_numpy(dtype=np.float64)
             columns.append(
@@ -236,7 +238,8 @@ def infer_schema(
                 raise DataError(
                     f"column {name!r} has {len(categories)} distinct values, more than "
                     f"data.max_categories={max_categories}; drop it (data.drop_columns), declare it "
-                    f"continuous (data.columns.{name}: continuous), lower data.max_levels (the "
+                    f"continuous ({setting(f'data.columns.{name}', 'continuous')}), lower "
+                    "data.max_levels (the "
                     "levels a category keeps; the rest share one) or raise data.max_categories"
                 )
             columns.append(

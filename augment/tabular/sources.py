@@ -25,6 +25,7 @@ import pyarrow.dataset as pads
 
 from augment.core import storage
 from augment.core.balance import class_quotas
+from augment.core.config import setting
 from augment.core.errors import DataError
 from augment.core.storage import Location
 
@@ -286,8 +287,9 @@ def handle_missing(frame: pd.DataFrame, label: str, policy: str) -> tuple[pd.Dat
     if policy == "error":
         listed = ", ".join(f"{column} ({n} rows)" for column, n in missing.items())
         raise DataError(
-            f"missing or infinite values in columns: {listed}; set data.missing: drop to drop "
-            "those rows, or data.missing: impute to fill them (median / most frequent)"
+            f"missing or infinite values in columns: {listed}; drop those rows "
+            f"({setting('data.missing', 'drop')}) or fill them with the median / most frequent "
+            f"value ({setting('data.missing', 'impute')})"
         )
     before = len(frame)
     frame = frame.dropna(subset=[label])

@@ -93,10 +93,12 @@ def _png(value: int) -> bytes:
     return buffer.getvalue()
 
 
-def _image_job(tmp: Path, bad: dict[str, bytes] | None = None, empty_class: bool = False):
+def _image_job(
+    tmp: Path, bad: dict[str, bytes] | None = None, empty_class: bool = False, dogs: int = 4
+):
     """An image folder of two classes, plus the given bad files under ``cat/``."""
     root = tmp / "pets"
-    for cls, n in (("cat", 8), ("dog", 4)):
+    for cls, n in (("cat", 8), ("dog", dogs)):
         (root / cls).mkdir(parents=True)
         for i in range(n):
             (root / cls / f"{i}.png").write_bytes(_png(30 * i))
@@ -190,6 +192,17 @@ CASES: dict[str, Case] = {
     ),
     "class of one row": Case(
         lambda t: _table_job(t, _frame(40, 1)), DataError, ("'y'", "single row", "add rows")
+    ),
+    # two rows: the holdout takes one, and every generated row would copy the other
+    "class of two rows": Case(
+        lambda t: _table_job(t, _frame(40, 2)),
+        DataError,
+        ("['y']", "single row in the train split", "column 'label'", "more rows"),
+    ),
+    "class of two images": Case(
+        lambda t: _image_job(t, dogs=2),
+        DataError,
+        ("['dog']", "single row in the train split", "balance.sampling_strategy"),
     ),
     # features
     # missing values are modelled by default; data.missing: error refuses them

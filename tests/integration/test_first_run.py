@@ -80,6 +80,8 @@ def test_init_writes_an_editable_yaml_with_the_inferred_roles(wine_csv, tmp_path
     assert yaml.safe_load(text) == {
         "name": "wine",
         "data": {"source": str(wine_csv), "kind": "tabular", "label": "target"},
+        # the label is in the registered model's name: each label of wine.csv has its own
+        "tracking": {"model_name": "augment-wine-target"},
     }
     # not twice over the same file
     again = runner.invoke(app, ["init", str(wine_csv), "--label", "target"])
@@ -91,7 +93,7 @@ def test_init_writes_an_editable_yaml_with_the_inferred_roles(wine_csv, tmp_path
     [
         ([], 2, "name its class column with --label"),
         (["--label", "tagret"], 3, "did you mean 'target'"),
-        (["--label", "target", "--set", "train.stepz=3"], 2, "train.stepz: unknown key"),
+        (["--label", "target", "--set", "train.stepz=3"], 2, "--set train.stepz=3: unknown key"),
     ],
 )
 def test_cli_errors_are_short_and_say_the_cause_first(wine_csv, args, code, message):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import mlflow
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from augment.cli import app
@@ -168,8 +169,8 @@ def test_cli_gate_failure_exits_non_zero_and_keeps_shards(tmp_path):
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
-        (["--set", "train.stepz=3"], 2, "train.stepz: unknown key"),
-        (["--set", "train.lr=fast"], 2, "train.lr:"),
+        (["--set", "train.stepz=3"], 2, "invalid --set train.stepz=3: unknown key"),
+        (["--set", "train.lr=fast"], 2, "invalid --set train.lr=fast:"),
         (["--set", "data.label=targt"], 3, "did you mean 'target'"),
         (["--set", "data.source=/nope/x.parquet"], 3, "does not exist"),
         (["--set", "balance.sampling_strategy={benign: 1}"], 2, "oversampling never removes"),
@@ -203,6 +204,56 @@ def test_cli_profile(tmp_path, mixed_frame):
     assert re.search(r"│ channel +│ categorical +│", result.output), result.output
     missing = runner.invoke(app, ["profile", str(source), "--label", "lable"])
     assert missing.exit_code == 3 and "did you mean 'label'" in missing.output
+    no_label = runner.invoke(app, ["profile", str(source)])
+    assert no_label.exit_code == 2 and "--label" in no_label.output
+
+
+def test_cli_errors_name_the_set_entry_and_write_fixes_in_the_users_form(tmp_path, mixed_frame):
+    source = tmp_path / "t.csv"
+    mixed_frame.assign(country="NZ").to_csv(source, index=False)  # a constant column
+    bad = runner.invoke(app, ["run", str(source), "--label", "label", "--set", "train.steps=abc"])
+    assert bad.exit_code == 2 and "invalid --set train.steps=abc: Input should be" in bad.output
+    assert "invalid config" not in bad.output
+    broken = runner.invoke(app, ["run", str(source), "--label", "label", "--set", "model.pac=[1,"])
+    assert broken.exit_code == 2 and "--set 'model.pac=[1,': the value '[1,'" in broken.output
+    assert "not expected" not in broken.output
+
+    # on the command line with a data file: the fix is a --set entry ...
+    out = str(tmp_path / "out")
+    cli = runner.invoke(app, ["run", str(source), "--label", "label", "--output", out])
+    assert cli.exit_code == 3
+    text = " ".join(cli.output.split())
+    assert "--set data.drop_columns=[country]" in text
+    assert "--set data.constant_columns=keep" in text
+    # ... and with a YAML config, the key to write in it
+    config = tmp_path / "t.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "name": "t",
+                "data": {"source": str(source), "label": "label"},
+                "output": {"path": out},
+            }
+        )
+    )
+    from_yaml = runner.invoke(app, ["run", str(config)])
+    assert from_yaml.exit_code == 3 and "data.constant_columns: keep" in from_yaml.output
+    assert "--set" not in from_yaml.output
+
+
+def test_cli_profile_of_an_image_folder_needs_no_label(tmp_path):
+    """A folder of class folders has its classes in the folder names (it demanded --label)."""
+    from PIL import Image
+
+    for cls, n in (("cat", 6), ("dog", 2)):
+        (tmp_path / "pets" / cls).mkdir(parents=True)
+        for i in range(n):
+            Image.new("L", (8, 8), 40 * i).save(tmp_path / "pets" / cls / f"{i}.png")
+    result = runner.invoke(app, ["profile", str(tmp_path / "pets")])
+    assert result.exit_code == 0, result.output
+    assert "8 images" in result.output
+    assert re.search(r"│ cat +│ +6 │ +75.0% │", result.output), result.output
+    assert "imbalance ratio (largest / smallest): 3.00" in result.output
 
 
 def test_cli_ui_points_at_the_job_store(tmp_path, monkeypatch):

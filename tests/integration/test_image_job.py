@@ -82,11 +82,22 @@ def test_digits_job_end_to_end(tmp_path, mlflow_uri, monkeypatch, capsys):
     assert not any(key.startswith("is/inception") for key in metrics)
     print_summary(result.summary())
     out = " ".join(capsys.readouterr().out.split())
+    # two CNN epochs on 8x8 digits leave the domain CNN near chance (0.1 for ten classes; the
+    # job printed "FID 0.00 · KID 0.00 · IS 1.00 (real 1.00)" as if perfect): every number
+    # measured with it is flagged, in the summary, the report and MLflow
+    cnn = metrics["domain_cnn/balanced_accuracy"]
+    assert cnn == pytest.approx(metrics["baseline/cnn/balanced_accuracy"])  # the same CNN
+    assert cnn < 0.55 and run.data.tags["domain_cnn.trusted"] == "false"
     assert (
         f"quality precision {metrics['precision/domain']:.2f} · recall "
-        f"{metrics['recall/domain']:.2f} (k-NN, domain features) · IS {metrics['is/domain']:.2f} "
-        "(domain CNN, not Inception;"
+        f"{metrics['recall/domain']:.2f} (k-NN, domain features; not meaningful) · IS "
+        f"{metrics['is/domain']:.2f} (domain CNN, not Inception;"
     ) in out
+    assert "FID 0.00 (domain)" not in out and "(domain features: not meaningful)" in out
+    assert f"the domain CNN scored {cnn:.2f} balanced accuracy" in out
+    assert "chance 0.10; trusted from 0.55" in out and "validate.fid_extractor: inception" in out
+    report = (result.output / "report.html").read_text()
+    assert "domain CNN balanced accuracy" in report and report.count("not meaningful") >= 4
     assert metrics["lift_stacked_vs_classic/balanced_accuracy"] == pytest.approx(
         metrics["stacked/balanced_accuracy"] - metrics["classic/balanced_accuracy"]
     )

@@ -5,6 +5,7 @@ from augment.core.balance import (
     class_counts,
     imbalance_profile,
     plan_samples,
+    split_and_plan,
     split_holdout,
     subsample_to_ratio,
 )
@@ -82,3 +83,16 @@ def test_an_unknown_class_key_names_the_classes_that_exist():
         ConfigError, match=r"names class 7, which is not in the training data; classes are \[0, 1\]"
     ):
         plan_samples({0: 40, 1: 4}, {7: 50})
+
+
+def test_a_class_left_with_one_training_row_is_refused_with_a_strategy_that_skips_it():
+    """Two rows of 'c': the stratified holdout takes one; imbalance_ratio never cuts below it."""
+    frame = pd.DataFrame({"y": ["a"] * 40 + ["b"] * 10 + ["c"] * 2, "x": range(52)})
+    with pytest.raises(DataError) as caught:
+        split_and_plan(
+            frame, "y", holdout=0.3, seed=0, imbalance_ratio=10, sampling_strategy="not majority"
+        )
+    message = str(caught.value)
+    assert "['c'] have a single row in the train split of column 'y'" in message
+    assert "balance.sampling_strategy={'b': 28} targets the others" in message
+    assert imbalance_profile({"a": 40, "c": 1}, 10) == {"a": 40, "c": 1}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from augment import cli
+from augment.core.metrics import feature_network_doubt, trusted_feature_accuracy
 
 
 def _summary(metrics: dict[str, float]) -> dict:
@@ -137,3 +138,30 @@ def test_the_sources_line_says_which_gan_rows_the_moment_map_moved(capsys):
     assert "24 anchored on real rows" in out
     cli.print_summary(_summary({}) | {"origin": origin | {"moved": {"b": 0, "c": 0}}})
     assert "moved" not in capsys.readouterr().out
+
+
+def test_numbers_from_a_domain_cnn_near_chance_are_flagged_not_printed_bare(capsys):
+    """Two classes: chance 0.5, trusted from 0.75 (halfway to 1)."""
+    images = {
+        "fid/domain": 0.0004,
+        "kid/domain": 0.0,
+        "precision/domain": 0.98,
+        "recall/domain": 0.4,
+        "is/domain": 1.0,
+        "is/domain/real": 1.0,
+    }
+    weak = {**_arms("albumentations", 0.01), **images, "domain_cnn/balanced_accuracy": 0.55}
+    summary = _summary(weak) | {"notes": [feature_network_doubt(weak, 2)]}
+    cli.print_summary(summary)
+    out = " ".join(capsys.readouterr().out.split())
+    assert "FID 0.0004 (domain features: not meaningful)" in out
+    assert "(k-NN, domain features; not meaningful)" in out and "real 1.00; not meaningful)" in out
+    assert "the domain CNN scored 0.55 balanced accuracy" in out
+    assert "chance 0.50; trusted from 0.75" in out
+
+    strong = weak | {"domain_cnn/balanced_accuracy": 0.75}
+    assert feature_network_doubt(strong, 2) == ""
+    cli.print_summary(_summary(strong))
+    out = " ".join(capsys.readouterr().out.split())
+    assert "not meaningful" not in out and "FID 0.0004 (domain)" in out
+    assert trusted_feature_accuracy(10) == pytest.approx(0.55)

@@ -6,7 +6,7 @@ import pytest
 from augment.core.config import RunInfo
 from augment.core.errors import ConfigError
 from augment.core.train import settings_from
-from augment.pipeline.config import load_config, parse_config
+from augment.pipeline.config import config_for_source, load_config, parse_config
 from augment.tabular.cgan import GANSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,7 +92,7 @@ def test_overrides_are_typed_and_validated(tmp_path):
     assert config.train.steps == 42
     assert config.model.mode == "per_class"
     assert config.output.overwrite is True
-    with pytest.raises(ConfigError, match=r"train\.nope: unknown key"):
+    with pytest.raises(ConfigError, match=r"invalid --set train\.nope=1: unknown key"):
         load_config(path, ["train.nope=1"])
     with pytest.raises(ConfigError, match="expected KEY=VALUE"):
         load_config(path, ["train.steps"])
@@ -236,3 +236,13 @@ def test_a_bad_sampling_strategy_is_one_line_in_the_users_terms(strategy, messag
     with pytest.raises(ConfigError, match=message) as caught:
         parse_config(_raw(balance={"sampling_strategy": strategy}))
     assert str(caught.value).count("balance.sampling_strategy") == 1
+
+
+def test_a_data_file_job_registers_one_model_per_label():
+    """Every job on data.csv registered its generator as augment-data, whichever its label."""
+    names = {
+        label: parse_config(config_for_source("data.csv", label)).tracking.model_name
+        for label in ("churned", "plan type")
+    }
+    assert names == {"churned": "augment-data-churned", "plan type": "augment-data-plan_type"}
+    assert parse_config(config_for_source("sklearn:digits", None)).tracking.model_name is None
