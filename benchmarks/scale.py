@@ -25,8 +25,9 @@ full job, which logs to a throwaway MLflow store as a user's job would.
 - ``folder``: a folder of ``--folder-images`` JPEG photos (20,000: noise, a gradient and a few
   shapes per image, four classes of 50/25/17.5/7.5 %) read at ``--folder-size`` px RGB (256),
   ``data.max_images`` at its default (the models fit on a 512 MiB sample, the plan counts every
-  image), the autoencoder for 50 steps, recipe ``latent``, validation on (1 CNN epoch per arm),
-  one torch thread. The folder is written once under the system's temp folder and kept.
+  image), the default recipes (the choice between ``code-mix+warp`` and ``code-mix``, with one
+  epoch per judge), the autoencoder for 50 steps and the code GAN for 100, validation on (1 CNN
+  epoch per arm), one torch thread. The folder is written once under the system's temp folder and kept.
 
 Prints a markdown table and writes ``benchmarks/results/scale.json``.
 """
@@ -132,7 +133,9 @@ def run_case(case: str, n: int, cap: str, size: int = 256) -> dict[str, Any]:
                     "size": size,
                     "channels": 3,
                 },
-                "model": {"recipe": "latent", "autoencoder_steps": 50},
+                # the default recipes (auto: code-mix+warp or code-mix, the code GAN and the
+                # choice's judges included); short trainings, since memory is the point
+                "model": {"autoencoder_steps": 50, "code_gan_steps": 100, "choice_epochs": 1},
                 "train": {"batch_size": 64, "device": "cpu", "seed": 0, "cpu_threads": 1},
                 "validate": {"enabled": True, "epochs": 1},
                 "output": {"path": str(output / "run")},
