@@ -68,6 +68,8 @@ def _quiet_libraries(verbose: bool) -> None:
     _state["verbose"] = verbose
     # MLflow installs its own INFO handler when imported, unless told not to.
     os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")
+    if not verbose:  # the "View run ... at: http://..." lines a tracking server's runs print
+        os.environ["MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"] = "true"
     handler = _LineHandler()
     ours = logging.getLogger("augment")
     ours.handlers = [handler]
@@ -218,7 +220,11 @@ def run(
             _header(cfg, verbose)
         if engine is Engine.prefect:
             flow_overrides = overrides if _is_yaml(sources[0]) else []
-            return _flows("balance").run_flows(paths, flow_overrides, force), loaded
+            flows = _flows("balance")
+            # the same lines as the local engine; Prefect's and Dask's own only with -v
+            with contextlib.nullcontext() if verbose else flows.quiet_terminal():
+                summaries = flows.run_flows(paths, flow_overrides, force, observer=_Progress)
+            return summaries, loaded
         from augment.pipeline.job import run_job
 
         return [
@@ -394,9 +400,6 @@ def _flows(module: str) -> Any:
     """
     imported = importlib.import_module(f"flows.{module}")
     importlib.import_module("flows.balance").local_server_defaults()
-    if not _state.get("verbose"):
-        # a line per finished task grows with the classes; the flow runs' lines remain
-        logging.getLogger("prefect.task_runs").setLevel(logging.WARNING)
     return imported
 
 

@@ -32,19 +32,24 @@ and no Prefect telemetry) unless the user set those settings.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
+import logging
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
 from typing import Any
 
-from prefect import Task, flow, task
+from prefect import Task, flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.client.orchestration import get_client
 from prefect.context import refresh_global_settings_context
+from prefect.logging.handlers import PrefectConsoleHandler
 from prefect.runtime import flow_run
-from prefect.settings import get_current_settings
+from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
 from prefect.states import Failed, State
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from prefect.tasks import exponential_backoff
@@ -96,6 +101,58 @@ def local_server_defaults() -> dict[str, str]:
     if applied:
         refresh_global_settings_context()  # Prefect read the environment when it was imported
     return applied
+
+
+# What keeps Prefect's and Dask's log lines off a terminal, as environment variables that the
+# processes a flow run starts (the workers of a local Dask cluster) inherit: Prefect's console
+# handler, where its loggers and the root logger print, lets only CRITICAL records through
+# (the flow and task runs' logs still go to the Prefect API), and `distributed` logs errors only.
+QUIET_TERMINAL = {
+    "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "CRITICAL",
+    "DASK_LOGGING__DISTRIBUTED": "error",
+}
+
+
+@contextlib.contextmanager
+def quiet_terminal() -> Iterator[None]:
+    """Keep Prefect's and Dask's log lines off the terminal while the block runs flows.
+
+    The environment (``QUIET_TERMINAL``) is restored afterwards; this process's loggers stay
+    quiet, since Prefect's temporary server says goodbye when the process exits.
+    """
+    saved = {name: os.environ.get(name) for name in QUIET_TERMINAL}
+    os.environ.update(QUIET_TERMINAL)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, PrefectConsoleHandler):
+            handler.setLevel(logging.CRITICAL)
+    logging.getLogger("distributed").setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@contextlib.contextmanager
+def api_for_workers() -> Iterator[None]:
+    """Name this process's Prefect API in the settings while the block runs, so that task runs
+    in other processes report to it.
+
+    prefect-dask sends the flow's settings with every task. Without PREFECT_API_URL they name no
+    API, and every Dask worker would start a temporary Prefect server of its own (about 15 s
+    each), record its task runs there and stop it when the cluster closes. With the API of the
+    flow run's own server (the temporary one of this process, or any other), they report there.
+    """
+    if get_current_settings().api.url:
+        yield
+        return
+    with get_client(sync_client=True) as client:
+        api_url = str(client.api_url)
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        yield
 
 
 def _transient(task_: Task, task_run: Any, state: Any) -> bool:
@@ -187,6 +244,36 @@ def passed_on(state: State) -> Any:
     return state.result()
 
 
+def one_line_errors(body: Callable[..., Any]) -> Callable[..., Any]:
+    """A flow body whose own errors (an ``AugmentError``: bad config, data or output) fail the
+    flow run with the error's one line as its log line and message, and no traceback; the
+    caller of the flow gets the error raised, as from the library. Other errors are Prefect's
+    to report, traceback and all."""
+
+    @functools.wraps(body)
+    def ends_failed(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return body(*args, **kwargs)
+        except AugmentError as error:
+            get_run_logger().error("%s", error)
+            return Failed(message=str(error), data=error)
+
+    return ends_failed
+
+
+# How a flow run in this process shows a job's progress (the CLI's header, plan and phase
+# lines): a factory of a JobObserver per config, set by run_flows. Runs elsewhere (deployments,
+# Dask workers) show none.
+_observer_for: ContextVar[Callable[[JobConfig], job.JobObserver] | None] = ContextVar(
+    "augment_observer_for", default=None
+)
+
+
+def _observer(config: JobConfig) -> job.JobObserver:
+    make = _observer_for.get()
+    return make(config) if make else job.JobObserver()
+
+
 @task(name="start", **_task)
 def start(config: JobConfig, force: bool, run: RunInfo) -> job.JobContext:
     return job.start_job(config, force=force, run=run)
@@ -234,24 +321,37 @@ def whole_job(config_path: str, overrides: list[str], force: bool, run: RunInfo)
 
 
 @flow(name="augment-job", log_prints=True)
+@one_line_errors
 def job_flow(config: JobConfig, force: bool = False) -> Any:
     """Load -> plan -> reuse or fit (one task per unit) -> generate -> validate -> track, then
-    publish the artifacts. Returns the job summary, or a Failed state when the gate failed."""
+    publish the artifacts. Returns the job summary, or a Failed state when the gate failed or
+    the job stopped on bad input (the error's line is the message). The steps are those of
+    ``job.run_job``, with the same phases for the observer of ``run_flows``."""
     orchestration = config.orchestration
+    watch = _observer(config)
     ctx = retrying(start, orchestration)(config, force, this_run())
     try:
-        data = retrying(load, orchestration)(ctx)
+        with watch.phase("load"):
+            data = retrying(load, orchestration)(ctx)
+        watch.loaded(ctx, data)
         synthesizer = retrying(reuse, orchestration)(ctx, data)
         if synthesizer is None:
-            futures = [fit.submit(ctx, data, classes) for classes in job.units_for(ctx, data)]
-            fitted = [future.result() for future in futures]
-            synthesizer = retrying(assemble, orchestration)(ctx, data, fitted)
-        generation = retrying(generate, orchestration)(ctx, data, synthesizer)
+            units = job.units_for(ctx, data)
+            fitted = []
+            if units:
+                with watch.phase("train", units=len(units)):
+                    futures = [fit.submit(ctx, data, classes) for classes in units]
+                    fitted = [future.result() for future in futures]
+            with watch.phase("assemble"):
+                synthesizer = retrying(assemble, orchestration)(ctx, data, fitted)
+        with watch.phase("generate", count=sum(data.plan.values())):
+            generation = retrying(generate, orchestration)(ctx, data, synthesizer)
+        report, fidelity = None, {}
         if config.validate_.enabled:
-            report, fidelity = retrying(validate, orchestration)(ctx, data)
-        else:
-            report, fidelity = None, {}
-        result = retrying(finish, orchestration)(ctx, data, generation, report, fidelity)
+            with watch.phase("validate"):
+                report, fidelity = retrying(validate, orchestration)(ctx, data)
+        with watch.phase("finish"):
+            result = retrying(finish, orchestration)(ctx, data, generation, report, fidelity)
     except BaseException:
         job.fail_job(ctx)
         raise
@@ -260,17 +360,25 @@ def job_flow(config: JobConfig, force: bool = False) -> Any:
     return gate_failure([summary], [config]) or summary
 
 
+def _on_workers(orchestration: OrchestrationConfig) -> contextlib.AbstractContextManager:
+    """``api_for_workers`` when the task runner runs tasks in other processes (Dask)."""
+    return api_for_workers() if orchestration.task_runner == "dask" else contextlib.nullcontext()
+
+
 @flow(name="augment-balance", log_prints=True)
+@one_line_errors
 def balance_flow(config_path: str, overrides: list[str] | None = None, force: bool = False) -> Any:
     """Balance one dataset; returns the job summary. ``force`` trains even on a cache hit.
     Fails, with the verdict as its message, when the job's flow run failed its gate."""
     config = load_config(config_path, overrides or [])
     runner = task_runner_for(config.orchestration)
     job_run = job_flow.with_options(task_runner=runner, flow_run_name=config.name)
-    return passed_on(job_run(config, force, return_state=True))
+    with _on_workers(config.orchestration):
+        return passed_on(job_run(config, force, return_state=True))
 
 
 @flow(name="augment-jobs", log_prints=True)
+@one_line_errors
 def jobs_flow(config_paths: list[str], overrides: list[str], force: bool) -> Any:
     configs = [load_config(path, overrides) for path in config_paths]
     run = this_run()
@@ -285,6 +393,7 @@ def jobs_flow(config_paths: list[str], overrides: list[str], force: bool) -> Any
 
 
 @flow(name="augment-balance-many", log_prints=True)
+@one_line_errors
 def balance_many_flow(
     config_paths: list[str], overrides: list[str] | None = None, force: bool = False
 ) -> list[dict[str, Any]]:
@@ -294,14 +403,22 @@ def balance_many_flow(
     configs = [load_config(path, overrides or []) for path in config_paths]  # fail fast
     runner = task_runner_for(configs[0].orchestration)
     jobs_run = jobs_flow.with_options(task_runner=runner)
-    return passed_on(jobs_run(list(config_paths), list(overrides or []), force, return_state=True))
+    with _on_workers(configs[0].orchestration):
+        state = jobs_run(list(config_paths), list(overrides or []), force, return_state=True)
+    return passed_on(state)
 
 
 def run_flows(
-    config_paths: Sequence[str], overrides: Sequence[str] = (), force: bool = False
+    config_paths: Sequence[str],
+    overrides: Sequence[str] = (),
+    force: bool = False,
+    observer: Callable[[JobConfig], job.JobObserver] | None = None,
 ) -> list[dict[str, Any]]:
     """Run one config as ``balance_flow``, several as ``balance_many_flow``; the job summaries
-    in order, also when a failed gate failed the flow run (other errors are raised)."""
+    in order, also when a failed gate failed the flow run (other errors are raised: an
+    ``AugmentError`` as itself). ``observer`` makes the observer of a job run in this process
+    from its config (one config: every phase; the jobs of several run as whole tasks)."""
+    token = _observer_for.set(observer)
     try:
         if len(config_paths) == 1:
             return [balance_flow(config_paths[0], list(overrides), force)]
@@ -310,6 +427,8 @@ def run_flows(
         if not failed.summaries:
             raise
         return failed.summaries
+    finally:
+        _observer_for.reset(token)
 
 
 def main() -> None:

@@ -26,8 +26,20 @@ def dask_cluster():
 
 
 def test_per_class_fit_tasks_run_on_the_dask_workers(
-    tmp_path, mlflow_uri, prefect_api, dask_cluster
+    tmp_path, mlflow_uri, prefect_server, dask_cluster
 ):
+    """The flow runs on this process's temporary Prefect server, with no PREFECT_API_URL set (as
+    `augment run --engine prefect` without a server does), and the workers, which know no API
+    either, report their fit task runs to that server instead of starting one each."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterId,
+        FlowRunFilterName,
+        TaskRunFilter,
+        TaskRunFilterName,
+    )
+
     from flows.balance import balance_flow
 
     cluster, worker_pids = dask_cluster
@@ -51,6 +63,15 @@ def test_per_class_fit_tasks_run_on_the_dask_workers(
     assert manifest["counts_generated"] == {"class_0": 27, "class_1": 0, "class_2": 40}
     assert manifest["counts_after"] == {"class_0": 50, "class_1": 50, "class_2": 50}
     assert manifest["training"]["units"] == summary["training"]
+    with get_client(sync_client=True) as client:
+        [job_run] = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=["dask_per_class"]))
+        )
+        fits = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[job_run.id])),
+            task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_="fit-")),
+        )
+    assert sorted(run.state.type.value for run in fits) == ["COMPLETED", "COMPLETED"], fits
     # each worker logged its class's losses to its own nested MLflow run
     client = mlflow.MlflowClient(mlflow_uri)
     parent = client.get_run(summary["mlflow_run_id"])

@@ -105,6 +105,20 @@ def test_job_logs_and_registers_through_the_server(tmp_path, mlflow_server, monk
     assert sorted(p.name for p in client_dir.iterdir()) == []
 
 
+def test_cli_run_against_the_server_prints_no_mlflow_run_links(
+    tmp_path, mlflow_server, monkeypatch
+):
+    """MLflow prints "View run ... at" and "View experiment at" for every run it ends on a
+    server (parent and nested runs); `augment run` prints its own one MLflow line instead."""
+    url, _ = mlflow_server
+    monkeypatch.setenv("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "false")  # MLflow's default
+    path = write_config(tmp_path, url, name="links", train={"steps": 10})
+    result = CliRunner().invoke(app, ["run", str(path)])
+    assert result.exit_code in (0, 10), result.output
+    assert f"in {url}" in result.output  # the summary's own line names the server
+    assert "View run" not in result.output and "View experiment" not in result.output
+
+
 def test_cli_ui_points_at_the_server_instead_of_starting_one(mlflow_server):
     url, _ = mlflow_server
     result = CliRunner().invoke(app, ["ui", "--uri", url])
