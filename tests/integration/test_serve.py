@@ -45,9 +45,12 @@ def _serve(server, cwd: Path, *args: str) -> subprocess.Popen:
     )
 
 
-def _first_run_finished(deployment_id, server, created_by: float, finished_by: float):
-    """The deployment's earliest flow run, once it is in a final state; fails with the end of the
-    server's log if no run exists by ``created_by`` (the scheduler made none) or none finished."""
+def _first_runs_finished(
+    deployment_id, server, created_by: float, finished_by: float, count: int = 1
+):
+    """The deployment's ``count`` earliest flow runs, once all are in a final state; fails with
+    the end of the server's log if fewer runs exist by ``created_by`` (the scheduler made none)
+    or they did not finish by ``finished_by``."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
     from prefect.client.schemas.sorting import FlowRunSort
@@ -56,33 +59,35 @@ def _first_run_finished(deployment_id, server, created_by: float, finished_by: f
     with get_client(sync_client=True) as client:
         while True:
             runs = client.read_flow_runs(
-                deployment_filter=only_this, sort=FlowRunSort.EXPECTED_START_TIME_ASC, limit=1
+                deployment_filter=only_this, sort=FlowRunSort.EXPECTED_START_TIME_ASC, limit=count
             )
-            if runs and runs[0].state.is_final():
-                return runs[0]
+            if len(runs) == count and all(run.state.is_final() for run in runs):
+                return runs
             now = time.monotonic()
-            if now > finished_by or (not runs and now > created_by):
+            if now > finished_by or (len(runs) < count and now > created_by):
                 tail = server.log.read_text(errors="replace")[-3000:]
-                what = f"run {runs[0].state!r}" if runs else "no flow run created by the scheduler"
-                pytest.fail(f"{what}; end of the Prefect server's log:\n{tail}")
+                what = f"runs {[run.state for run in runs]!r}" if runs else "no flow run"
+                pytest.fail(
+                    f"{what} of the {count} the scheduler should have created; end of the "
+                    f"Prefect server's log:\n{tail}"
+                )
             time.sleep(2)
 
 
-def test_serve_runs_a_cron_deployment_when_the_scheduler_fires(tmp_path, prefect_scheduler_api):
-    """A deployment served by `augment serve` with a cron gets its flow run from the server's
-    scheduler (nobody triggers it), and the serving process runs it to Completed.
+def test_serve_runs_a_cron_deployment_twice_when_the_scheduler_fires(
+    tmp_path, prefect_scheduler_api
+):
+    """A deployment served by `augment serve` with a cron gets its flow runs from the server's
+    scheduler (nobody triggers them), and the serving process runs two in a row to Completed:
+    the second replaces the first's finished output (serve's rerun policy; the config says
+    nothing about overwriting).
 
-    The run comes at the next full minute. With SQLAlchemy 2.1 next to Prefect 3.8 the scheduler
-    failed on every pass and no run was ever created (issue 34); then this fails with that error
-    from the server's log.
+    The runs come at the next two full minutes. With SQLAlchemy 2.1 next to Prefect 3.8 the
+    scheduler failed on every pass and no run was ever created (issue 34); then this fails with
+    that error from the server's log.
     """
     path = write_config(
-        tmp_path,
-        None,
-        name="served",
-        train={"steps": 10},
-        validate={"enabled": False},
-        output={"overwrite": True},  # a later run of the minute cron must not fail on the first
+        tmp_path, None, name="served", train={"steps": 10}, validate={"enabled": False}
     )
     cron = ["--cron", "* * * * *", "--timezone", "Europe/Berlin", "--limit", "1"]
     serving = _serve(prefect_scheduler_api, tmp_path, str(path), *cron)
@@ -97,12 +102,16 @@ def test_serve_runs_a_cron_deployment_when_the_scheduler_fires(tmp_path, prefect
         assert deployment.entrypoint == "flows.balance.balance_flow"
 
         registered = time.monotonic()
-        flow_run = _first_run_finished(
-            deployment.id, prefect_scheduler_api, registered + 120, registered + 480
+        flow_runs = _first_runs_finished(
+            deployment.id, prefect_scheduler_api, registered + 180, registered + 540, count=2
         )
-        assert flow_run.auto_scheduled
-        assert flow_run.created_by.type == "SCHEDULE" and flow_run.created_by.id == schedule.id
-        assert flow_run.state.is_completed(), flow_run.state
+        for flow_run in flow_runs:
+            assert flow_run.auto_scheduled
+            assert flow_run.created_by.type == "SCHEDULE"
+            assert flow_run.created_by.id == schedule.id
+            assert flow_run.state.is_completed(), flow_run.state
+        first, second = (run.expected_start_time for run in flow_runs)
+        assert (second - first).total_seconds() == 60
     finally:
         stop_process_group(serving, grace=60)
     manifest = read_manifest(tmp_path / "out")
