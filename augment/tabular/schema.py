@@ -67,6 +67,10 @@ class ColumnSpec:
     minimum: float | None = None
     maximum: float | None = None
     integer: bool = False
+    # a continuous column whose every value has at most this many decimals: generated values are
+    # rounded to as many when they leave the synthesizer (TableSchema.round_to_input: amounts of
+    # 2 decimals stay 2 decimals; None: full precision)
+    decimals: int | None = None
 
     def restore(self, values: np.ndarray | pd.Series) -> pd.Series:
         """Give decoded values this column's original dtype."""
@@ -112,6 +116,16 @@ class TableSchema:
     @property
     def categorical(self) -> list[ColumnSpec]:
         return [column for column in self.columns if column.kind == "categorical"]
+
+    def round_to_input(self, rows: pd.DataFrame) -> pd.DataFrame:
+        """``rows`` (the model's form) with each continuous column rounded to the decimals its
+        training values have (see :func:`decimals_of`), in place. Done last, on what leaves the
+        synthesizer: the filter, the moment map and the anchors work at full precision, so the
+        rows are the unrounded rows, rounded."""
+        for column in self.columns:
+            if column.decimals is not None and column.name in rows:
+                rows[column.name] = rows[column.name].round(column.decimals)
+        return rows
 
     def restore_labels(self, labels: np.ndarray | list[Any]) -> pd.Series:
         if self.label_dtype == "category":
@@ -230,6 +244,7 @@ def infer_schema(
                     minimum=float(np.min(values)),
                     maximum=float(np.max(values)),
                     integer=bool(is_integer),
+                    decimals=None if is_integer else decimals_of(values, series.dtype),
                 )
             )
         else:
@@ -248,6 +263,30 @@ def infer_schema(
     if not columns:
         raise DataError(f"the data has no feature columns besides the label {label!r}")
     return TableSchema(label=label, label_dtype=label_dtype, classes=classes, columns=columns)
+
+
+MAX_DECIMALS = 8  # above, values are measurements at full precision: never rounded
+
+
+def decimals_of(values: np.ndarray, dtype: Any = np.float64) -> int | None:
+    """The fewest decimals (0..MAX_DECIMALS) that every finite value has, up to the float's own
+    precision (``0.1 + 0.2`` has one; a float32 ``0.1`` too); None when some value has more (or
+    there is no finite value). As SDV's learned rounding, so generated amounts keep the
+    input's cents."""
+    finite = np.asarray(values, dtype=np.float64)
+    finite = finite[np.isfinite(finite)]
+    if len(finite) == 0:
+        return None
+    try:
+        kind = np.dtype(dtype)
+    except TypeError:  # a pandas extension dtype (Float64, ...): its values are float64
+        kind = np.dtype(np.float64)
+    eps = np.finfo(kind if kind.kind == "f" else np.float64).eps
+    tolerance = 16 * eps * np.maximum(np.abs(finite), 1.0)
+    for decimals in range(MAX_DECIMALS + 1):
+        if np.all(np.abs(np.round(finite, decimals) - finite) <= tolerance):
+            return decimals
+    return None
 
 
 def _sort_key(value: Any) -> tuple[str, Any]:

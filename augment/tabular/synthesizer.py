@@ -148,7 +148,7 @@ class Synthesizer(UnitSynthesizer):
         """Feature rows of ``cls`` in the model's form -> the input's form: its columns in its
         order and dtypes, label included. ``rng`` draws rare levels and UUIDs; fresh ids start
         at the ``first_id``-th."""
-        rows = self.form.restore(rows, cls, rng, first_id=first_id)
+        rows = self.form.restore(self.schema.round_to_input(rows), cls, rng, first_id=first_id)
         rows[self.schema.label] = self.schema.restore_labels([cls] * len(rows)).to_numpy()
         return rows[self.columns]
 

@@ -133,3 +133,34 @@ def test_fitting_leaves_the_callers_torch_state_alone(mixed_frame):
     GANOverSampler(random_state=0, **FAST).fit_resample(X, y)
     assert torch.equal(torch.get_rng_state(), rng_before)
     assert torch.get_num_threads() == threads_before
+
+
+def test_generated_numbers_keep_the_inputs_decimals(tmp_path):
+    """Amounts given in cents come out in cents (in every generator's rows, after save/load);
+    a measurement at full precision is not rounded; the rows are the unrounded rows, rounded."""
+    from augment.tabular.schema import decimals_of
+
+    rng = np.random.default_rng(0)
+    n = 120
+    X = pd.DataFrame(
+        {
+            "amount": np.round(rng.gamma(2.0, 40.0, n), 2),
+            "rate": np.round(rng.uniform(0, 1, n), 1).astype(np.float32),
+            "measured": rng.normal(size=n),
+        }
+    )
+    X.loc[::10, "amount"] = np.nan  # gaps do not hide the decimals
+    y = np.r_[np.zeros(100, int), np.ones(20, int)]
+    assert decimals_of(X["amount"].to_numpy()) == 2 and decimals_of(X["measured"]) is None
+    for generator in ("mix", "gan", "anchored"):
+        sampler = GANOverSampler(random_state=0, steps=10, batch_size=32, generator=generator)
+        new = sampler.fit_resample(X, y)[0].iloc[n:]
+        amounts = new["amount"].dropna().to_numpy()
+        assert len(amounts) and np.array_equal(amounts, np.round(amounts, 2)), generator
+        assert not np.array_equal(amounts, np.round(amounts, 1)), generator
+        rates = new["rate"].to_numpy()
+        assert new["rate"].dtype == np.float32 and np.allclose(rates, np.round(rates, 1))
+        assert not np.array_equal(new["measured"], np.round(new["measured"], 8)), generator
+    sampler.save(tmp_path / "m.pt")
+    again = GANOverSampler.load(tmp_path / "m.pt").sample({1: 30})[0]
+    assert np.array_equal(again["amount"].dropna(), np.round(again["amount"].dropna(), 2))
