@@ -556,12 +556,12 @@ def setting(key: str, value: Any) -> str:
         ...     setting("data.drop_columns", ["id", "note"])
         '--set data.drop_columns=[id,note]'
     """
+    if isinstance(value, bool):
+        value = str(value).lower()  # YAML's and the command line's spelling
     if _SETTING_FORM.get() == "yaml":
         return f"{key}: {value}"
     if isinstance(value, list | tuple):
         value = "[" + ",".join(str(item) for item in value) + "]"
-    elif isinstance(value, bool):
-        value = str(value).lower()
     return f"--set {key}={value}"
 
 

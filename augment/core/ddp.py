@@ -26,6 +26,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from augment.core.config import setting
 from augment.core.device import resolve_device
 from augment.core.errors import DeviceError
 
@@ -70,7 +71,7 @@ def init(device_name: str = "auto", timeout_minutes: float = 30) -> torch.device
             raise DeviceError(
                 f"process LOCAL_RANK={local_rank} has no GPU of its own "
                 f"({torch.cuda.device_count()} visible); start at most that many processes per "
-                "machine (--nproc / --nproc_per_node), or use train.device: cpu"
+                f"machine (--nproc / --nproc_per_node), or use {setting('train.device', 'cpu')}"
             )
         torch.cuda.set_device(local_rank)
         device = torch.device("cuda", local_rank)

@@ -45,6 +45,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from augment.core import storage
+from augment.core.config import setting
 from augment.core.errors import DataError, OutputError
 from augment.core.storage import Location
 
@@ -194,8 +195,9 @@ def prepare_output(
         if finished and not overwrite:
             raise OutputError(
                 f"output {out} already holds a finished run; pass --overwrite "
-                "(output.overwrite: true), choose another output.path, or give every run a "
-                "folder of its own with a run placeholder (output.path: runs/{name}/{run_date})"
+                f"({setting('output.overwrite', True)}), choose another output.path, or give "
+                "every run a folder of its own with a run placeholder "
+                f"({setting('output.path', 'runs/{name}/{run_date}')})"
             )
         if finished:
             storage.remove(out / SUCCESS)

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from sklearn.metrics import balanced_accuracy_score
 
+from augment.core.config import setting
 from augment.core.errors import ConfigError, DataError
 from augment.core.metrics import FEATURE_NETWORK_SCORE, unique_metric_keys
 from augment.core.metrics import frechet_distance as _frechet_distance
@@ -120,10 +121,12 @@ class InceptionExtractor:
         except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile) as error:
             raise DataError(
                 f"the Inception weights file {path} is corrupt or not a plain state dict "
-                f"({_first_line(error)}); {_HOW_TO_FIX}"
+                f"({_first_line(error)}); {_how_to_fix()}"
             ) from None
         if not isinstance(state, dict) or "Mixed_7c.branch_pool.conv.weight" not in state:
-            raise DataError(f"the file {path} does not hold InceptionV3 FID weights; {_HOW_TO_FIX}")
+            raise DataError(
+                f"the file {path} does not hold InceptionV3 FID weights; {_how_to_fix()}"
+            )
         del state
         from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
@@ -138,7 +141,7 @@ class InceptionExtractor:
         except RuntimeError as error:
             raise DataError(
                 f"the weights in {path} do not fit the FID InceptionV3 "
-                f"({_first_line(error)}); {_HOW_TO_FIX}"
+                f"({_first_line(error)}); {_how_to_fix()}"
             ) from None
         self.device = torch.device(device)
         self.network = network.to(self.device).eval()
@@ -166,12 +169,14 @@ class InceptionExtractor:
         return np.concatenate(features), np.concatenate(probabilities)
 
 
-_HOW_TO_FIX = (
-    "on a machine with internet, download "
-    f"{INCEPTION_WEIGHTS_URL} (pytorch-fid's pt_inception-2015-12-05-6726825d.pth is the same "
-    "file) and put it there or in <torch hub dir>/checkpoints/, or use validate.fid_extractor: "
-    "domain"
-)
+def _how_to_fix() -> str:
+    """What to do without the Inception weights (the setting in the user's form, see
+    :func:`augment.core.config.setting`)."""
+    return (
+        f"on a machine with internet, download {INCEPTION_WEIGHTS_URL} (pytorch-fid's "
+        "pt_inception-2015-12-05-6726825d.pth is the same file) and put it there or in "
+        f"<torch hub dir>/checkpoints/, or use {setting('validate.fid_extractor', 'domain')}"
+    )
 
 
 def _first_line(error: Exception) -> str:
@@ -180,7 +185,7 @@ def _first_line(error: Exception) -> str:
 
 
 def _missing_weights_message(path: Path) -> str:
-    return f"the Inception weights file {path} does not exist; {_HOW_TO_FIX}"
+    return f"the Inception weights file {path} does not exist; {_how_to_fix()}"
 
 
 def find_inception_weights(configured: str | Path | None) -> Path | None:

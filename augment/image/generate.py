@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from augment.core.config import setting
 from augment.core.errors import DataError
 from augment.core.generate import GenerationResult, prefetched, write_shards
 from augment.core.seeds import round_seed
@@ -172,7 +173,7 @@ def _filtered(
         raise DataError(
             f"quality filter: class {cls!r} got {accepted} of {n_images} images at threshold "
             f"{threshold} within {drawn} candidates; lower filter.threshold, raise "
-            "filter.max_factor, train longer, or set filter.on_shortfall: fill"
+            f"filter.max_factor, train longer, or set {setting('filter.on_shortfall', 'fill')}"
         )
     if filled:
         yield best[:filled]

@@ -251,3 +251,17 @@ def test_a_crashed_run_is_still_resumed_and_an_empty_folder_used(tmp_path, memor
     with pytest.raises(OutputError, match=r"holds no augment run \(report.pdf\)"):
         prepare_output(f"{memory_root}/theirs", overwrite=True)
     assert memfs.cat(f"{memory_root}/theirs/report.pdf") == b"%PDF"
+
+
+def test_a_finished_output_says_how_to_overwrite_in_the_users_form(tmp_path):
+    """The fix is written as YAML for a config file and as --set for the command line."""
+    from augment.core.config import settings_as_command_line
+    from augment.core.errors import OutputError
+
+    (tmp_path / SUCCESS).write_text("")
+    with pytest.raises(OutputError, match=r"output\.overwrite: true\)"):
+        prepare_output(str(tmp_path), overwrite=False)
+    with settings_as_command_line(), pytest.raises(OutputError) as refused:
+        prepare_output(str(tmp_path), overwrite=False)
+    assert "--set output.overwrite=true" in str(refused.value)
+    assert "--set output.path=runs/{name}/{run_date}" in str(refused.value)
