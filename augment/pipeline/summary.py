@@ -29,8 +29,13 @@ _WORD_STYLES = {"helped": "green", "did not help": "red", "made no difference": 
 SCORE_TITLE = "holdout scores (mean over classifiers)"
 
 
-def _classic(metrics: dict[str, float]) -> str:
-    """The classic baseline's arm: SMOTE for tables, albumentations oversampling for images."""
+def _classic(summary: dict[str, Any]) -> str:
+    """The classic baseline's arm: SMOTE for tables, albumentations oversampling for images
+    (by the job's kind; summaries without one, by the metrics' names)."""
+    kind = summary.get("kind")
+    if kind is not None:
+        return "albumentations" if kind == "image" else "smote"
+    metrics = summary["metrics"]
     return "albumentations" if any(k.startswith("albumentations/") for k in metrics) else "smote"
 
 
@@ -40,7 +45,7 @@ def score_table(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     metrics = summary["metrics"]
     if not any(k.startswith("baseline/") for k in metrics):
         return [], []
-    classic = _classic(metrics)
+    classic = _classic(summary)
     short = _CLASSIC_NAMES[classic].split()[0]
     header = ["metric", "real", "real+synthetic", f"real+{short}", "lift", f"vs {short}"]
     rows = []
@@ -206,7 +211,7 @@ def _quality_parts(metrics: dict[str, float], doubted: bool = False) -> list[str
 def verdict_sentence(summary: dict[str, Any], markup: bool = False) -> str:
     """The answer to "did it help?" in one sentence (with rich colours when ``markup``)."""
     metrics = summary["metrics"]
-    classic = _classic(metrics)
+    classic = _classic(summary)
     classic_name = _CLASSIC_NAMES[classic]
     lift = metrics.get("lift/balanced_accuracy")
     if lift is None:

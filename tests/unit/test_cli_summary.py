@@ -165,3 +165,14 @@ def test_numbers_from_a_domain_cnn_near_chance_are_flagged_not_printed_bare(caps
     out = " ".join(capsys.readouterr().out.split())
     assert "not meaningful" not in out and "FID 0.0004 (domain)" in out
     assert trusted_feature_accuracy(10) == pytest.approx(0.55)
+
+
+def test_an_image_job_without_its_classic_arm_is_not_headed_smote():
+    """validate.albumentations off: no albumentations scores, and still no SMOTE column."""
+    from augment.pipeline.summary import score_table
+
+    metrics = {k: v for k, v in _arms("albumentations", 0.01).items() if "albumentations" not in k}
+    header, _ = score_table({**_summary(metrics), "kind": "image"})
+    assert header[3] == "real+albumentations" and "SMOTE" not in " ".join(header)
+    header, _ = score_table({**_summary(_arms("smote", 0.01)), "kind": "tabular"})
+    assert header[3] == "real+SMOTE"
