@@ -12,7 +12,7 @@ params and fitted attributes.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
@@ -95,6 +95,7 @@ class GANSampler(BaseOverSampler):
         with cpu_threads(self.cpu_threads):
             seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
             prepared, classes = self._prepare(X, y)
+            self.classes_ = _class_array(classes)  # as a scikit-learn classifier's classes_
             plan = {c: 0 for c in classes}
             plan.update({to_python(c): int(n) for c, n in self.sampling_strategy_.items()})
             refuse_single_rows(class_counts(y), plan, where="in y", strategy="sampling_strategy")
@@ -173,6 +174,7 @@ class GANSampler(BaseOverSampler):
                     ),
                     "sampling_strategy_": _pairs(self.sampling_strategy_),
                     "n_generated_": _pairs(getattr(self, "n_generated_", {})),
+                    "classes_": [to_python(c) for c in self.classes_],
                 },
                 **self._saved_state(),
             },
@@ -208,6 +210,8 @@ class GANSampler(BaseOverSampler):
                 sampler.feature_names_in_ = np.asarray(fitted["feature_names_in_"], dtype=object)
             sampler.sampling_strategy_ = dict(fitted["sampling_strategy_"])
             sampler.n_generated_ = dict(fitted["n_generated_"])
+            # files saved before classes_ was kept: n_generated_ names every class, in order
+            sampler.classes_ = _class_array(fitted.get("classes_", list(sampler.n_generated_)))
         if extra.get("containers_"):
             sampler.containers_ = extra["containers_"]
         sampler._restore_state(extra)
@@ -257,6 +261,13 @@ def _as_given(values: Any, container: dict[str, Any] | None) -> Any:
     if "categories" in container:
         dtype = pd.CategoricalDtype(container["categories"], ordered=container["ordered"])
     return pd.Series(values, name=container["name"], dtype=dtype)
+
+
+def _class_array(classes: Sequence[Any]) -> np.ndarray:
+    """The classes as scikit-learn keeps ``classes_``: a NumPy array, of objects when mixed."""
+    values = [to_python(c) for c in classes]
+    kinds = {type(v) for v in values}
+    return np.asarray(values, dtype=object if len(kinds) > 1 or str in kinds else None)
 
 
 def _plain_or_none(value: Any) -> int | None:

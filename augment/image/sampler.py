@@ -82,7 +82,7 @@ class ImageGANOverSampler(GANSampler):
             of the class's real codes.
         choice_epochs: epochs of the CNN that judges each candidate recipe.
 
-    Fitted attributes: ``sampling_strategy_``, ``synthesizer_``, ``n_generated_``, ``seed_``,
+    Fitted attributes: ``classes_``, ``sampling_strategy_``, ``synthesizer_``, ``n_generated_``, ``seed_``,
     ``recipe_`` (the recipe used) and ``choice_`` (``None`` for a fixed recipe, else the chosen
     recipe, each candidate's inner balanced accuracy and the inner split's sizes).
     """

@@ -107,7 +107,7 @@ class GANOverSampler(GANSampler):
             direction from these moments; on the KEEL benchmark it lifted logistic
             regression's AUC (benchmarks/NOTES.md).
 
-    Fitted attributes: ``sampling_strategy_``, ``synthesizer_`` (no units with
+    Fitted attributes: ``classes_``, ``sampling_strategy_``, ``synthesizer_`` (no units with
     ``generator="anchored"``), ``n_generated_``, ``n_anchored_`` (anchored rows per class),
     ``n_dropped_`` (drawn GAN rows the neighbour check dropped, per class), ``n_moved_`` (GAN
     rows the moment map moved, per class), ``generator_`` (the

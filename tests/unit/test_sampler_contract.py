@@ -145,6 +145,7 @@ def test_a_loaded_sampler_keeps_its_fitted_attributes(case, tmp_path):
         if hasattr(sampler, name):
             assert getattr(loaded, name) == getattr(sampler, name), name
     assert loaded.n_generated_ == sampler.n_generated_ == {0: 0, 1: 32, 2: 35}
+    assert sampler.classes_.tolist() == loaded.classes_.tolist() == np.unique(y).tolist()
     if hasattr(sampler, "feature_names_in_"):
         assert loaded.get_feature_names_out().tolist() == ["x0", "x1", "x2"]
         assert loaded.feature_names_in_.tolist() == sampler.feature_names_in_.tolist()
