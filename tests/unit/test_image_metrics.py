@@ -227,6 +227,7 @@ def test_fid_report_names_and_skips_small_classes(digits, classifier):
         "confidence/domain/class/three_3",
         "confidence/domain/class/two",
         "confidence/domain/real",
+        "domain_cnn/balanced_accuracy",  # whether the features can be trusted (issue 32 item 7)
         "fid/domain",
         "fid/domain/class/one",
         "is/domain",
@@ -259,7 +260,9 @@ def test_fid_report_names_and_skips_small_classes(digits, classifier):
         precision_recall=False,
         class_scores=False,
     )
-    assert "fid/domain" in only_fid and all(key.startswith("fid/") for key in only_fid)
+    # the FID, and the domain CNN's own score that says whether its features mean anything
+    assert "fid/domain" in only_fid and "domain_cnn/balanced_accuracy" in only_fid
+    assert all(key.startswith(("fid/", "domain_cnn/")) for key in only_fid)
     with pytest.raises(DataError, match="classifier knows 10 classes"):
         fid_report(
             images[:40], labels[:40] % 4, images[40:80], labels[40:80] % 4, classes[:4], extractor
