@@ -136,6 +136,19 @@ def memory_root():
         fs.rm(root, recursive=True)
 
 
+# ImageGANOverSampler at its cheapest: tiny networks, a few steps of every model it may train
+IMAGE_FAST = {
+    "steps": 4,
+    "batch_size": 16,
+    "width": 4,
+    "noise_dim": 8,
+    "cpu_threads": 1,
+    "autoencoder_steps": 4,
+    "code_gan_steps": 4,
+    "choice_epochs": 1,
+}
+
+
 def small_digits(counts: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's digits at 8x8, uint8 (N, 8, 8, 1): the first ``counts[c]`` of class c."""
     from sklearn.datasets import load_digits

@@ -10,17 +10,9 @@ from sklearn.preprocessing import FunctionTransformer
 
 from augment import ImageGANOverSampler
 from augment.core.errors import DataError, ModelFileError
+from tests.conftest import IMAGE_FAST
 
-FAST = {
-    "steps": 4,
-    "batch_size": 16,
-    "width": 4,
-    "noise_dim": 8,
-    "cpu_threads": 1,
-    "autoencoder_steps": 4,
-    "code_gan_steps": 4,
-    "choice_epochs": 1,
-}
+FAST = IMAGE_FAST
 
 
 def _digits(per_class=(30, 8, 5)):

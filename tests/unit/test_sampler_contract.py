@@ -9,6 +9,7 @@ from sklearn.base import clone
 
 from augment import GANOverSampler, ImageGANOverSampler
 from augment.core.errors import DataError
+from tests.conftest import IMAGE_FAST
 
 
 def _table():
@@ -37,16 +38,7 @@ CASES = {
     ),
     "image": (
         ImageGANOverSampler,
-        {
-            "steps": 3,
-            "batch_size": 16,
-            "width": 4,
-            "noise_dim": 8,
-            "cpu_threads": 1,
-            "autoencoder_steps": 4,
-            "code_gan_steps": 4,
-            "choice_epochs": 1,
-        },
+        IMAGE_FAST,
         _images,
     ),
 }
