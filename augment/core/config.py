@@ -383,7 +383,7 @@ class OrchestrationConfig(Strict):
         if self.dask_address and self.task_runner != "dask":
             raise ValueError(
                 "dask_address applies only to task_runner: dask; remove it or set "
-                "orchestration.task_runner: dask"
+                f"{setting('orchestration.task_runner', 'dask')}"
             )
         if self.threads and self.task_runner != "threads":
             raise ValueError("threads applies only to task_runner: threads; remove it")

@@ -29,6 +29,7 @@ from torch import nn
 
 from augment.core import ddp
 from augment.core.balance import to_python
+from augment.core.config import setting
 from augment.core.errors import ModelFileError
 from augment.core.persist import load_payload, save_payload
 
@@ -134,7 +135,8 @@ def run_training(
         except ModelFileError:  # checkpoints are written atomically, so this is outside damage
             raise ModelFileError(
                 f"checkpoint {checkpoint_path} is truncated, corrupt or not a checkpoint; delete "
-                "it to train from scratch, or rerun with --overwrite (output.overwrite: true)"
+                "it to train from scratch, or rerun with --overwrite "
+                f"({setting('output.overwrite', True)})"
             ) from None
 
     state = ddp.from_main(read_checkpoint)
