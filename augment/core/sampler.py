@@ -162,7 +162,6 @@ class GANSampler(BaseOverSampler):
                 "seed": self.seed_,
                 **{name: getattr(self, f"{name}_") for name in self._SAVED},
                 "containers_": getattr(self, "containers_", {}),
-                "sampling_strategy_": {str(k): int(v) for k, v in self.sampling_strategy_.items()},
                 # the fitted attributes of imbalanced-learn / scikit-learn, class values kept as
                 # they are (pairs, since a saved dict's keys would become text)
                 "fitted": {
