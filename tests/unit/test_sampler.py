@@ -152,6 +152,8 @@ def test_generated_numbers_keep_the_inputs_decimals(tmp_path):
     X.loc[::10, "amount"] = np.nan  # gaps do not hide the decimals
     y = np.r_[np.zeros(100, int), np.ones(20, int)]
     assert decimals_of(X["amount"].to_numpy()) == 2 and decimals_of(X["measured"]) is None
+    # the first values only bound it: a later value with more decimals counts
+    assert decimals_of(np.r_[np.round(rng.uniform(0, 9, 20_000), 1), 0.125]) == 3
     for generator in ("mix", "gan", "anchored"):
         sampler = GANOverSampler(random_state=0, steps=10, batch_size=32, generator=generator)
         new = sampler.fit_resample(X, y)[0].iloc[n:]
