@@ -23,9 +23,10 @@ import pandas as pd
 from augment.core.cache import frame_digest
 from augment.core.context import JobContext
 from augment.core.device import cpu_threads
-from augment.core.generate import GenerationResult, write_shards
+from augment.core.generate import GenerationResult, GenerationSetup, PartBatches
 from augment.core.metrics import fidelity_judgement, unique_metric_keys
 from augment.core.modality import FeatureComparison, Modality, ReportInputs
+from augment.core.parts import Part
 from augment.core.precision_recall import precision_recall_meanings
 from augment.core.seeds import Stream, stream
 from augment.core.shards import read_shards
@@ -200,11 +201,13 @@ class TabularModality(Modality):
     def needs_model(self, config: TabularJobConfig) -> bool:
         return config.generate.generator != "anchored"
 
-    def generate(self, ctx: JobContext, data: TableData, synthesizer: Synthesizer):
-        """Exactly the plan into Parquet shards, from the GAN, anchors or both (``generate``
-        section), as ``GANOverSampler`` generates them; ``origin`` says which rows came from
-        where, how many drawn GAN rows the neighbour filter dropped and how many GAN rows the
-        moment map moved."""
+    def prepare_generation(
+        self, ctx: JobContext, data: TableData, synthesizer: Synthesizer
+    ) -> GenerationSetup:
+        """The GAN, anchors or both (``generate`` section), as ``GANOverSampler`` generates:
+        the choice under ``generator: auto``, then the real rows of the mix kept by the
+        generator (the model itself with ``output.model_real_rows``, else a copy that only
+        generation sees)."""
         cfg = ctx.config
         options = cfg.generate
         generator, choice = options.generator, None
@@ -216,31 +219,53 @@ class TabularModality(Modality):
             space = real_row_space(
                 data.train, data.schema, data.form, options.reference_rows, cfg.train.seed
             )
+        mix = {
+            "generator": generator,
+            "anchored_share": float(options.anchored_share),
+            "filter_generated": bool(options.filter_generated),
+            "match_moments": bool(options.match_moments),
+        }
+        source = synthesizer
+        if space is not None:
+            if not cfg.output.model_real_rows:  # the model file holds the GAN alone
+                source = Synthesizer(
+                    synthesizer.units, synthesizer.schema, synthesizer.columns, synthesizer.form
+                )
+            # the model file then samples as this job did: its plan and seed give these rows
+            source.keep_rows(space, **mix)
+        return GenerationSetup(
+            generator=source,
+            settings={**mix, "rows_per_shard": cfg.output.rows_per_shard},
+            digest=source.digest(),
+            save=source.save,
+            choice=choice.to_dict() if choice else {},
+            model_updated=source is synthesizer and space is not None,
+        )
+
+    def part_batches(
+        self, generator: Synthesizer, settings: dict[str, Any], part: Part
+    ) -> PartBatches:
+        """One part's rows: per class its filtered GAN rows, then its anchored rows."""
         source = RowGenerator(
-            synthesizer,
-            space,
             generator,
-            options.anchored_share,
-            options.filter_generated,
-            options.match_moments,
+            generator.space,
+            settings["generator"],
+            settings["anchored_share"],
+            settings["filter_generated"],
+            settings["match_moments"],
         )
         # In this thread: sampling in a second thread (core.generate.prefetched, as images do)
         # was measured 5-25% slower here on 2 cores; torch's threads and the decoding compete.
-        batches = source.class_batches(data.plan, seed=cfg.train.seed)
-        result = write_shards(ctx.output, data.plan, batches, cfg.output.rows_per_shard)
-        result.origin = source.origin
-        result.choice = choice.to_dict() if choice else {}
-        if cfg.output.model_real_rows and space is not None:
-            # the model file then samples as this job did: its plan and seed give these rows
-            synthesizer.keep_rows(
-                space,
-                generator,
-                options.anchored_share,
-                options.filter_generated,
-                options.match_moments,
-            )
-            result.model_updated = True
-        return result
+        batches = source.class_batches(part.counts, seed=part.seed, first_id=part.first_row)
+
+        def stats() -> tuple[dict[str, dict[str, int]], dict[str, Any]]:
+            origin = {
+                key: {str(c): int(n) for c, n in counts.items()}
+                for key, counts in source.origin.items()
+            }
+            return origin, {}
+
+        return PartBatches(batches, stats)
 
     def _choose(self, ctx: JobContext, data: TableData) -> GeneratorChoice:
         """generate.generator auto: the choice on an inner split of (a sample of) the training
