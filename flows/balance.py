@@ -329,9 +329,10 @@ def merge_generation(
     synthesizer: Any,
     work: job.GenerationWork,
     records: list[dict[str, Any]],
+    engine: str,
     workers: int | None,
 ) -> Any:
-    return job.merge_generation(ctx, data, synthesizer, work, records, workers)
+    return job.merge_generation(ctx, data, synthesizer, work, records, engine, workers)
 
 
 #: a plan of many parts becomes at most this many task runs (groups of neighbouring parts)
@@ -352,9 +353,10 @@ def generate_on_workers(
             for group in groups(work.todo, MAX_PART_TASKS)
         ]
         records = [record for future in futures for record in future.result()]
+    engine = "local" if work.in_process else "dask"
     workers = None if orchestration.dask_address else orchestration.dask_workers
     return retrying(merge_generation, orchestration)(
-        ctx, data, synthesizer, work, records, None if work.in_process else (workers or 0)
+        ctx, data, synthesizer, work, records, engine, workers
     )
 
 

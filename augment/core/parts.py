@@ -152,10 +152,12 @@ def finished_record(output: Location, part: Part, key: str) -> dict[str, Any] | 
     return record
 
 
-def write_record(output: Location, record: dict[str, Any]) -> None:
-    """A part's record, after its files: the part is done once this is there."""
+def write_record(output: Location, record: dict[str, Any]) -> dict[str, Any]:
+    """A part's record, after its files: the part is done once this is there. Returns it with
+    the process that made the part (host, pid)."""
     record = {**record, "host": socket.gethostname(), "pid": os.getpid()}
     write_json_atomic(record_path(output, record["index"]), record)
+    return record
 
 
 def part_files(output: Location) -> dict[int, list[Location]]:
@@ -244,7 +246,9 @@ def merge_records(plan: Mapping[Any, int], records: list[dict[str, Any]]) -> Par
     if counts != {c: int(n) for c, n in plan.items()}:
         raise RuntimeError(f"generated counts {counts} differ from the plan {dict(plan)}")
     # every class of the plan under every source, 0 for a class that got none
-    origin = {source: {c: per_class.get(c, 0) for c in plan} for source, per_class in origin.items()}
+    origin = {
+        source: {c: per_class.get(c, 0) for c in plan} for source, per_class in origin.items()
+    }
     return PartSummary(counts, files, origin, filters, reused, len(makers), seconds)
 
 

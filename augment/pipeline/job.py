@@ -398,10 +398,12 @@ def merge_generation(
     synthesizer: Any,
     work: GenerationWork,
     records: Sequence[dict[str, Any]],
+    engine: str = "local",
     workers: int | None = None,
 ) -> GenerationResult:
     """The parts' records merged into the job's generation result (exact counts checked), then
-    what the kind does after generation. ``workers``: the processes the parts were given to."""
+    what the kind does after generation. ``engine``: ``local`` (this process) or ``dask``;
+    ``workers``: the worker processes of a local Dask cluster (None: a cluster elsewhere)."""
     merged = merge_records(data.plan, [*work.kept, *records])
     seconds = time.perf_counter() - work.began
     rows = sum(merged.counts.values())
@@ -424,8 +426,8 @@ def merge_generation(
         "parts_kept": len(work.parts) - len(made),
         "part_rows": ctx.config.generate.part_rows,
         "processes": merged.workers,
-        "workers": workers or 1,
-        "engine": "dask" if workers else "local",
+        "workers": 1 if engine == "local" else workers,
+        "engine": engine,
     }
     if work.job.generator_file and work.job.generator_file.endswith(GENERATOR_FILE):
         storage.remove(ctx.output / GENERATOR_FILE)

@@ -129,8 +129,7 @@ def _make_part(job: PartsJob, part: Part, key: str, generator: Any) -> dict[str,
         "filter": filters,
         "seconds": time.perf_counter() - began,
     }
-    write_record(output, record)
-    return record
+    return write_record(output, record)
 
 
 def _crash_marker(part: Part) -> Path | None:
