@@ -55,6 +55,10 @@ def float_block(frame: pd.DataFrame, names: list[str]) -> np.ndarray:
     """(N, len(names)) float64: the columns ``names`` of ``frame`` side by side (a new array)."""
     if not names:
         return np.zeros((len(frame), 0))
+    if all(dtype == np.float64 for dtype in frame.dtypes):
+        # one float64 block (what decoding builds), kept column by column by pandas: a view of
+        # it, and a gather of whole columns (an (N, C) array in Fortran order)
+        return frame.to_numpy().T[frame.columns.get_indexer(names)].T
     return np.column_stack([frame[name].to_numpy(dtype=np.float64) for name in names])
 
 
@@ -148,9 +152,15 @@ class TableSchema:
                 plain.setdefault(column.decimals, []).append(column.name)
             else:
                 rounded[column.name] = rows[column.name].round(column.decimals)
-        for decimals, names in plain.items():
-            # np.round, as Series.round calls it per column: the same values
-            block = np.round(float_block(rows, names), decimals)
+        if plain:
+            names = [name for group in plain.values() for name in group]
+            block = float_block(rows, names)
+            start = 0
+            for decimals, group in plain.items():
+                # np.round, as Series.round calls it per column: the same values
+                part = block[:, start : start + len(group)]
+                np.round(part, decimals, out=part)
+                start += len(group)
             rounded.update(zip(names, block.T, strict=True))
         return with_columns(rows, rounded) if rounded else rows
 
