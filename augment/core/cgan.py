@@ -21,8 +21,9 @@ Design, in short:
 - the critic's gradients (penalty included) and its gradient with respect to the generator's rows
   are written out by hand (``critic_gradients``, ``critic_score_gradient``): through autograd a
   critic step cost twice as much. Autograd still differentiates the generator;
-- everything random comes from one seeded ``torch.Generator`` per model; sampling seeds a generator
-  per (seed, class), so a class's rows do not depend on what else is generated;
+- everything random comes from seeded ``torch.Generator`` objects of the model's own, never
+  from torch's global one (the first weights: :mod:`augment.core.weights`); sampling seeds a
+  generator per (seed, class), so a class's rows do not depend on what else is generated;
 - under torchrun the trainer is data-parallel (:mod:`augment.core.ddp`): each rank draws its own
   batches; DDP averages the generator's gradients, and one all-reduce the critic's (which DDP
   cannot see, as no autograd graph makes them).
@@ -31,7 +32,7 @@ Design, in short:
 from __future__ import annotations
 
 import copy
-import threading
+import functools
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar, Literal, Protocol
@@ -45,8 +46,7 @@ from augment.core.device import autocast, autocast_dtype, autocast_to
 from augment.core.optim import LeanAdam
 from augment.core.seeds import class_seed
 from augment.core.train import EMA, GANTrainerState, TrainSettings, class_probabilities
-
-_INIT_LOCK = threading.Lock()
+from augment.core.weights import build
 
 
 @dataclass(frozen=True)
@@ -132,10 +132,17 @@ class Critic(nn.Module):
         layers.append(nn.Linear(width, 1))
         self.body = nn.Sequential(*layers)
         self._loss_weights: dict[tuple[int, torch.device], torch.Tensor] = {}
-        # Plain lists for the hand-made passes: walking the module tree each time cost 0.4 ms
-        # a training step. ``.to()`` and ``load_state_dict`` keep these Parameter objects.
-        self.linears = [layer for layer in self.body if isinstance(layer, nn.Linear)]
-        self.param_list = list(self.parameters())
+
+    # Plain lists for the hand-made passes: walking the module tree each time cost 0.4 ms a
+    # training step. Made on first use, not in __init__: augment.core.weights.build replaces the
+    # meta parameters the constructor made; ``.to()`` and ``load_state_dict`` keep them.
+    @functools.cached_property
+    def linears(self) -> list[nn.Linear]:
+        return [layer for layer in self.body if isinstance(layer, nn.Linear)]
+
+    @functools.cached_property
+    def param_list(self) -> list[nn.Parameter]:
+        return list(self.parameters())
 
     def forward(self, rows: torch.Tensor) -> torch.Tensor:
         return self.body(rows.reshape(rows.shape[0] // self.pac, -1))
@@ -399,16 +406,19 @@ class VectorGANTrainer(GANTrainerState):
         self.amp_dtype = autocast_dtype(device, train.precision, cpu_bf16_pays=False)
         settings = model.settings
         self.batch = max(settings.pac, train.batch_size // settings.pac * settings.pac)
-        # Weight initialisation draws from torch's global RNG. Seed it inside a fork (the caller's
-        # RNG state is left as it was) and under a lock (per-class units may train in threads).
-        with _INIT_LOCK, torch.random.fork_rng(devices=[]):
-            torch.manual_seed(train.seed)
-            model.build(device)
-            self.critic = Critic(
+        # The first weights of both networks come from one generator seeded with the seed (the
+        # numbers torch.manual_seed(seed) gave them), never from torch's global one: units and
+        # jobs may train side by side in threads.
+        init_rng = torch.Generator().manual_seed(train.seed)
+        model.build(device, init_rng)
+        self.critic = build(
+            lambda: Critic(
                 model.encoder.output_dim + model.n_classes,
                 settings.discriminator_dims,
                 settings.pac,
-            ).to(device)
+            ),
+            init_rng,
+        ).to(device)
         # Fused Adam updates every parameter in one kernel call (measured: a step a third faster
         # than torch's per-tensor loop on these small networks); LeanAdam also skips most of the
         # Python bookkeeping around that call (see augment.core.optim).
@@ -547,12 +557,19 @@ class VectorCGAN:
     def n_classes(self) -> int:
         return len(self.classes)
 
-    def build(self, device: torch.device) -> None:
+    def build(self, device: torch.device, init_rng: torch.Generator | None) -> None:
+        """The networks on ``device``, their first weights drawn from ``init_rng`` (``None``:
+        uninitialised, for a state dict to fill; see :func:`augment.core.weights.build`)."""
         settings = self.settings
         self.device = device
         self.activation = SpanActivation(self.encoder.spans).to(device)
-        self.generator = Generator(
-            settings.noise_dim + self.n_classes, settings.generator_dims, self.activation.raw_dim
+        self.generator = build(
+            lambda: Generator(
+                settings.noise_dim + self.n_classes,
+                settings.generator_dims,
+                self.activation.raw_dim,
+            ),
+            init_rng,
         ).to(device)
         self.ema = copy.deepcopy(self.generator).eval().requires_grad_(False)
 
@@ -607,7 +624,7 @@ class VectorCGAN:
         settings = GANSettings(**state["settings"])
         codec = cls.codec_type.from_state_dict(state["encoder"])
         model = cls(codec, state["classes"], settings)
-        model.build(device)
+        model.build(device, init_rng=None)
         model.ema.load_state_dict(state["generator"])
         model.generator = None  # only the EMA generator is saved; it is what samples
         return model

@@ -29,7 +29,6 @@ See ``benchmarks/images.py``.
 from __future__ import annotations
 
 import copy
-import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -44,10 +43,10 @@ from augment.core import ddp
 from augment.core.device import autocast, autocast_dtype, autocast_to
 from augment.core.seeds import class_seed
 from augment.core.train import EMA, GANTrainerState, TrainSettings, class_probabilities
+from augment.core.weights import build
 from augment.image.sizes import base_grid
 from augment.image.transforms import diff_augment, from_unit, parse_policy
 
-_INIT_LOCK = threading.Lock()
 # Images per generator call when sampling. On the CPU, 256-512 was fastest at 28x28: larger batches
 # make activations of tens of MB, whose allocation (fresh pages every call) outweighs the gain.
 SAMPLE_BATCH = 512
@@ -110,8 +109,12 @@ class ConditionalBatchNorm(nn.Module):
         super().__init__()
         self.norm = nn.BatchNorm2d(channels, affine=False)
         self.affine = nn.Linear(embed_dim, 2 * channels)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Start as plain batch norm (gain 1, bias 0); after the affine layer's own draws."""
         nn.init.zeros_(self.affine.weight)
-        nn.init.zeros_(self.affine.bias)  # starts as plain batch norm (gain 1, bias 0)
+        nn.init.zeros_(self.affine.bias)
 
     def forward(self, x: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
         gain, bias = self.affine(embedding).unsqueeze(-1).unsqueeze(-1).chunk(2, dim=1)
@@ -231,10 +234,13 @@ class ImageGANTrainer(GANTrainerState):
         self.amp_dtype = autocast_dtype(device, train.precision, cpu_bf16_pays=True)
         settings = model.settings
         self.policy = parse_policy(settings.diff_augment)
-        with _INIT_LOCK, torch.random.fork_rng(devices=[]):
-            torch.manual_seed(train.seed)
-            model.build(device)
-            self.discriminator = ImageDiscriminator(settings, model.n_classes).to(device)
+        # First weights from a generator seeded with the seed (the numbers torch.manual_seed gave
+        # them), never from torch's global one: jobs may train side by side in threads.
+        init_rng = torch.Generator().manual_seed(train.seed)
+        model.build(device, init_rng)
+        self.discriminator = build(
+            lambda: ImageDiscriminator(settings, model.n_classes), init_rng
+        ).to(device)
         if settings.channels_last:
             self.discriminator.to(memory_format=torch.channels_last)
         self.opt_g = torch.optim.Adam(
@@ -391,9 +397,12 @@ class ImageCGAN:
     def n_classes(self) -> int:
         return len(self.classes)
 
-    def build(self, device: torch.device) -> None:
+    def build(self, device: torch.device, init_rng: torch.Generator | None) -> None:
+        """The generator and its EMA on ``device``, the first weights drawn from ``init_rng``
+        (``None``: uninitialised, for a state dict to fill; :func:`augment.core.weights.build`)."""
         self.device = device
-        self.generator = ImageGenerator(self.settings, self.n_classes).to(device)
+        settings, n_classes = self.settings, self.n_classes
+        self.generator = build(lambda: ImageGenerator(settings, n_classes), init_rng).to(device)
         self.ema = copy.deepcopy(self.generator).eval().requires_grad_(False)
         if self.settings.channels_last:
             self.generator.to(memory_format=torch.channels_last)
@@ -448,7 +457,7 @@ class ImageCGAN:
     @classmethod
     def from_state_dict(cls, state: dict[str, Any], device: torch.device) -> ImageCGAN:
         model = cls(state["classes"], ImageGANSettings(**state["settings"]))
-        model.build(device)
+        model.build(device, init_rng=None)
         model.ema.load_state_dict(state["ema"])
         model.generator = None  # only the EMA generator is saved; it is what samples
         return model

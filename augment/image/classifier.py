@@ -17,7 +17,6 @@ Same seed, same thread count: the same weights; another thread count may differ 
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -27,14 +26,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from augment.core.errors import DataError, ModelFileError
+from augment.core.weights import build
 from augment.image.sizes import MAX_SIZE, MIN_SIZE, WORK_SIZE, work_size
 from augment.image.transforms import downsample, to_unit
 
 ARCHITECTURE = "small_cnn/1"
-
-# torch.random.fork_rng swaps the global RNG state; two threads doing it at once would restore each
-# other's state, so network construction is serialised.
-_INIT_LOCK = threading.Lock()
 
 
 def check_images(images: np.ndarray, what: str = "images") -> np.ndarray:
@@ -135,11 +131,16 @@ class SmallCNN(nn.Module):
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """``(B, C, H, W)`` -> ``(B, n_classes)`` logits.
 
-        ``generator`` draws the dropout mask in training mode (``None``: the global RNG), so a
-        seeded training run neither depends on nor moves the caller's RNG.
+        ``generator`` draws the dropout mask in training mode, so a seeded training run neither
+        depends on nor moves torch's global RNG (threads may train side by side).
+
+        Raises:
+            ValueError: training mode with dropout and no ``generator``.
         """
         h = self.features(x)  # (B, D)
         if self.training and self.dropout > 0:
+            if generator is None:
+                raise ValueError("SmallCNN in training mode draws its dropout from a generator")
             keep = torch.rand(h.shape, generator=generator, device=h.device) >= self.dropout
             h = h * keep / (1 - self.dropout)
         return self.head(h)
@@ -216,12 +217,15 @@ class ImageClassifier:
                 "retrain the classifier with this version of augment"
             )
         try:
-            network = SmallCNN(
-                state["channels"],
-                state["size"],
-                state["n_classes"],
-                state["width"],
-                state["dropout"],
+            network = build(
+                lambda: SmallCNN(
+                    state["channels"],
+                    state["size"],
+                    state["n_classes"],
+                    state["width"],
+                    state["dropout"],
+                ),
+                None,  # every weight is loaded below
             )
             network.load_state_dict(state["weights"])
         except (KeyError, TypeError, RuntimeError) as error:
@@ -313,9 +317,10 @@ def train_classifier(
     images = downsample(images, work_size(input_size, max_size))  # a copy only when larger
     size, channels = images.shape[1], images.shape[3]
 
-    with _INIT_LOCK, torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        network = SmallCNN(channels, size, n_classes)
+    # first weights as torch.manual_seed(seed) drew them, from a generator of the call's own
+    network = build(
+        lambda: SmallCNN(channels, size, n_classes), torch.Generator().manual_seed(seed)
+    )
     network.to(device, memory_format=torch.channels_last).train()
     dropout_generator = torch.Generator(device=device).manual_seed(seed)
     order_rng = np.random.default_rng(seed)

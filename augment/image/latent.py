@@ -53,6 +53,7 @@ from augment.core.train import (
     run_training,
 )
 from augment.core.vectors import DRAWS_PER_KEPT, VectorSpace, best_share, moment_match
+from augment.core.weights import build
 from augment.image.codes import (
     CODE_GAN_FORMAT,
     CodeCodec,
@@ -63,7 +64,6 @@ from augment.image.codes import (
 from augment.image.sizes import base_grid, work_size
 from augment.image.transforms import downsample, from_unit, to_unit, upsample
 
-_INIT_LOCK = threading.Lock()
 ENCODE_BATCH = 512
 # Values per decoded chunk at full size: 1024 images at 64 px RGB (25 MB as float); at 256 px RGB
 # a chunk is 64 images, so the full-size float tensors of a batch stay small.
@@ -148,9 +148,10 @@ class AutoencoderTrainer(GANTrainerState):
     ) -> None:
         self.settings, self.device = settings, device
         self.train = TrainSettings(seed=seed)  # the seed that restores the random generator
-        with _INIT_LOCK, torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            self.network = ImageAutoencoder(settings).to(device)
+        # first weights from the seed (as torch.manual_seed(seed) drew them), never from the global
+        # generator: jobs may train side by side in threads
+        init_rng = torch.Generator().manual_seed(seed)
+        self.network = build(lambda: ImageAutoencoder(settings), init_rng).to(device)
         # channels-last: a training step measured ~1.6x faster on the CPU under bf16 autocast
         self.network.to(memory_format=torch.channels_last)
         self.rng = torch.Generator(device="cpu").manual_seed(seed)
@@ -427,7 +428,7 @@ class LatentBank:
     @classmethod
     def from_state_dict(cls, state: dict[str, Any], device: torch.device) -> LatentBank:
         settings = LatentSettings(**state["settings"])
-        network = ImageAutoencoder(settings).to(device)
+        network = build(lambda: ImageAutoencoder(settings), None).to(device)
         network.load_state_dict(state["weights"])
         anchors = {c: a.numpy() for c, a in zip(state["classes"], state["anchors"], strict=True)}
         codes = state.get("codes")  # files from before the code GAN keep no codes

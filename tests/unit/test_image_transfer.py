@@ -85,7 +85,7 @@ def test_recipes_parse_and_refuse_unknown_names():
 
 def _gan():
     model = ImageCGAN([0, 1, 2], ImageGANSettings(size=8, width=4, noise_dim=8))
-    model.build(CPU)
+    model.build(CPU, torch.Generator().manual_seed(0))
     return model
 
 
