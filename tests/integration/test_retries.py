@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import augment.tabular.modality
+import augment.pipeline.parts
 import augment.tracking
 from augment.core.errors import DataError
 from augment.core.shards import read_manifest
@@ -42,9 +42,7 @@ def test_transient_failures_after_training_are_retried_without_retraining(
     from flows.balance import balance_flow
 
     path = _config(tmp_path, mlflow_uri)
-    writes = _fail_once(
-        monkeypatch, augment.tabular.modality, "write_shards", OSError("disk hiccup")
-    )
+    writes = _fail_once(monkeypatch, augment.pipeline.parts, "_make_part", OSError("disk hiccup"))
     logs = _fail_once(
         monkeypatch,
         augment.tracking.JobTracker,
@@ -65,7 +63,7 @@ def test_bad_input_is_not_retried(tmp_path, prefect_api, monkeypatch, training_c
     from flows.balance import balance_flow
 
     path = _config(tmp_path, None)
-    calls = _fail_once(monkeypatch, augment.tabular.modality, "write_shards", DataError("bad rows"))
+    calls = _fail_once(monkeypatch, augment.pipeline.parts, "_make_part", DataError("bad rows"))
     state = balance_flow(str(path), return_state=True)
     assert state.is_failed()
     assert len(calls) == 1

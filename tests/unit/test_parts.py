@@ -59,7 +59,12 @@ def _write_part(out, part, key, rows_per_shard=2):
         files = writer.commit()
     return write_record(
         out,
-        {**part.describe(), "key": key, "files": files, "origin": {"gan": part.describe()["counts"]}},
+        {
+            **part.describe(),
+            "key": key,
+            "files": files,
+            "origin": {"gan": part.describe()["counts"]},
+        },
     )
 
 
