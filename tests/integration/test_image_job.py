@@ -146,6 +146,22 @@ def test_same_seed_gives_byte_identical_image_shards(tmp_path):
     assert digests[0] == digests[1] and digests[0]
 
 
+def test_an_image_plan_in_parts_keeps_exact_counts_and_unique_sample_ids(tmp_path):
+    path = image_config(tmp_path, None, validate={"enabled": False}, generate={"part_rows": 40})
+    result = run_job(load_config(path))
+    manifest = read_manifest(result.output)
+    assert manifest["generation"]["parts"] == -(-sum(result.plan.values()) // 40) > 2
+    images, labels, ids = read_image_shards(result.output)
+    assert len(set(ids)) == len(ids) == sum(result.plan.values())
+    counts = pd.Series(labels).value_counts().to_dict()
+    assert counts == {c: n for c, n in result.plan.items() if n}
+    # a class spread over parts numbers its images on from where the part before stopped
+    for cls, n in result.plan.items():
+        if n:
+            own = sorted(i for i, label in zip(ids, labels, strict=True) if label == cls)
+            assert own == sorted(f"{cls}-{k:07d}" for k in range(n))
+
+
 def _png(pixels: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="PNG")
