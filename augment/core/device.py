@@ -106,8 +106,14 @@ def cpu_threads(threads: int | None = 1) -> Iterator[None]:
     torch settings.
     """
     previous = torch.get_num_threads()
-    if "OMP_NUM_THREADS" not in os.environ:
-        torch.set_num_threads(threads or max(1, os.cpu_count() or 1))
+    # OMP_NUM_THREADS is applied, not only left alone: torch reads it once, at start, and a
+    # process may set it later (distributed's LocalCluster sets it to 1 in the process that
+    # starts the workers), after which "leaving torch alone" would run on the start's count.
+    # The thread count changes the last bits of a network's sums, so the same job on one thread
+    # in a Dask worker and here must really run on one thread here.
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    wanted = int(env) if env.isdigit() and int(env) > 0 else None
+    torch.set_num_threads(wanted or threads or max(1, os.cpu_count() or 1))
     try:
         yield
     finally:

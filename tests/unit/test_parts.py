@@ -100,3 +100,24 @@ def test_a_part_is_done_only_with_its_key_and_intact_files(tmp_path):
     remove_other_parts(tmp_path, cut_plan({"a": 3}, part_rows=4, seed=0))
     left = sorted(p.name for p in (tmp_path / SHARD_DIR).rglob("*") if p.is_file())
     assert left == ["part-00000-00000.parquet", "part-00000-00001.parquet", "part-00000.json"]
+
+
+def test_cpu_threads_applies_omp_num_threads_set_after_torch_started(monkeypatch):
+    """distributed's LocalCluster sets OMP_NUM_THREADS=1 in the process that starts its workers;
+    a job there must then run torch on one thread, as the workers do, or its bytes differ."""
+    import torch
+
+    from augment.core.device import cpu_threads
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        with cpu_threads(None):
+            assert torch.get_num_threads() == 1
+        monkeypatch.delenv("OMP_NUM_THREADS")
+        with cpu_threads(1):
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
