@@ -11,11 +11,13 @@ import torch
 from augment.core.cgan import (
     Critic,
     GANSettings,
+    Generator,
     Span,
     SpanActivation,
     TrainSettings,
     critic_gradients,
     critic_score_gradient,
+    sampling_forward,
 )
 from augment.tabular.cgan import TabularCGAN
 from augment.tabular.schema import infer_schema
@@ -124,6 +126,21 @@ def test_hard_sampling_draws_each_span_from_its_softmax():
         chi2 = ((counts[:dim] - expected) ** 2 / expected).sum()
         # 99.9% quantile of chi-square with dim - 1 degrees of freedom (0 for one cell)
         assert chi2 <= {6: 20.52, 3: 13.82, 1: 0.0}[dim] + 1e-9, (s, counts, expected)
+
+
+def test_the_sampling_network_is_the_generator_in_evaluation_mode():
+    # BatchNorm folded into the linear layers: the same function, up to float rounding
+    torch.manual_seed(0)
+    generator = Generator(10, (16, 8), 12)
+    for block in generator.body:  # statistics and affine terms away from their defaults
+        block.norm.running_mean.normal_()
+        block.norm.running_var.uniform_(0.5, 2.0)
+        block.norm.weight.data.normal_()
+        block.norm.bias.data.normal_()
+    generator.eval()
+    x = torch.randn(64, 10)
+    with torch.no_grad():
+        torch.testing.assert_close(sampling_forward(generator)(x), generator(x))
 
 
 def test_hard_sampling_follows_the_logits():
