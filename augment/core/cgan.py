@@ -385,14 +385,16 @@ class SpanActivation(nn.Module):
         return torch.cat(parts, dim=1).index_select(1, self.position)
 
     def sample(
-        self, raw: torch.Tensor, generator: torch.Generator | None
+        self, raw: torch.Tensor, generator: torch.Generator | None, out: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Hard sampling: the (B, dim) vector of the plain (tanh and linear) cells in the
         encoder's columns, and the (B, S) winner of each softmax span in span order (None without
         softmax spans), which the decoder takes as codes. The softmax spans' columns of the
-        vector stay 0: the decoder reads the winners, never a one-hot (``forward`` with ``hard``
-        writes one)."""
-        out = raw.new_zeros(raw.shape[0], self.dim)
+        vector are left as they are (0 in a new vector): the decoder reads the winners, never a
+        one-hot (``forward`` with ``hard`` writes one). ``out``: a (B, dim) tensor to write the
+        plain cells into (the caller's zeros, e.g. rows of one array for every batch)."""
+        if out is None:
+            out = raw.new_zeros(raw.shape[0], self.dim)
         out.index_copy_(1, self.plain_column, torch.cat(self._plain(raw), dim=1))
         if not self.n_soft:
             return out, None
@@ -629,21 +631,26 @@ class VectorCGAN:
         rng = torch.Generator(device=self.device).manual_seed(class_seed(seed, cls))
         cond_row = torch.zeros(1, self.n_classes, device=self.device)
         cond_row[0, cls] = 1.0
-        parts, winners = [], []
         network = sampling_forward(self.ema)
+        # every batch writes its rows of one array (no concatenation at the end); the softmax
+        # spans' columns stay 0, the decoder takes the winners (the codes it would otherwise
+        # argmax for)
+        encoded = torch.zeros(n_rows, self.encoder.output_dim, device=self.device)
+        n_soft = self.activation.n_soft
+        codes = torch.empty(n_rows, n_soft, dtype=torch.long, device=self.device)
         for start in range(0, n_rows, batch_size):
             size = min(batch_size, n_rows - start)
             z = torch.randn(size, self.settings.noise_dim, generator=rng, device=self.device)
             z = z * self.settings.truncation
             with autocast(self.device):
                 raw = network(torch.cat([z, cond_row.expand(size, -1)], dim=1))
-            vec, won = self.activation.sample(raw.float(), rng)
-            parts.append(vec.cpu().numpy())
-            if won is not None:  # the codes the decoder would otherwise argmax for
-                winners.append(won.cpu().numpy())
-        encoded = np.concatenate(parts) if parts else np.zeros((0, self.encoder.output_dim))
-        codes = np.concatenate(winners) if winners else None
-        return self.encoder.inverse_transform(encoded, codes)
+            rows = slice(start, start + size)
+            _, won = self.activation.sample(raw.float(), rng, out=encoded[rows])
+            if won is not None:
+                codes[rows] = won
+        return self.encoder.inverse_transform(
+            encoded.cpu().numpy(), codes.cpu().numpy() if n_soft else None
+        )
 
     def state_dict(self) -> dict[str, Any]:
         assert self.ema is not None
