@@ -12,7 +12,9 @@ image wing has no GAN of its own over codes.
 Design, in short:
 - the generator maps ``[z, one-hot(class)]`` through residual MLP blocks to the codec's vector;
   identity on linear spans (quantile-normalised numbers, codes), tanh on GMM ``alpha`` blocks,
-  Gumbel-softmax on mode and category blocks (hard one-hot at sampling);
+  Gumbel-softmax on mode and category blocks in training; at sampling each block's winner is
+  drawn from its softmax by inverse CDF (one uniform per block), and the decoder takes the
+  winners;
 - the critic judges ``pac`` rows at once (PacGAN), which penalises a generator that repeats itself;
 - rows are sampled from an exponential moving average (EMA) of the generator weights
   (``ema_decay``): on the benchmarks it raised downstream balanced accuracy by about 0.02;
@@ -110,6 +112,34 @@ class Generator(nn.Module):
 
     def forward(self, z_and_cond: torch.Tensor) -> torch.Tensor:  # (B, noise+classes) -> (B, D)
         return self.head(self.body(z_and_cond))
+
+
+@torch.no_grad()
+def sampling_forward(generator: Generator) -> Any:
+    """The evaluation-mode ``generator`` as plain matrix products, for sampling.
+
+    In evaluation mode each block's BatchNorm is an affine map with fixed statistics, so it folds
+    into the linear layer before it: ``W' = W * s``, ``b' = (b - mean) * s + beta`` with
+    ``s = gamma / sqrt(var + eps)``. The same function (outputs differ by float rounding, ~1e-6),
+    without a module call or a normalisation pass per block: 4096 rows of breast_cancer's generator
+    took ~6.3 ms instead of ~9.9 ms, 1 thread. Folded on every call (a few small matrices), so it
+    always follows the generator's current weights.
+    """
+    blocks = []
+    for block in generator.body:
+        norm = block.norm
+        scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
+        weight = (block.linear.weight * scale[:, None]).t()
+        blocks.append(((block.linear.bias - norm.running_mean) * scale + norm.bias, weight))
+    head = (generator.head.bias, generator.head.weight.t())
+
+    def forward(z_and_cond: torch.Tensor) -> torch.Tensor:
+        x = z_and_cond
+        for bias, weight in blocks:
+            x = torch.cat([torch.addmm(bias, x, weight).relu_(), x], dim=1)
+        return torch.addmm(head[0], x, head[1])
+
+    return forward
 
 
 class Critic(nn.Module):
@@ -338,6 +368,9 @@ class SpanActivation(nn.Module):
                 cell_column[w * n_soft + s] = column
         self.register_buffer("plain_column", plain, persistent=False)
         self.register_buffer("cell_column", cell_column, persistent=False)
+        # the last live cell of each softmax span: a sampled winner never goes past it
+        last_cell = torch.tensor([len(columns) - 1 for columns in softmax_spans], dtype=torch.long)
+        self.register_buffer("last_cell", last_cell, persistent=False)
         self.n_tanh, self.n_linear, self.width, self.n_soft = n_tanh, n_linear, width, n_soft
         self.dim = offset  # the encoder's width
         self.raw_dim = n_tanh + n_linear + width * n_soft  # the generator's output width
@@ -347,7 +380,11 @@ class SpanActivation(nn.Module):
     ) -> torch.Tensor:
         """(B, raw_dim) in the model layout -> (B, dim) in the encoder's column order."""
         if hard:
-            return self.sample(raw, generator)[0]
+            out, winners = self.sample(raw, generator)
+            if winners is None:
+                return out
+            cells = winners * self.n_soft + torch.arange(self.n_soft, device=raw.device)
+            return out.scatter_(1, self.cell_column[cells], 1.0)
         parts = self._plain(raw)
         if self.n_soft:
             probs = torch.softmax(self._gumbel_logits(raw, generator) / tau, dim=1)
@@ -355,22 +392,41 @@ class SpanActivation(nn.Module):
         return torch.cat(parts, dim=1).index_select(1, self.position)
 
     def sample(
-        self, raw: torch.Tensor, generator: torch.Generator | None
+        self, raw: torch.Tensor, generator: torch.Generator | None, out: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Hard (one-hot) sampling: the (B, dim) vector and the (B, S) winner of each softmax
-        span in span order (None without softmax spans), which the decoder takes as codes."""
-        parts = self._plain(raw)
+        """Hard sampling: the (B, dim) vector of the plain (tanh and linear) cells in the
+        encoder's columns, and the (B, S) winner of each softmax span in span order (None without
+        softmax spans), which the decoder takes as codes. The softmax spans' columns of the
+        vector are left as they are (0 in a new vector): the decoder reads the winners, never a
+        one-hot (``forward`` with ``hard`` writes one). ``out``: a (B, dim) tensor to write the
+        plain cells into (the caller's zeros, e.g. rows of one array for every batch)."""
+        if out is None:
+            out = raw.new_zeros(raw.shape[0], self.dim)
+        out.index_copy_(1, self.plain_column, torch.cat(self._plain(raw), dim=1))
         if not self.n_soft:
-            return torch.cat(parts, dim=1).index_select(1, self.position), None
-        # max(1).indices, not argmax(1): the same first maximum, ~13x faster on the CPU along
-        # a middle dimension (measured: 1.8 ms vs 24 ms for (4096, 6, 30))
-        winners = self._gumbel_logits(raw, generator).max(1).indices  # (B, S)
-        cells = winners * self.n_soft + torch.arange(self.n_soft, device=raw.device)
-        # Written straight into the output: the same values as one_hot + cat + index_select,
-        # at a third of the time for 4096 rows of 30 spans.
-        out = raw.new_zeros(raw.shape[0], self.dim)
-        out.index_copy_(1, self.plain_column, torch.cat(parts, dim=1))
-        return out.scatter_(1, self.cell_column[cells], 1.0), winners
+            return out, None
+        return out, self._winners(raw, generator)
+
+    def _winners(self, raw: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """(B, S): a draw from each softmax span's categorical, by inverse CDF.
+
+        One uniform per span and row, against the span's cumulative (unnormalised) softmax:
+        the winner is the first cell whose cumulative sum exceeds ``u * total``. The same
+        distribution as Gumbel-max (which training's relaxation needs), for S uniforms per row
+        instead of W * S and two logarithms each: 4096 rows of 30 spans of 6 cells took ~5 ms
+        instead of ~12 ms (noise, maximum, one-hot), 1 thread.
+        """
+        logits = raw[:, self.n_tanh + self.n_linear :].reshape(-1, self.width, self.n_soft)
+        logits = logits + self.bias  # padding cells: -inf, so exp gives them exactly 0
+        cumulative = logits.sub_(logits.amax(1, keepdim=True)).exp_().cumsum_(1)
+        uniform = torch.rand(
+            raw.shape[0], self.n_soft, generator=generator, device=raw.device, dtype=raw.dtype
+        )
+        threshold = uniform.mul_(cumulative[:, -1])  # in [0, total)
+        # the number of cells whose cumulative sum is <= the threshold is the winner's place;
+        # capped at the span's last live cell, should rounding put u * total on the total
+        below = (cumulative <= threshold.unsqueeze(1)).sum(1)
+        return torch.minimum(below, self.last_cell)
 
     def _plain(self, raw: torch.Tensor) -> list[torch.Tensor]:
         n_plain = self.n_tanh + self.n_linear
@@ -592,20 +648,26 @@ class VectorCGAN:
         rng = torch.Generator(device=self.device).manual_seed(class_seed(seed, cls))
         cond_row = torch.zeros(1, self.n_classes, device=self.device)
         cond_row[0, cls] = 1.0
-        parts, winners = [], []
+        network = sampling_forward(self.ema)
+        # every batch writes its rows of one array (no concatenation at the end); the softmax
+        # spans' columns stay 0, the decoder takes the winners (the codes it would otherwise
+        # argmax for)
+        encoded = torch.zeros(n_rows, self.encoder.output_dim, device=self.device)
+        n_soft = self.activation.n_soft
+        codes = torch.empty(n_rows, n_soft, dtype=torch.long, device=self.device)
         for start in range(0, n_rows, batch_size):
             size = min(batch_size, n_rows - start)
             z = torch.randn(size, self.settings.noise_dim, generator=rng, device=self.device)
             z = z * self.settings.truncation
             with autocast(self.device):
-                raw = self.ema(torch.cat([z, cond_row.expand(size, -1)], dim=1))
-            vec, won = self.activation.sample(raw.float(), rng)
-            parts.append(vec.cpu().numpy())
-            if won is not None:  # the codes the decoder would otherwise argmax for
-                winners.append(won.cpu().numpy())
-        encoded = np.concatenate(parts) if parts else np.zeros((0, self.encoder.output_dim))
-        codes = np.concatenate(winners) if winners else None
-        return self.encoder.inverse_transform(encoded, codes)
+                raw = network(torch.cat([z, cond_row.expand(size, -1)], dim=1))
+            rows = slice(start, start + size)
+            _, won = self.activation.sample(raw.float(), rng, out=encoded[rows])
+            if won is not None:
+                codes[rows] = won
+        return self.encoder.inverse_transform(
+            encoded.cpu().numpy(), codes.cpu().numpy() if n_soft else None
+        )
 
     def state_dict(self) -> dict[str, Any]:
         assert self.ema is not None

@@ -11,11 +11,13 @@ import torch
 from augment.core.cgan import (
     Critic,
     GANSettings,
+    Generator,
     Span,
     SpanActivation,
     TrainSettings,
     critic_gradients,
     critic_score_gradient,
+    sampling_forward,
 )
 from augment.tabular.cgan import TabularCGAN
 from augment.tabular.schema import infer_schema
@@ -69,21 +71,76 @@ def test_activation_puts_every_column_where_the_encoder_expects_it():
 
 
 def test_hard_sampling_scatters_what_the_one_hot_layout_gives():
-    # The hard path writes its winners straight into the output; the reference builds the
-    # one-hot grid in the model layout and reorders it, as the soft path does.
+    # The hard path draws each span's winner by inverse CDF (one uniform per span and row) and
+    # writes the one-hot straight into the output; the reference draws the same uniforms, picks
+    # per span with searchsorted on the normalised cumulative softmax, builds the one-hot grid in
+    # the model layout and reorders it, as the soft path does.
     act = SpanActivation(SPANS)
     raw = torch.randn(256, act.raw_dim)
     hard = act(raw, tau=0.5, hard=True, generator=torch.Generator().manual_seed(3))
 
     generator = torch.Generator().manual_seed(3)
     n_plain = act.n_tanh + act.n_linear
-    logits = raw[:, n_plain:].reshape(-1, act.width, act.n_soft) + act.bias
-    uniform = torch.rand(logits.shape, generator=generator).clamp_(1e-10, 1 - 1e-7)
-    winner = (logits - uniform.log().neg().log()).max(1).indices
+    logits = raw[:, n_plain:].reshape(-1, act.width, act.n_soft)
+    uniform = torch.rand(256, act.n_soft, generator=generator)
+    winner = torch.zeros(256, act.n_soft, dtype=torch.long)
+    dims = [span.dim for span in SPANS if span.activation == "softmax"]
+    for s, dim in enumerate(dims):
+        probs = torch.softmax(logits[:, :dim, s].double(), dim=1)
+        cumulative = probs.cumsum(1)
+        for row in range(256):
+            place = torch.searchsorted(cumulative[row], uniform[row, s].double(), right=True)
+            winner[row, s] = min(int(place), dim - 1)
     grid = torch.nn.functional.one_hot(winner, act.width).transpose(1, 2).float()
     plain = [torch.tanh(raw[:, : act.n_tanh]), raw[:, act.n_tanh : n_plain]]
     expected = torch.cat([*plain, grid.reshape(256, -1)], dim=1).index_select(1, act.position)
     assert torch.equal(hard, expected)
+
+    # sample() gives the same winners and the plain cells; the softmax columns stay 0
+    vector, winners = act.sample(raw, torch.Generator().manual_seed(3))
+    assert torch.equal(winners, winner)
+    for span, cols in _blocks(SPANS):
+        if span.activation == "softmax":
+            assert not vector[:, cols].any()
+        else:
+            assert torch.equal(vector[:, cols], hard[:, cols])
+
+
+def test_hard_sampling_draws_each_span_from_its_softmax():
+    # inverse-CDF winners follow the softmax probabilities (what Gumbel-max draws from): a
+    # chi-square test per span over 200,000 rows of fixed logits, and padding never wins
+    spans = [Span(6, "softmax"), Span(3, "softmax"), Span(1, "softmax"), Span(2, "tanh")]
+    act = SpanActivation(spans)
+    logits = torch.tensor([[2.0, 0.5, -1.0, 0.0, 1.5, -3.0], [0.3, -0.2, 1.0, 0, 0, 0]])
+    raw = torch.zeros(200_000, act.raw_dim)
+    grid = raw[:, act.n_tanh + act.n_linear :].view(-1, act.width, act.n_soft)
+    grid[:, :, 0] = logits[0]
+    grid[:, :, 1] = logits[1]  # cells 3-5 are padding: -inf bias
+    grid[:, :, 2] = 5.0  # one cell, padding after it
+    _, winners = act.sample(raw, torch.Generator().manual_seed(0))
+    for s, dim in enumerate([6, 3, 1]):
+        counts = np.bincount(winners[:, s].numpy(), minlength=act.width)
+        assert counts[dim:].sum() == 0
+        expected = torch.softmax(logits[s, :dim].double() if s < 2 else torch.zeros(1), 0)
+        expected = expected.numpy() * len(raw)
+        chi2 = ((counts[:dim] - expected) ** 2 / expected).sum()
+        # 99.9% quantile of chi-square with dim - 1 degrees of freedom (0 for one cell)
+        assert chi2 <= {6: 20.52, 3: 13.82, 1: 0.0}[dim] + 1e-9, (s, counts, expected)
+
+
+def test_the_sampling_network_is_the_generator_in_evaluation_mode():
+    # BatchNorm folded into the linear layers: the same function, up to float rounding
+    torch.manual_seed(0)
+    generator = Generator(10, (16, 8), 12)
+    for block in generator.body:  # statistics and affine terms away from their defaults
+        block.norm.running_mean.normal_()
+        block.norm.running_var.uniform_(0.5, 2.0)
+        block.norm.weight.data.normal_()
+        block.norm.bias.data.normal_()
+    generator.eval()
+    x = torch.randn(64, 10)
+    with torch.no_grad():
+        torch.testing.assert_close(sampling_forward(generator)(x), generator(x))
 
 
 def test_hard_sampling_follows_the_logits():
