@@ -212,10 +212,12 @@ class TabularModality(Modality):
             choice = self._choose(ctx, data)
             generator = choice.chosen
         space = None
-        if generator != "gan" or options.filter_generated or options.match_moments:
+        needs_rows = options.filter_generated or options.match_moments or options.privacy_floor
+        if generator != "gan" or needs_rows:
             space = real_row_space(
                 data.train, data.schema, data.form, options.reference_rows, cfg.train.seed
             )
+        measured = cfg.validate_.enabled and cfg.validate_.fidelity and len(data.holdout) > 0
         source = RowGenerator(
             synthesizer,
             space,
@@ -223,6 +225,8 @@ class TabularModality(Modality):
             options.anchored_share,
             options.filter_generated,
             options.match_moments,
+            options.privacy_floor,
+            sample_rows=PRIVACY_ROWS if measured else 0,
         )
         # In this thread: sampling in a second thread (core.generate.prefetched, as images do)
         # was measured 5-25% slower here on 2 cores; torch's threads and the decoding compete.
@@ -230,6 +234,8 @@ class TabularModality(Modality):
         result = write_shards(ctx.output, data.plan, batches, cfg.output.rows_per_shard)
         result.origin = source.origin
         result.choice = choice.to_dict() if choice else {}
+        if measured:
+            result.measures = _privacy(ctx, data, source)
         if cfg.output.model_real_rows and space is not None:
             # the model file then samples as this job did: its plan and seed give these rows
             synthesizer.keep_rows(
@@ -238,6 +244,7 @@ class TabularModality(Modality):
                 options.anchored_share,
                 options.filter_generated,
                 options.match_moments,
+                options.privacy_floor,
             )
             result.model_updated = True
         return result
@@ -336,6 +343,7 @@ class TabularModality(Modality):
                 "anchored_share": options.anchored_share,
                 "filter_generated": options.filter_generated,
                 "match_moments": options.match_moments,
+                "privacy_floor": options.privacy_floor,
                 "rows": {
                     source: {str(c): n for c, n in counts.items()}
                     for source, counts in generation.origin.items()
@@ -412,6 +420,26 @@ class TabularModality(Modality):
         return inputs
 
 
+def _privacy(ctx: JobContext, data: TableData, source: RowGenerator) -> dict[str, float]:
+    """The privacy measures (:func:`augment.tabular.fidelity.privacy_report`) of the rows the
+    generator kept a sample of, per class and source: against the job's holdout, which no
+    model of the job was fitted on and nothing in generation read (the floor reads the training
+    rows alone), and at most ``validate.max_rows`` training rows (each class in proportion)."""
+    from augment.tabular.fidelity import label_values, privacy_report
+
+    cfg = ctx.config
+    rng = np.random.default_rng(cfg.train.seed)
+    train = data.train
+    if cfg.validate_.max_rows and len(train) > cfg.validate_.max_rows:
+        labels = label_values(train, data.schema)
+        train = train.iloc[np.sort(proportional_pick(labels, cfg.validate_.max_rows, rng))]
+    made = {
+        name: pd.concat(parts, ignore_index=True) for name, parts in source.samples.items() if parts
+    }
+    counts = {name: source.origin[name] for name in made}
+    return privacy_report(train, data.holdout, made, data.schema, counts, cfg.train.seed)
+
+
 def _fit_gan(
     cfg: TabularJobConfig,
     rows: pd.DataFrame,
@@ -473,6 +501,9 @@ CHOICE_ROWS = 20_000
 
 #: at most this many real and synthetic rows in the report's per-feature plots
 REPORT_ROWS = 5000
+
+#: the privacy measures look at the first this many generated rows of each class and source
+PRIVACY_ROWS = 2000
 
 _PRECISION_MEANING, _RECALL_MEANING = precision_recall_meanings("rows", "the encoded space")
 _TABLE_MEASURES = [
