@@ -182,3 +182,24 @@ def test_missing_labels_are_named_with_their_count_and_first_row():
     labels[7] = np.nan
     with pytest.raises(DataError, match=r"1 missing label\(s\).*row 7:"):
         GANOverSampler(**FAST).fit_resample(X.to_numpy(), labels)
+
+
+# -- issue 35's "done when", as benchmarks/privacy.py measures it ---------------------------
+@pytest.mark.parametrize("table", ["breast_cancer", "wine", "penguins"])
+def test_the_floor_brings_the_dcr_share_to_at_most_060(table):
+    """Each class's real rows split 50/50; with privacy_floor=0.1 at most 60% of the new rows
+    lie nearer to a train row than to an unseen one (without it: 0.69 on breast_cancer and 0.79
+    on wine for this seed), the counts are exact and no new row equals a real one."""
+    from sklearn.model_selection import train_test_split
+
+    from benchmarks.privacy import LABEL, load, measure, method_rows
+
+    if table == "penguins":
+        pytest.importorskip("palmerpenguins")
+    frame = load(table)
+    train, holdout = train_test_split(frame, test_size=0.5, stratify=frame[LABEL], random_state=0)
+    train, holdout = train.reset_index(drop=True), holdout.reset_index(drop=True)
+    rows = method_rows("augment+floor", train, seed=0, floor=0.1)
+    result = measure(train, holdout, rows, seed=0)
+    assert result["dcr_share"] <= 0.60
+    assert result["counts_exact"] and result["copies"] == 0
