@@ -348,17 +348,14 @@ def _distance_to_closest_record(
         if len(real_of_class) == 0:
             continue
         # Same class only: a row that copies a row of its own class is what memorisation means.
-        index = NearestNeighbors(n_neighbors=1).fit(real_of_class)
+        index = NearestNeighbors().fit(real_of_class)
         for rows, labels, sink in (
             (synthetic_rows, synthetic_labels, synthetic_distances),
             (holdout_rows, holdout_labels, holdout_distances),
         ):
             of_class = rows[labels == label]
             if len(of_class):
-                nearest = index.kneighbors(of_class, return_distance=False)[:, 0]
-                # Recompute the distance directly: the brute-force search expands
-                # ||x - y||^2 = ||x||^2 + ||y||^2 - 2 x.y, which leaves ~1e-7 for an exact copy.
-                sink.append(np.linalg.norm(of_class - real_of_class[nearest], axis=1))
+                sink.append(nearest_distances(real_of_class, of_class, index=index)[:, 0])
     synthetic_all = np.concatenate(synthetic_distances) if synthetic_distances else np.array([])
     holdout_all = np.concatenate(holdout_distances) if holdout_distances else np.array([])
     synthetic_median = float(np.median(synthetic_all)) if len(synthetic_all) else float("nan")
