@@ -7,6 +7,8 @@ Run from the repository root::
                                             # 2M-row breast_cancer job (about 15 minutes)
     python -m benchmarks.scale --rows 10000000   # add the 10M-row case (by hand; minutes more)
     python -m benchmarks.scale --quick      # smoke test: small sizes (what the slow test runs)
+    python -m benchmarks.scale --workers 1,2   # generation on Dask: the local engine, then 1
+                                            # and 2 worker processes, side by side (4M rows)
     python -m benchmarks.scale --cases folder --output benchmarks/results/scale_folder.json
                                             # a folder of 20,000 RGB photos at 256 px (~10 min;
                                             # the folder is written once under /tmp)
@@ -181,6 +183,61 @@ def run_case(case: str, n: int, cap: str, size: int = 256) -> dict[str, Any]:
     }
 
 
+def run_workers_case(n: int, workers: int, part_rows: int) -> dict[str, Any]:
+    """The table job of ``n`` rows in parts of ``part_rows``: through the local engine
+    (``workers`` 0) or the Prefect flow with a LocalCluster of ``workers`` processes, one torch
+    thread each. Generation's rows per second come from the manifest (plan to merge: the
+    generator file, the tasks, the parts and the merge, not training)."""
+    import hashlib
+
+    import yaml
+
+    from augment.core.shards import read_manifest
+
+    with tempfile.TemporaryDirectory(prefix="augment-scale-") as tmp:
+        output = Path(tmp)
+        config = _config(
+            "table",
+            n,
+            output,
+            generate={"part_rows": part_rows},
+            train={"cpu_threads": 1},
+        )
+        began = time.perf_counter()
+        if workers == 0:
+            from augment.pipeline.config import parse_config
+            from augment.pipeline.job import run_job
+
+            run_job(parse_config(config))
+        else:
+            from flows.balance import balance_flow, local_server_defaults
+
+            config["orchestration"] = {"task_runner": "dask", "dask_workers": workers}
+            path = output / "job.yaml"
+            path.write_text(yaml.safe_dump(config))
+            local_server_defaults()
+            balance_flow(str(path))
+        seconds = time.perf_counter() - began
+        manifest = read_manifest(output / "run")
+    files = hashlib.sha256(
+        json.dumps([(f["path"], f["sha256"]) for f in manifest["files"]]).encode()
+    ).hexdigest()
+    generation = manifest["generation"]
+    return {
+        "case": f"workers {workers}" if workers else "local engine",
+        "n": generation["rows"],
+        "cap": None,
+        "seconds": round(seconds, 2),
+        "timings": {"generate": generation["seconds"]},
+        "per_second": round(generation["rows_per_second"]),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "parts": generation["parts"],
+        "processes": generation["processes"],
+        "files_sha256": files,
+        "notes": [],
+    }
+
+
 def _spawn(case: str, n: int, cap: str = "default", size: int = 256) -> dict[str, Any]:
     if case == "folder":
         image_folder(n, size)  # written here, before the measured process starts
@@ -210,6 +267,56 @@ def _table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def scaling(args: argparse.Namespace) -> None:
+    """The local engine, then each number of workers, each in a fresh process; rows/s and the
+    scaling efficiency against one worker; the files' sha256 must agree."""
+    counts = [0, *(int(w) for w in args.workers.split(","))]
+    rows = []
+    for workers in counts:
+        command = [sys.executable, "-m", "benchmarks.scale", "--case", "workers"]
+        command += ["--n", str(args.workers_rows), "--cap", str(workers)]
+        command += ["--part-rows", str(args.part_rows)]
+        print(f"running {workers or 'no'} workers ...", file=sys.stderr, flush=True)
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise SystemExit(f"{workers} workers failed:\n{done.stderr[-3000:]}")
+        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    one = next((r["per_second"] for r in rows if r["case"] == "workers 1"), None)
+    lines = [
+        "| engine | rows | parts | processes | generate s | rows/s | vs 1 worker | efficiency "
+        "| same files |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for row in rows:
+        workers = int(row["case"].split()[-1]) if row["case"].startswith("workers") else 0
+        ratio = row["per_second"] / one if one else float("nan")
+        efficiency = f"{ratio / workers:.0%}" if workers else "-"
+        same = "yes" if row["files_sha256"] == rows[0]["files_sha256"] else "NO"
+        lines.append(
+            f"| {row['case']} | {row['n']:,} | {row['parts']} | {row['processes']} "
+            f"| {row['timings']['generate']:.1f} | {row['per_second']:,} | {ratio:.2f}x "
+            f"| {efficiency} | {same} |"
+        )
+    table = "\n".join(lines)
+    print(table)
+    output = args.output if args.output != RESULTS else RESULTS.with_name("scale_workers.json")
+    output.write_text(
+        json.dumps(
+            {
+                "date": datetime.now(UTC).isoformat(timespec="seconds"),
+                "machine": {"cores": os.cpu_count(), "python": platform.python_version()},
+                "results": rows,
+                "table": table,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    print(f"wrote {output}", file=sys.stderr)
+    if any(row["files_sha256"] != rows[0]["files_sha256"] for row in rows):
+        raise SystemExit("the engines wrote different files")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--case", help=argparse.SUPPRESS)
@@ -230,9 +337,24 @@ def main() -> None:
     )
     parser.add_argument("--folder-size", type=int, default=256, help="data.size of the folder case")
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--workers",
+        help="scaling instead of the cases: the table job through the local engine and on "
+        "LocalClusters of these numbers of worker processes, side by side (e.g. 1,2)",
+    )
+    parser.add_argument(
+        "--workers-rows", type=int, default=4_000_000, help="rows of the scaling job"
+    )
+    parser.add_argument("--part-rows", type=int, default=500_000, help="generate.part_rows")
     args = parser.parse_args()
+    if args.case == "workers":  # a child process: one scaling case, one JSON line
+        print(json.dumps(run_workers_case(args.n, int(args.cap), args.part_rows)))
+        return
     if args.case:  # a child process: one case, one JSON line
         print(json.dumps(run_case(args.case, args.n, args.cap, args.size)))
+        return
+    if args.workers is not None:
+        scaling(args)
         return
 
     if args.quick:

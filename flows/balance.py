@@ -57,8 +57,10 @@ from prefect.utilities.urls import url_for
 
 from augment.core.config import JobConfig, OrchestrationConfig, RunInfo
 from augment.core.errors import AugmentError, ValidationFailed
+from augment.core.parts import Part
 from augment.pipeline import job
 from augment.pipeline.config import load_config
+from augment.pipeline.parts import PartsJob, groups, make_parts
 from augment.pipeline.summary import (
     class_table,
     gate_message,
@@ -304,6 +306,60 @@ def generate(ctx: job.JobContext, data: Any, synthesizer: Any) -> Any:
     return job.generate_step(ctx, data, synthesizer)
 
 
+@task(name="plan-generation", **_task)
+def plan_generation(ctx: job.JobContext, data: Any, synthesizer: Any) -> job.GenerationWork:
+    return job.plan_generation(ctx, data, synthesizer, workers=True)
+
+
+@task(name="generate-parts", **_task)
+def generate_parts(parts_job: PartsJob, parts: list[Part]) -> list[dict[str, Any]]:
+    """Make a group of parts on a Dask worker (the generator loaded there once, by reference)."""
+    return make_parts(parts_job, parts)
+
+
+@task(name="generate-here", **_task)
+def generate_here(work: job.GenerationWork) -> list[dict[str, Any]]:
+    return job.make_generation_parts(work, work.todo)
+
+
+@task(name="merge-generation", **_task)
+def merge_generation(
+    ctx: job.JobContext,
+    data: Any,
+    synthesizer: Any,
+    work: job.GenerationWork,
+    records: list[dict[str, Any]],
+    engine: str,
+    workers: int | None,
+) -> Any:
+    return job.merge_generation(ctx, data, synthesizer, work, records, engine, workers)
+
+
+#: a plan of many parts becomes at most this many task runs (groups of neighbouring parts)
+MAX_PART_TASKS = 64
+
+
+def generate_on_workers(
+    ctx: job.JobContext, data: Any, synthesizer: Any, orchestration: OrchestrationConfig
+) -> Any:
+    """Generation with the parts as tasks on the Dask workers: planned here, made there, merged
+    here. Parts that need the job's process (an image job's quality filter) are made here."""
+    work = retrying(plan_generation, orchestration)(ctx, data, synthesizer)
+    if work.in_process:
+        records = retrying(generate_here, orchestration)(work)
+    else:
+        futures = [
+            retrying(generate_parts, orchestration).submit(work.job, group)
+            for group in groups(work.todo, MAX_PART_TASKS)
+        ]
+        records = [record for future in futures for record in future.result()]
+    engine = "local" if work.in_process else "dask"
+    workers = None if orchestration.dask_address else orchestration.dask_workers
+    return retrying(merge_generation, orchestration)(
+        ctx, data, synthesizer, work, records, engine, workers
+    )
+
+
 @task(name="validate", **_task)
 def validate(ctx: job.JobContext, data: Any) -> Any:
     return job.validate_step(ctx, data)
@@ -345,7 +401,10 @@ def job_flow(config: JobConfig, force: bool = False) -> Any:
             with watch.phase("assemble"):
                 synthesizer = retrying(assemble, orchestration)(ctx, data, fitted)
         with watch.phase("generate", count=sum(data.plan.values())):
-            generation = retrying(generate, orchestration)(ctx, data, synthesizer)
+            if orchestration.task_runner == "dask":
+                generation = generate_on_workers(ctx, data, synthesizer, orchestration)
+            else:
+                generation = retrying(generate, orchestration)(ctx, data, synthesizer)
         report, fidelity = None, {}
         if config.validate_.enabled:
             with watch.phase("validate"):

@@ -390,10 +390,25 @@ class OrchestrationConfig(Strict):
         return self
 
 
+class GenerateConfig(Strict):
+    """How generation is cut into parts (every kind); a kind adds where its rows come from."""
+
+    part_rows: PositiveInt = Field(
+        1_000_000,
+        description="Generation is cut into parts of at most this many rows (images), each with "
+        "its own seed and range of fresh ids, written and recorded on its own: the unit that "
+        "a Dask worker makes (orchestration.task_runner: dask) and that a rerun after a crash "
+        "keeps. The parts depend on the plan and this number only, so the same job gives the "
+        "same files on one process or many. A plan within one part generates as before parts "
+        "existed.",
+    )
+
+
 class JobConfig(Strict):
     """One balancing job: the sections every kind has. A kind subclasses it and narrows
     ``data``, ``model``, ``train``, ``output``, ``validate`` and ``tracking`` to its own models
-    (with its own defaults) and may add sections (images: ``filter``; tables: ``generate``)."""
+    (with its own defaults) and may add sections (images: ``filter``) or settings (tables:
+    ``generate``)."""
 
     name: str = Field(
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
@@ -408,6 +423,7 @@ class JobConfig(Strict):
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
     orchestration: OrchestrationConfig = Field(default_factory=OrchestrationConfig)
+    generate: GenerateConfig = Field(default_factory=GenerateConfig)
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, validate_assignment=True)
 

@@ -9,9 +9,10 @@ planned count, so a job either writes the plan or fails: never fewer rows than p
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pandas as pd
@@ -41,6 +42,51 @@ class GenerationResult:
     # the synthesizer took on what generation used (tables: the real rows and settings of the
     # mix), so the job saves its model file again
     model_updated: bool = False
+    # how generation went: rows, seconds, rows per second, parts (made and kept from an earlier
+    # run), part_rows and the processes that made them (the manifest's "generation")
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class GenerationSetup:
+    """What a kind prepares for generation before the parts are made (see
+    :meth:`augment.core.modality.Modality.prepare_generation`).
+
+    ``generator`` makes the rows of a part (through the kind's ``part_batches``) in this
+    process; ``settings`` (JSON-able) are everything besides the generator that shapes a part's
+    bytes, ``digest`` the generator's content digest: together the key of a finished part.
+    ``save`` writes the generator to a file that other processes load it from; None when parts
+    must run in this process (images with the quality filter: its classifier stays here).
+    ``state`` is the kind's own, for :meth:`~augment.core.modality.Modality.finish_generation`.
+    """
+
+    generator: Any
+    settings: dict[str, Any]
+    digest: str
+    save: Callable[[Path], None] | None = None
+    choice: dict[str, Any] = field(default_factory=dict)
+    model_updated: bool = False
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+class PartBatches:
+    """The ``(class, rows)`` batches of one part, and after them what the part's rows are made
+    of: ``origin`` (source -> class -> rows) and ``filter`` (class -> the quality filter's
+    counts), classes as ``str`` (they go into the part's JSON record)."""
+
+    def __init__(
+        self,
+        batches: Iterable[tuple[Any, pd.DataFrame]],
+        stats: Callable[[], tuple[dict[str, dict[str, int]], dict[str, Any]]] | None = None,
+    ) -> None:
+        self.batches = batches
+        self._stats = stats
+
+    def __iter__(self) -> Iterator[tuple[Any, pd.DataFrame]]:
+        return iter(self.batches)
+
+    def stats(self) -> tuple[dict[str, dict[str, int]], dict[str, Any]]:
+        return self._stats() if self._stats else ({}, {})
 
 
 def write_shards(

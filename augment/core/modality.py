@@ -15,13 +15,16 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
 from augment.core.context import JobContext
 from augment.core.errors import DataError
-from augment.core.generate import GenerationResult
+from augment.core.generate import GenerationResult, GenerationSetup, PartBatches
+from augment.core.parts import Part
+from augment.core.persist import load_payload
 from augment.core.storage import Location
 from augment.core.synthesizer import UnitSynthesizer
 from augment.core.train import TrainingLoop, TrainingResult
@@ -142,8 +145,32 @@ class Modality(ABC):
         """Rebuild a synthesizer from its saved payload (see :mod:`augment.core.persist`)."""
 
     @abstractmethod
-    def generate(self, ctx: JobContext, data: Any, synthesizer: Any) -> GenerationResult:
-        """Write exactly ``data.plan`` rows (images) per class as shards under ``ctx.output``."""
+    def prepare_generation(self, ctx: JobContext, data: Any, synthesizer: Any) -> GenerationSetup:
+        """Everything generation needs before the plan's parts are made (tables: the choice of
+        generator, the real rows of the mix; images: the quality filter's classifier)."""
+
+    @abstractmethod
+    def part_batches(self, generator: Any, settings: dict[str, Any], part: Part) -> PartBatches:
+        """The rows (images as PNG rows) of one part of the plan: exactly ``part.counts`` per
+        class, seeded by ``part.seed``, fresh ids from ``part.first_row`` (images: sample ids
+        from ``part.offsets``). Runs in the job's process or on a worker."""
+
+    def generator_from_file(self, path: Path, device: str) -> Any:
+        """The generator that :attr:`GenerationSetup.save` wrote, loaded on a worker."""
+        payload = load_payload(path, self.synthesizer_format)
+        return self.synthesizer_from_payload(payload, device)
+
+    def finish_generation(
+        self,
+        ctx: JobContext,
+        data: Any,
+        synthesizer: Any,
+        setup: GenerationSetup,
+        result: GenerationResult,
+    ) -> GenerationResult:
+        """What the kind does once every part is written (images: the stacked arm's sample,
+        grids in MLflow); ``result`` holds the merged parts."""
+        return result
 
     @abstractmethod
     def validate(self, ctx: JobContext, data: Any) -> tuple[ValidationReport, dict[str, float]]:

@@ -7,6 +7,7 @@ with a ``format`` tag; a file of another kind, a truncated file or a tampered on
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import tempfile
@@ -32,6 +33,35 @@ def _check_plain(value: Any, where: str = "payload") -> None:
             _check_plain(item, f"{where}[{i}]")
     elif not isinstance(value, _PLAIN):
         raise TypeError(f"{where} holds a {type(value).__name__}; convert it to plain data first")
+
+
+def payload_digest(payload: Any) -> str:
+    """sha256 of a payload's content (keys, plain values, tensors' dtype, shape and bytes), the
+    same whatever file it is saved to: what identifies a model (the bytes of a torch file also
+    hold its name and a random id)."""
+    digest = hashlib.sha256()
+
+    def feed(value: Any) -> None:
+        if isinstance(value, dict):
+            digest.update(b"{")
+            for key in sorted(value, key=repr):
+                feed(key)
+                feed(value[key])
+            digest.update(b"}")
+        elif isinstance(value, list | tuple):
+            digest.update(b"[")
+            for item in value:
+                feed(item)
+            digest.update(b"]")
+        elif isinstance(value, torch.Tensor):
+            tensor = value.detach().to("cpu").contiguous()
+            digest.update(f"T{tensor.dtype}{tuple(tensor.shape)}".encode())
+            digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+        else:
+            digest.update(f"{type(value).__name__}:{value!r};".encode())
+
+    feed(payload)
+    return digest.hexdigest()
 
 
 def save_payload(path: str | Path, payload: dict[str, Any]) -> None:

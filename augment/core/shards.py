@@ -2,7 +2,8 @@
 
 A run folder looks like::
 
-    <output>/synthetic/part-00000.parquet ...   the generated rows
+    <output>/synthetic/part-00000-00000.parquet ...   the generated rows, by part and shard
+    <output>/synthetic/_parts/part-00000.json ...     each part's record (augment.core.parts)
     <output>/manifest.json                      counts per class, files with rows and sha256, ...
     <output>/_SUCCESS                           written last; readers refuse a folder without it
 
@@ -13,8 +14,9 @@ The output may be a local folder or an fsspec URL (``s3://bucket/runs/x``, see
   place only when all of them are complete, so a crash never leaves a half file under its name;
 - **object store**: there is no rename (a "move" is a copy of every object), but one PUT is
   atomic, so every part is written straight under ``synthetic/`` in one request. What makes that
-  safe: (1) ``prepare_output`` deletes ``_SUCCESS`` first, then the manifest and every object
-  under ``synthetic/`` and ``images/``, before a single new part is written, so stale parts of a
+  safe: (1) ``prepare_output`` deletes ``_SUCCESS`` first, then the manifest, and generation removes
+  every object under ``synthetic/`` that is not a finished part of its own plan, model and
+  settings (:mod:`augment.core.parts`) before a single new part is written, so stale parts of a
   crashed or replaced run never mix with new ones; (2) the manifest (one PUT) lists every part
   with its row count and sha256, and ``_SUCCESS`` (one PUT) is written after it; (3) readers
   refuse a location without ``_SUCCESS`` and read exactly the files the manifest lists,
@@ -169,8 +171,10 @@ def prepare_output(
       (in ``work``, the local folder that holds them; by default the output itself) go too, so
       the new run trains afresh;
     - leftovers of a crashed run are removed: staging folders locally; on an object store, where
-      parts are written in place, everything under ``synthetic/`` and ``images/``. Checkpoints
-      are kept for resume.
+      files are written in place, everything under ``images/``. Checkpoints are kept for resume,
+      and so are the parts of ``synthetic/`` that a crashed run finished: generation keeps
+      those of its own plan, model and settings and removes the rest before it writes
+      (:mod:`augment.core.parts`).
 
     Raises:
         OutputError: the folder holds something that is not an augment run (with or without
@@ -205,8 +209,9 @@ def prepare_output(
                 storage.remove(work / "checkpoints")
         storage.remove(out / MANIFEST)  # of the replaced run, or of one killed before _SUCCESS
         storage.remove(out / REPORT)
-        if finished or remote:
+        if finished:
             storage.remove(out / SHARD_DIR)
+        if finished or remote:
             storage.remove(out / "images")
         if not remote:
             out.mkdir(parents=True, exist_ok=True)
@@ -278,14 +283,17 @@ class StagedFolder:
     an exception inside ``with``, removes what was written.
     """
 
-    def __init__(self, output: Location, name: str) -> None:
+    def __init__(self, output: Location, name: str, staging: str | None = None) -> None:
         self.output = storage.location(output)
         self.name = name
         self.remote = storage.is_remote(self.output)
         if self.remote:
             self.folder = self.output / name
         else:
-            self.folder = self.output / f".{name}.tmp-{uuid.uuid4().hex[:8]}"
+            # a fixed staging name (a part's) is cleared first: what a killed attempt left there
+            self.folder = self.output / f".{name}.tmp-{staging or uuid.uuid4().hex[:8]}"
+            if staging:
+                shutil.rmtree(self.folder, ignore_errors=True)
             self.folder.mkdir(parents=True)
 
     def __enter__(self) -> StagedFolder:
@@ -309,10 +317,16 @@ class StagedFolder:
 
 class ShardWriter(StagedFolder):
     """Buffer DataFrames and write fixed-size Parquet parts into ``<output>/synthetic``, staged
-    and committed as a :class:`StagedFolder`."""
+    and committed as a :class:`StagedFolder`.
 
-    def __init__(self, output: Location, rows_per_shard: int) -> None:
-        super().__init__(output, SHARD_DIR)
+    With ``part`` (a part of the generation plan, :mod:`augment.core.parts`) the files are named
+    ``part-<part>-<n>.parquet`` and :meth:`commit` moves them into ``synthetic/`` beside the
+    other parts' files instead of replacing the folder.
+    """
+
+    def __init__(self, output: Location, rows_per_shard: int, part: int | None = None) -> None:
+        super().__init__(output, SHARD_DIR, None if part is None else f"p{part:05d}")
+        self.part = part
         self.rows_per_shard = rows_per_shard
         self.files: list[dict[str, Any]] = []
         self._buffer: list[pd.DataFrame] = []
@@ -347,7 +361,11 @@ class ShardWriter(StagedFolder):
         data = sink.getvalue().to_pybytes()
         del table, sink
         release_arrow_memory()
-        name = f"part-{len(self.files):05d}.parquet"
+        name = (
+            f"part-{len(self.files):05d}.parquet"
+            if self.part is None
+            else f"part-{self.part:05d}-{len(self.files):05d}.parquet"
+        )
         storage.write_bytes(self.folder / name, data)
         self.files.append(
             {
@@ -360,8 +378,23 @@ class ShardWriter(StagedFolder):
     def commit(self) -> list[dict[str, Any]]:  # type: ignore[override]
         if self._buffered:
             self._flush(self._buffered)
-        super().commit()
+        if self.part is None or self.remote:
+            super().commit()
+            return self.files
+        final = self.output / SHARD_DIR
+        final.mkdir(exist_ok=True)
+        for entry in self.files:
+            name = entry["path"].rsplit("/", 1)[-1]
+            os.replace(self.folder / name, final / name)
+        shutil.rmtree(self.folder, ignore_errors=True)
         return self.files
+
+    def abort(self) -> None:
+        if self.part is None or not self.remote:
+            super().abort()
+            return
+        for entry in self.files:  # on a store, only this part's files: the others' stay
+            storage.remove(self.output / entry["path"])
 
 
 def write_json_atomic(path: Location, data: dict[str, Any]) -> None:

@@ -19,7 +19,7 @@ import torch
 
 from augment.core import __version__
 from augment.core.device import resolve_device
-from augment.core.persist import save_payload
+from augment.core.persist import payload_digest, save_payload
 from augment.core.seeds import batch_seed
 from augment.core.train import TrainingLoop, TrainingResult, TrainSettings, run_training
 
@@ -115,6 +115,13 @@ class UnitSynthesizer:
     def _payload(self) -> dict[str, Any]:
         """What the kind saves besides the units (schema and columns, or classes and label)."""
         return {}
+
+    def digest(self) -> str:
+        """sha256 of what this synthesizer saves (units and the kind's payload): equal for
+        synthesizers that generate the same, whichever file or device they came from."""
+        return payload_digest(
+            {**self._payload(), "units": [unit.state_dict() for unit in self.units]}
+        )
 
     def save(self, path: str | Path, extra: Mapping[str, Any] | None = None) -> None:
         """Save as a safe file (tensors and plain data); ``extra`` is stored alongside."""

@@ -65,14 +65,21 @@ def generate_image_shards(
     """
     report: dict[str, Any] = {}
     files_writer = ImageFileWriter(output) if image_files else None
-    pixels = int(np.prod(synthesizer.image_shape))
-    rows_per_shard = max(1, min(rows_per_shard, PART_BYTES // pixels))
-    batch_size = max(1, min(batch_size, BATCH_BYTES // pixels))
-    batches = _class_batches(
-        synthesizer, plan, seed, judge, threshold, max_factor, on_shortfall, batch_size, report
+    rows_per_shard = shard_images(synthesizer.image_shape, rows_per_shard)
+    rows = image_rows(
+        synthesizer,
+        plan,
+        seed,
+        report,
+        files_writer=files_writer,
+        judge=judge,
+        threshold=threshold,
+        max_factor=max_factor,
+        on_shortfall=on_shortfall,
+        batch_size=batch_size,
     )
     try:
-        result = write_shards(output, plan, _png_rows(batches, files_writer), rows_per_shard)
+        result = write_shards(output, plan, rows, rows_per_shard)
         if files_writer:
             files_writer.commit()
     except BaseException:
@@ -83,11 +90,45 @@ def generate_image_shards(
     return result
 
 
-def _png_rows(
-    batches: Iterator[tuple[Any, np.ndarray]], files_writer: ImageFileWriter | None
+def shard_images(image_shape: tuple[int, ...], rows_per_shard: int) -> int:
+    """Images per Parquet part: ``rows_per_shard``, or fewer so that a part holds at most
+    :data:`PART_BYTES` of pixels."""
+    return max(1, min(rows_per_shard, PART_BYTES // int(np.prod(image_shape))))
+
+
+def image_rows(
+    synthesizer: Any,
+    plan: Mapping[Any, int],
+    seed: int,
+    report: dict[str, Any],
+    *,
+    offsets: Mapping[Any, int] | None = None,
+    files_writer: ImageFileWriter | None = None,
+    judge: Judge | None = None,
+    threshold: float = 0.9,
+    max_factor: float = 8.0,
+    on_shortfall: str = "fill",
+    batch_size: int = SAMPLE_BATCH,
 ) -> Iterator[tuple[Any, pd.DataFrame]]:
-    """``(class, rows of PNG bytes)`` for each batch of images; the files too, when asked."""
-    written: dict[Any, int] = defaultdict(int)
+    """``(class, rows)`` of PNG bytes, label and sample id for ``plan[c]`` images of each class
+    (a whole plan, or one part of a job's plan: its sample ids count on from ``offsets[c]``);
+    the quality filter's counts per class go into ``report``."""
+    pixels = int(np.prod(synthesizer.image_shape))
+    batch_size = max(1, min(batch_size, BATCH_BYTES // pixels))
+    batches = _class_batches(
+        synthesizer, plan, seed, judge, threshold, max_factor, on_shortfall, batch_size, report
+    )
+    return _png_rows(batches, files_writer, offsets or {})
+
+
+def _png_rows(
+    batches: Iterator[tuple[Any, np.ndarray]],
+    files_writer: ImageFileWriter | None,
+    offsets: Mapping[Any, int],
+) -> Iterator[tuple[Any, pd.DataFrame]]:
+    """``(class, rows of PNG bytes)`` for each batch of images; the files too, when asked.
+    A class's sample ids count on from ``offsets[c]`` (0 when absent)."""
+    written: dict[Any, int] = defaultdict(int, offsets)
     # The next batch is generated (torch, which releases the GIL) while this one is encoded to
     # PNG and written; the order, and so the output bytes, stay the same.
     for cls, images in prefetched(batches):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,7 +33,7 @@ from augment.core.cache import images_digest
 from augment.core.context import JobContext
 from augment.core.device import cpu_threads, resolve_device
 from augment.core.errors import DataError
-from augment.core.generate import GenerationResult
+from augment.core.generate import GenerationResult, GenerationSetup, PartBatches
 from augment.core.metrics import (
     FEATURE_NETWORK_SCORE,
     feature_network_doubt,
@@ -40,6 +41,7 @@ from augment.core.metrics import (
     unique_metric_keys,
 )
 from augment.core.modality import Modality, ReportInputs
+from augment.core.parts import Part
 from augment.core.precision_recall import precision_recall_meanings
 from augment.core.seeds import Stream, stream
 from augment.core.shards import iter_shards, read_shards
@@ -49,8 +51,8 @@ from augment.core.validation import proportional_pick, scaled_to_sample, stratif
 from augment.image.cgan import ImageCGAN, ImageGANSettings, ImageTrainSettings
 from augment.image.choice import DEFAULT_CANDIDATES, choose_recipe
 from augment.image.config import ImageJobConfig, ImageModelConfig
-from augment.image.generate import generate_image_shards
-from augment.image.shards import decode_png
+from augment.image.generate import Judge, image_rows, shard_images
+from augment.image.shards import ImageFileWriter, decode_png
 from augment.image.sizes import work_size
 from augment.image.sources import ImageIndex, index_images
 from augment.image.synthesizer import (
@@ -337,9 +339,12 @@ class ImageModality(Modality):
     def synthesizer_from_payload(self, payload: dict[str, Any], device: str) -> ImageSynthesizer:
         return image_synthesizer_from_payload(payload, device)
 
-    def generate(
+    def prepare_generation(
         self, ctx: JobContext, data: ImageData, synthesizer: ImageSynthesizer
-    ) -> GenerationResult:
+    ) -> GenerationSetup:
+        """The quality filter's classifier (``filter``) and the PNG files writer
+        (``output.image_files``), when asked for: both stay in this process, so the parts are
+        then made here; otherwise workers load the model file."""
         cfg = ctx.config
         # a cached synthesizer carries its recipe and how it was chosen (the scores were logged
         # to MLflow when it was fit; the summary says them again)
@@ -352,22 +357,73 @@ class ImageModality(Modality):
             def judge(images: np.ndarray, cls: Any) -> np.ndarray:
                 return classifier.predict_proba(images)[:, column[cls]]
 
-        synthesizer.reset_origin()
-        with cpu_threads(cfg.train.cpu_threads):
-            result = generate_image_shards(
+        files = ImageFileWriter(ctx.output) if cfg.output.image_files else None
+        settings: dict[str, Any] = {
+            "rows_per_shard": shard_images(synthesizer.image_shape, cfg.output.rows_per_shard),
+            "filter": cfg.filter.model_dump() if cfg.filter.enabled else None,
+        }
+        if files is not None:  # the PNG files are staged for the whole job: no part is kept
+            settings["image_files"] = uuid.uuid4().hex
+        in_process = judge is not None or files is not None
+        generator = _PartMaker(synthesizer, judge, files) if in_process else synthesizer
+        return GenerationSetup(
+            generator=generator,
+            settings=settings,
+            digest=synthesizer.digest(),
+            save=None if in_process else synthesizer.save,
+            state={"files": files},
+        )
+
+    def part_batches(self, generator: Any, settings: dict[str, Any], part: Part) -> PartBatches:
+        maker = generator if isinstance(generator, _PartMaker) else _PartMaker(generator)
+        synthesizer = maker.synthesizer
+        report: dict[str, Any] = {}
+        before: dict[str, dict[Any, int]] = {}
+        filter_ = settings.get("filter") or {}
+
+        def rows():
+            before.update({k: dict(v) for k, v in synthesizer.origin.items()})
+            yield from image_rows(
                 synthesizer,
-                data.plan,
-                ctx.output,
-                rows_per_shard=cfg.output.rows_per_shard,
-                seed=cfg.train.seed,
-                image_files=cfg.output.image_files,
-                judge=judge,
-                threshold=cfg.filter.threshold,
-                max_factor=cfg.filter.max_factor,
-                on_shortfall=cfg.filter.on_shortfall,
+                part.counts,
+                part.seed,
+                report,
+                offsets=part.offsets,
+                files_writer=maker.files,
+                judge=maker.judge,
+                threshold=filter_.get("threshold", 0.9),
+                max_factor=filter_.get("max_factor", 8.0),
+                on_shortfall=filter_.get("on_shortfall", "fill"),
             )
-        # where the images came from (with the quality filter on: every candidate it judged)
-        result.origin = {key: dict(counts) for key, counts in synthesizer.origin.items()}
+
+        def stats() -> tuple[dict[str, dict[str, int]], dict[str, Any]]:
+            # images made per source in this part (with the quality filter: every candidate)
+            origin = {
+                key: {
+                    str(c): int(n - before.get(key, {}).get(c, 0))
+                    for c, n in counts.items()
+                    if n - before.get(key, {}).get(c, 0)
+                }
+                for key, counts in synthesizer.origin.items()
+            }
+            return origin, report
+
+        return PartBatches(rows(), stats)
+
+    def finish_generation(
+        self,
+        ctx: JobContext,
+        data: ImageData,
+        synthesizer: ImageSynthesizer,
+        setup: GenerationSetup,
+        result: GenerationResult,
+    ) -> GenerationResult:
+        cfg = ctx.config
+        files = setup.state.get("files")
+        if files is not None:
+            files.commit()
+        # where the images came from (with the quality filter on: every candidate it judged),
+        # merged over the parts: result.origin
         if synthesizer.recipe.warp and cfg.validate_.enabled and cfg.validate_.stacking:
             # The stacked arm warps on the fly: it gets the recipe's images before their warp
             # (the same draws, so the parents of the shards' images), capped like validation.
@@ -805,3 +861,13 @@ def _stacking_inputs(
         keep = stratified_pick(index, wanted, rng)
         images, index = images[keep], index[keep]
     return {"stacked_images": images, "stacked_labels": index}
+
+
+@dataclass
+class _PartMaker:
+    """An image job's generator in its own process: the synthesizer with the quality filter's
+    judge and the PNG files writer, when the job has them."""
+
+    synthesizer: ImageSynthesizer
+    judge: Judge | None = None
+    files: ImageFileWriter | None = None

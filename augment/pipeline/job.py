@@ -33,8 +33,9 @@ from augment.core.config import JobConfig, RunInfo
 from augment.core.context import JobContext
 from augment.core.device import cpu_threads, resolve_device
 from augment.core.errors import ModelFileError, ValidationFailed
-from augment.core.generate import GenerationResult
+from augment.core.generate import GenerationResult, GenerationSetup
 from augment.core.modality import Modality, PreparedData
+from augment.core.parts import Part, cut_plan, finished_record, merge_records, remove_other_parts
 from augment.core.shards import (
     JOB_YAML,
     MANIFEST,
@@ -48,6 +49,7 @@ from augment.core.storage import Location
 from augment.core.synthesizer import training_units
 from augment.core.train import TrainingResult
 from augment.core.validation import ValidationReport
+from augment.pipeline.parts import PartsJob, make_parts
 from augment.pipeline.registry import load_synthesizer, modality
 from augment.pipeline.report_data import write_report
 from augment.pipeline.summary import gate_message
@@ -64,6 +66,9 @@ __all__ = [
     "finish_job",
     "fit_unit_step",
     "generate_step",
+    "make_generation_parts",
+    "merge_generation",
+    "plan_generation",
     "load_data",
     "reuse_synthesizer",
     "run_job",
@@ -310,16 +315,141 @@ def assemble(ctx: JobContext, data: Any, fitted: Sequence[tuple[Any, TrainingRes
     return synthesizer
 
 
-def generate_step(ctx: JobContext, data: Any, synthesizer: Any) -> GenerationResult:
-    """Exactly ``data.plan`` rows (images) per class into the output's shards."""
+GENERATOR_FILE = "model/generation.pt"  # workers load the generator from here (see GenerationWork)
+
+
+@dataclass
+class GenerationWork:
+    """A job's generation plan cut into parts (:mod:`augment.core.parts`), ready to be made:
+    ``todo`` are the parts to make, ``kept`` the records of parts a crashed earlier run of the
+    same job finished. ``job`` goes to the workers; ``setup`` stays in the job's process."""
+
+    setup: GenerationSetup
+    job: PartsJob
+    parts: list[Part]
+    todo: list[Part]
+    kept: list[dict[str, Any]]
+    began: float = field(default_factory=time.perf_counter)
+
+    @property
+    def in_process(self) -> bool:
+        """The parts must be made in the job's process (the kind wrote no generator file)."""
+        return self.job.generator_file is None
+
+
+def plan_generation(ctx: JobContext, data: Any, synthesizer: Any, workers: bool = False):
+    """Prepare generation: the kind's setup (tables: the choice, the real rows of the mix), the
+    plan cut into ``generate.part_rows`` parts, what an earlier crashed run left removed except
+    its finished parts of this plan, model and settings. With ``workers`` the generator is
+    written to a file that other processes load (the model file itself when it holds it)."""
+    cfg = ctx.config
+    kind = _modality(ctx)
     began = time.perf_counter()
-    result = _modality(ctx).generate(ctx, data, synthesizer)
-    if result.model_updated:  # the model file gets what generation used (never the cache)
-        synthesizer.save(ctx.local / MODEL_FILE)
-        if storage.is_remote(ctx.output):
-            storage.write_bytes(ctx.output / MODEL_FILE, (ctx.local / MODEL_FILE).read_bytes())
-    ctx.timings["generate"] = time.perf_counter() - began
+    setup = kind.prepare_generation(ctx, data, synthesizer)
+    if setup.model_updated:  # the model file gets what generation uses (never the cache)
+        _save_model(ctx, synthesizer)
+    generator_file = None
+    if workers and setup.save is not None:
+        if setup.generator is synthesizer:  # the model file is the generator
+            generator_file = ctx.output / MODEL_FILE
+            if not setup.model_updated:
+                _save_model(ctx, synthesizer)
+        else:
+            local = ctx.local / GENERATOR_FILE
+            setup.save(local)
+            if storage.is_remote(ctx.output):
+                storage.write_bytes(ctx.output / GENERATOR_FILE, local.read_bytes())
+            generator_file = ctx.output / GENERATOR_FILE
+    job_ = PartsJob(
+        kind=cfg.data.kind,
+        output=str(ctx.output),
+        settings=setup.settings,
+        digest=setup.digest,
+        generator_file=None if generator_file is None else str(generator_file),
+        storage_options=dict(cfg.output.storage_options),
+        device=cfg.train.device,
+        cpu_threads=cfg.train.cpu_threads,
+    )
+    parts = cut_plan(data.plan, cfg.generate.part_rows, cfg.train.seed)
+    remove_other_parts(ctx.output, parts)
+    kept, todo = [], []
+    for part in parts:
+        record = finished_record(ctx.output, part, job_.key(part))
+        if record is None:
+            todo.append(part)
+        else:
+            kept.append({**record, "reused": True})
+    if kept:
+        log.info(
+            "keeping %d of %d parts that an earlier run of this job finished", len(kept), len(parts)
+        )
+    return GenerationWork(setup, job_, parts, todo, kept, began)
+
+
+def make_generation_parts(work: GenerationWork, parts: Sequence[Part]) -> list[dict[str, Any]]:
+    """Make ``parts`` in this process with the job's generator (the local engine, and the
+    flow's engine unless Dask runs them); their records."""
+    return make_parts(work.job, list(parts), work.setup.generator)
+
+
+def merge_generation(
+    ctx: JobContext,
+    data: Any,
+    synthesizer: Any,
+    work: GenerationWork,
+    records: Sequence[dict[str, Any]],
+    engine: str = "local",
+    workers: int | None = None,
+) -> GenerationResult:
+    """The parts' records merged into the job's generation result (exact counts checked), then
+    what the kind does after generation. ``engine``: ``local`` (this process) or ``dask``;
+    ``workers``: the worker processes of a local Dask cluster (None: a cluster elsewhere)."""
+    merged = merge_records(data.plan, [*work.kept, *records])
+    seconds = time.perf_counter() - work.began
+    rows = sum(merged.counts.values())
+    made = [r for r in records if not r.get("reused")]
+    result = GenerationResult(
+        counts=merged.counts,
+        files=merged.files,
+        seconds=seconds,
+        filter=merged.filter,
+        origin=merged.origin,
+        choice=dict(work.setup.choice),
+        model_updated=work.setup.model_updated,
+    )
+    made_rows = sum(sum(r["counts"].values()) for r in made)
+    result.stats = {
+        "rows": rows,
+        "seconds": round(seconds, 3),
+        "rows_per_second": round(made_rows / seconds, 1) if made_rows and seconds > 0 else None,
+        "parts": len(work.parts),
+        "parts_kept": len(work.parts) - len(made),
+        "part_rows": ctx.config.generate.part_rows,
+        "processes": merged.workers,
+        "workers": 1 if engine == "local" else workers,
+        "engine": engine,
+    }
+    if work.job.generator_file and work.job.generator_file.endswith(GENERATOR_FILE):
+        storage.remove(ctx.output / GENERATOR_FILE)
+        storage.remove(ctx.local / GENERATOR_FILE)
+    result = _modality(ctx).finish_generation(ctx, data, synthesizer, work.setup, result)
+    ctx.timings["generate"] = time.perf_counter() - work.began
     return result
+
+
+def _save_model(ctx: JobContext, synthesizer: Any) -> None:
+    synthesizer.save(ctx.local / MODEL_FILE)
+    if storage.is_remote(ctx.output):
+        storage.write_bytes(ctx.output / MODEL_FILE, (ctx.local / MODEL_FILE).read_bytes())
+
+
+def generate_step(ctx: JobContext, data: Any, synthesizer: Any) -> GenerationResult:
+    """Exactly ``data.plan`` rows (images) per class into the output's shards, part by part in
+    this process (:func:`plan_generation`, :func:`make_generation_parts`,
+    :func:`merge_generation`; the Prefect flow hands the parts to Dask workers instead)."""
+    work = plan_generation(ctx, data, synthesizer)
+    records = make_generation_parts(work, work.todo)
+    return merge_generation(ctx, data, synthesizer, work, records)
 
 
 def validate_step(ctx: JobContext, data: Any) -> tuple[ValidationReport, dict[str, float]]:
@@ -372,6 +502,13 @@ def finish_job(
         tracker.log_metrics(
             {f"generated/{k}": v for k, v in _plain_keys(generation.counts).items()}, run_id=gen_run
         )
+        speed = {
+            f"generation/{key}": float(value)
+            for key, value in generation.stats.items()
+            if key in ("rows_per_second", "parts", "parts_kept", "processes") and value is not None
+        }
+        if speed:
+            tracker.log_metrics(speed, run_id=gen_run)
         if generation.origin:
             origin_metrics = _origin_metrics(generation.origin)
             tracker.log_metrics(origin_metrics, run_id=gen_run)
@@ -402,6 +539,7 @@ def finish_job(
         "counts_generated": _plain_keys(generation.counts),
         "counts_after": _plain_keys(counts_after),
         "files": generation.files,
+        "generation": generation.stats,
         "training": {"units": ctx.training},
         "validation": {
             "passed": passed,

@@ -34,7 +34,14 @@ import torch
 
 from augment.core.balance import to_python
 from augment.core.vectors import Moments, VectorSpace, moment_match
-from augment.tabular.schema import ColumnSpec, TableSchema, category_codes, category_value
+from augment.tabular.schema import (
+    ColumnSpec,
+    TableSchema,
+    category_codes,
+    category_value,
+    float_block,
+    with_columns,
+)
 
 
 @dataclass
@@ -52,13 +59,11 @@ class MomentMap:
 
     def apply(self, rows: pd.DataFrame) -> pd.DataFrame:
         names = [column.name for column in self.columns]
-        made = (rows[names].to_numpy(np.float64) - self.center) / self.scale
+        made = (float_block(rows, names) - self.center) / self.scale
         moved = self.moments.apply(made)
         values = np.clip(moved * self.scale + self.center, self.low, self.high)
-        rows = rows.copy()
-        for index, column in enumerate(self.columns):
-            rows[column.name] = column.restore_array(values[:, index])
-        return rows
+        restored = {c.name: c.restore_array(values[:, i]) for i, c in enumerate(self.columns)}
+        return with_columns(rows, restored)
 
 
 class RowSpace:
@@ -103,13 +108,14 @@ class RowSpace:
         # that image codes share.
         self.vectors = VectorSpace(self.points, self.labels, k_neighbors)
         self._centres: dict[tuple[Any, str], float] = {}
+        self._continuous: np.ndarray | None = None  # (N, C) the continuous columns, as float64
 
     def embed(self, features: pd.DataFrame) -> np.ndarray:
         """(N, D): standardised continuous columns, then one-hot categorical ones x 1/sqrt(2)
         (two one-hot rows that differ are then at distance 1)."""
         blocks = []
         if self.measured:
-            raw = features[[c.name for c in self.measured]].to_numpy(dtype=np.float64)
+            raw = float_block(features, [c.name for c in self.measured])
             blocks.append((raw - self.center) / self.scale)
         for column in self.schema.categorical:
             if column.name in self.unmeasured:
@@ -141,20 +147,30 @@ class RowSpace:
             return self.features.iloc[:0].copy()
         pick = self.vectors.partners(label, n_rows, rng)
         central, t = pick.central, pick.t
-        start = self.features.iloc[pick.anchor].reset_index(drop=True)
-        end = self.features.iloc[pick.partner].reset_index(drop=True)
-        columns: dict[str, Any] = {}
-        for column in self.schema.columns:
-            a, b = start[column.name].to_numpy(), end[column.name].to_numpy()
-            if column.kind == "continuous":
-                a, b = a.astype(np.float64), b.astype(np.float64)
-                if column.name not in self.unmeasured:
-                    b = np.where(central, self._centre(label, column.name), b)
-                else:  # a filled gap and its flag stay the anchor's in a central row
-                    b = np.where(central, a, b)
-                columns[column.name] = column.restore_array(a + t * (b - a))
-            else:  # the value of the nearer end; a central row keeps the anchor's
-                columns[column.name] = column.restore_array(np.where(central | (t < 0.5), a, b))
+        # the continuous columns at once, (n, C), each as the column alone would give it
+        continuous = self.schema.continuous
+        if self._continuous is None:
+            self._continuous = float_block(self.features, [c.name for c in continuous])
+        a, b = self._continuous[pick.anchor], self._continuous[pick.partner]
+        # a central row ends at the class's centre; a filled gap and its flag stay the anchor's
+        centre = np.array(
+            [
+                np.nan if c.name in self.unmeasured else self._centre(label, c.name)
+                for c in continuous
+            ]
+        )
+        measured = np.array([c.name not in self.unmeasured for c in continuous], dtype=bool)
+        b = np.where(central[:, None], np.where(measured, centre, a), b)
+        values = a + t[:, None] * (b - a)
+        columns: dict[str, Any] = {
+            c.name: c.restore_array(values[:, i]) for i, c in enumerate(continuous)
+        }
+        for column in self.schema.categorical:
+            # the value of the nearer end; a central row keeps the anchor's
+            values = self.features[column.name].to_numpy()
+            a, b = values[pick.anchor], values[pick.partner]
+            columns[column.name] = column.restore_array(np.where(central | (t < 0.5), a, b))
+        columns = {name: columns[name] for name in self.schema.names}
         return pd.DataFrame(columns, index=pd.RangeIndex(n_rows))
 
     def _centre(self, label: Any, name: str) -> float:
@@ -187,7 +203,7 @@ class RowSpace:
         columns = self.measured
         # the measured continuous columns come first in ``points``, standardised
         real = self.points[self.vectors.members(label), : len(columns)]
-        made = (rows[[c.name for c in columns]].to_numpy(np.float64) - self.center) / self.scale
+        made = (float_block(rows, [c.name for c in columns]) - self.center) / self.scale
         moments = moment_match(real, made)
         if moments is None:
             return None

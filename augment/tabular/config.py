@@ -9,12 +9,12 @@ from pydantic import Field, model_validator
 from augment.core.config import (
     KIND_HELP,
     DataConfig,
+    GenerateConfig,
     JobConfig,
     ModelConfig,
     OutputConfig,
     PositiveFloat,
     PositiveInt,
-    Strict,
     ValidateConfig,
 )
 from augment.tabular.roles import Role
@@ -130,7 +130,7 @@ class TabularValidateConfig(ValidateConfig):
     )
 
 
-class TabularGenerateConfig(Strict):
+class TabularGenerateConfig(GenerateConfig):
     """Where the new rows come from: the GAN, real anchors, or a mix (as ``GANOverSampler``)."""
 
     generator: Literal["mix", "gan", "anchored", "auto"] = Field(

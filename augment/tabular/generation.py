@@ -262,12 +262,11 @@ class RowGenerator:
                 yield rows, 0
             return
         draws = DRAWS_PER_KEPT
-        names = self.space.schema.names
         for _, drawn in self.synthesizer.unit_batches(
             {cls: draws * n_rows}, seed, draws * batch_size
         ):
             keep = len(drawn) // draws
-            share = self.space.neighbour_share(drawn[names], cls)  # (3 m,)
+            share = self.space.neighbour_share(drawn, cls)  # (3 m,): the embedding picks columns
             kept = best_share(share, keep)
             yield drawn.iloc[kept].reset_index(drop=True), len(drawn) - keep
 

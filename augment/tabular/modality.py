@@ -23,9 +23,10 @@ import pandas as pd
 from augment.core.cache import frame_digest
 from augment.core.context import JobContext
 from augment.core.device import cpu_threads
-from augment.core.generate import GenerationResult, write_shards
+from augment.core.generate import GenerationResult, GenerationSetup, PartBatches
 from augment.core.metrics import fidelity_judgement, unique_metric_keys
 from augment.core.modality import FeatureComparison, Modality, ReportInputs
+from augment.core.parts import Part, read_record
 from augment.core.precision_recall import precision_recall_meanings
 from augment.core.seeds import Stream, stream
 from augment.core.shards import read_shards
@@ -200,11 +201,13 @@ class TabularModality(Modality):
     def needs_model(self, config: TabularJobConfig) -> bool:
         return config.generate.generator != "anchored"
 
-    def generate(self, ctx: JobContext, data: TableData, synthesizer: Synthesizer):
-        """Exactly the plan into Parquet shards, from the GAN, anchors or both (``generate``
-        section), as ``GANOverSampler`` generates them; ``origin`` says which rows came from
-        where, how many drawn GAN rows the neighbour filter dropped and how many GAN rows the
-        moment map moved."""
+    def prepare_generation(
+        self, ctx: JobContext, data: TableData, synthesizer: Synthesizer
+    ) -> GenerationSetup:
+        """The GAN, anchors or both (``generate`` section), as ``GANOverSampler`` generates:
+        the choice under ``generator: auto``, then the real rows of the mix kept by the
+        generator (the model itself with ``output.model_real_rows``, else a copy that only
+        generation sees)."""
         cfg = ctx.config
         options = cfg.generate
         generator, choice = options.generator, None
@@ -217,36 +220,70 @@ class TabularModality(Modality):
             space = real_row_space(
                 data.train, data.schema, data.form, options.reference_rows, cfg.train.seed
             )
-        measured = cfg.validate_.enabled and cfg.validate_.fidelity and len(data.holdout) > 0
+        mix = {
+            "generator": generator,
+            "anchored_share": float(options.anchored_share),
+            "filter_generated": bool(options.filter_generated),
+            "match_moments": bool(options.match_moments),
+        }
+        if options.privacy_floor:  # only when on: the parts of a job without it keep their keys
+            mix["privacy_floor"] = float(options.privacy_floor)
+        source = synthesizer
+        if space is not None:
+            if not cfg.output.model_real_rows:  # the model file holds the GAN alone
+                source = Synthesizer(
+                    synthesizer.units, synthesizer.schema, synthesizer.columns, synthesizer.form
+                )
+            # the model file then samples as this job did: its plan and seed give these rows
+            source.keep_rows(space, **mix)
+        return GenerationSetup(
+            generator=source,
+            settings={**mix, "rows_per_shard": cfg.output.rows_per_shard},
+            digest=source.digest(),
+            save=source.save,
+            choice=choice.to_dict() if choice else {},
+            model_updated=source is synthesizer and space is not None,
+        )
+
+    def part_batches(
+        self, generator: Synthesizer, settings: dict[str, Any], part: Part
+    ) -> PartBatches:
+        """One part's rows: per class its filtered GAN rows, then its anchored rows."""
         source = RowGenerator(
-            synthesizer,
-            space,
             generator,
-            options.anchored_share,
-            options.filter_generated,
-            options.match_moments,
-            options.privacy_floor,
-            sample_rows=PRIVACY_ROWS if measured else 0,
+            generator.space,
+            settings["generator"],
+            settings["anchored_share"],
+            settings["filter_generated"],
+            settings["match_moments"],
+            settings.get("privacy_floor"),
         )
         # In this thread: sampling in a second thread (core.generate.prefetched, as images do)
         # was measured 5-25% slower here on 2 cores; torch's threads and the decoding compete.
-        batches = source.class_batches(data.plan, seed=cfg.train.seed)
-        result = write_shards(ctx.output, data.plan, batches, cfg.output.rows_per_shard)
-        result.origin = source.origin
-        result.choice = choice.to_dict() if choice else {}
-        if measured:
-            result.measures = _privacy(ctx, data, source)
-        if cfg.output.model_real_rows and space is not None:
-            # the model file then samples as this job did: its plan and seed give these rows
-            synthesizer.keep_rows(
-                space,
-                generator,
-                options.anchored_share,
-                options.filter_generated,
-                options.match_moments,
-                options.privacy_floor,
-            )
-            result.model_updated = True
+        batches = source.class_batches(part.counts, seed=part.seed, first_id=part.first_row)
+
+        def stats() -> tuple[dict[str, dict[str, int]], dict[str, Any]]:
+            origin = {
+                key: {str(c): int(n) for c, n in counts.items()}
+                for key, counts in source.origin.items()
+            }
+            return origin, {}
+
+        return PartBatches(batches, stats)
+
+    def finish_generation(
+        self,
+        ctx: JobContext,
+        data: TableData,
+        synthesizer: Synthesizer,
+        setup: GenerationSetup,
+        result: GenerationResult,
+    ) -> GenerationResult:
+        """The privacy measures of the written rows, per class and source (with
+        ``validate.fidelity``): see :func:`_privacy`."""
+        cfg = ctx.config
+        if cfg.validate_.enabled and cfg.validate_.fidelity and len(data.holdout):
+            result.measures = _privacy(ctx, data, result.origin)
         return result
 
     def _choose(self, ctx: JobContext, data: TableData) -> GeneratorChoice:
@@ -420,11 +457,19 @@ class TabularModality(Modality):
         return inputs
 
 
-def _privacy(ctx: JobContext, data: TableData, source: RowGenerator) -> dict[str, float]:
-    """The privacy measures (:func:`augment.tabular.fidelity.privacy_report`) of the rows the
-    generator kept a sample of, per class and source: against the job's holdout, which no
-    model of the job was fitted on and nothing in generation read (the floor reads the training
-    rows alone), and at most ``validate.max_rows`` training rows (each class in proportion)."""
+def _privacy(
+    ctx: JobContext, data: TableData, origin: dict[str, dict[Any, int]]
+) -> dict[str, float]:
+    """The privacy measures (:func:`augment.tabular.fidelity.privacy_report`) of the first
+    :data:`PRIVACY_ROWS` written rows of each class and source, against the job's holdout, which
+    no model of the job was fitted on and nothing in generation read (the floor reads the
+    training rows alone), and at most ``validate.max_rows`` training rows (each class in
+    proportion). A part writes each class's GAN rows, then its anchored rows, and its record
+    counts both: that tells the source of every row. ``origin``: the merged parts' rows per
+    source and class (each source's share weighs by it)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     from augment.tabular.fidelity import label_values, privacy_report
 
     cfg = ctx.config
@@ -433,11 +478,54 @@ def _privacy(ctx: JobContext, data: TableData, source: RowGenerator) -> dict[str
     if cfg.validate_.max_rows and len(train) > cfg.validate_.max_rows:
         labels = label_values(train, data.schema)
         train = train.iloc[np.sort(proportional_pick(labels, cfg.validate_.max_rows, rng))]
-    made = {
-        name: pd.concat(parts, ignore_index=True) for name, parts in source.samples.items() if parts
+    made: dict[str, list[pd.DataFrame]] = {"gan": [], "anchored": []}
+    counts: dict[str, dict[Any, int]] = {"gan": {}, "anchored": {}}
+    by_name = {str(c): c for c in data.plan}
+    wanted = {  # (source, class) -> rows to measure: all it made, at most PRIVACY_ROWS
+        (source, cls): min(n, PRIVACY_ROWS)
+        for source in made
+        for cls, n in origin.get(source, {}).items()
+        if n
     }
-    counts = {name: source.origin[name] for name in made}
-    return privacy_report(train, data.holdout, made, data.schema, counts, cfg.train.seed)
+    index = 0
+    while (record := read_record(ctx.output, index)) is not None:
+        if all(counts[s].get(c, 0) >= n for (s, c), n in wanted.items()):
+            break  # every class and source has its sample: no need to read further parts
+        index += 1
+        part_origin = record.get("origin", {})
+        if not record.get("files") or not part_origin:
+            continue
+        rows = pd.concat(
+            [
+                pq.read_table(
+                    pa.BufferReader((ctx.output / entry["path"]).read_bytes())
+                ).to_pandas()
+                for entry in record["files"]
+            ],
+            ignore_index=True,
+        )
+        labels = rows[data.label].astype(str).to_numpy()
+        for name, n_gan in part_origin.get("gan", {}).items():
+            cls = by_name[name]
+            of_class = rows[labels == name]  # the part's rows of the class, in written order
+            for source, part in (
+                ("gan", of_class.iloc[:n_gan]),
+                ("anchored", of_class.iloc[n_gan:]),
+            ):
+                taken = counts[source].get(cls, 0)
+                room = PRIVACY_ROWS - taken
+                if room > 0 and len(part):
+                    made[source].append(part.iloc[:room])
+                counts[source][cls] = taken + min(max(room, 0), len(part))
+    samples = {
+        source: data.form.to_model(pd.concat(parts, ignore_index=True))
+        for source, parts in made.items()
+        if parts
+    }
+    if not samples:
+        return {}
+    made_rows = {source: origin.get(source, {}) for source in samples}
+    return privacy_report(train, data.holdout, samples, data.schema, made_rows, cfg.train.seed)
 
 
 def _fit_gan(

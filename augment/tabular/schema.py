@@ -51,6 +51,27 @@ def category_codes(values: Any, categories: list[Any]) -> np.ndarray:
     )
 
 
+def float_block(frame: pd.DataFrame, names: list[str]) -> np.ndarray:
+    """(N, len(names)) float64: the columns ``names`` of ``frame`` side by side (a new array)."""
+    if not names:
+        return np.zeros((len(frame), 0))
+    if all(dtype == np.float64 for dtype in frame.dtypes):
+        # one float64 block (what decoding builds), kept column by column by pandas: a view of
+        # it, and a gather of whole columns (an (N, C) array in Fortran order)
+        return frame.to_numpy().T[frame.columns.get_indexer(names)].T
+    return np.column_stack([frame[name].to_numpy(dtype=np.float64) for name in names])
+
+
+def with_columns(frame: pd.DataFrame, columns: dict[str, Any]) -> pd.DataFrame:
+    """A new frame: ``frame`` with the columns in ``columns`` (arrays or Series of its length)
+    replaced, in its column order. One constructor call, where setting columns one by one on a
+    frame costs ~0.25 ms each (generation restores 30 columns per batch of 4,096 rows)."""
+    return pd.DataFrame(
+        {name: columns[name] if name in columns else frame[name] for name in frame.columns},
+        index=frame.index,
+    )
+
+
 @functools.cache
 def _pandas_dtype(name: str) -> Any:
     return pd.api.types.pandas_dtype(name)  # ~50 us a call: once per name, not per batch
@@ -119,13 +140,29 @@ class TableSchema:
 
     def round_to_input(self, rows: pd.DataFrame) -> pd.DataFrame:
         """``rows`` (the model's form) with each continuous column rounded to the decimals its
-        training values have (see :func:`decimals_of`), in place. Done last, on what leaves the
-        synthesizer: the filter, the moment map and the anchors work at full precision, so the
-        rows are the unrounded rows, rounded."""
+        training values have (see :func:`decimals_of`), as a new frame. Done last, on what leaves
+        the synthesizer: the filter, the moment map and the anchors work at full precision, so
+        the rows are the unrounded rows, rounded."""
+        rounded: dict[str, Any] = {}
+        plain: dict[int, list[str]] = {}  # float64 columns by their decimals: one round each
         for column in self.columns:
-            if column.decimals is not None and column.name in rows:
-                rows[column.name] = rows[column.name].round(column.decimals)
-        return rows
+            if column.decimals is None or column.name not in rows:
+                continue
+            if rows[column.name].dtype == np.float64:
+                plain.setdefault(column.decimals, []).append(column.name)
+            else:
+                rounded[column.name] = rows[column.name].round(column.decimals)
+        if plain:
+            names = [name for group in plain.values() for name in group]
+            block = float_block(rows, names)
+            start = 0
+            for decimals, group in plain.items():
+                # np.round, as Series.round calls it per column: the same values
+                part = block[:, start : start + len(group)]
+                np.round(part, decimals, out=part)
+                start += len(group)
+            rounded.update(zip(names, block.T, strict=True))
+        return with_columns(rows, rounded) if rounded else rows
 
     def restore_labels(self, labels: np.ndarray | list[Any]) -> pd.Series:
         if self.label_dtype == "category":

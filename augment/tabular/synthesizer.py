@@ -95,6 +95,7 @@ class Synthesizer(UnitSynthesizer):
         # real rows and settings to generate as a job does (keep_rows); None: GAN rows only
         self.space: RowSpace | None = None
         self.generation: dict[str, Any] = {}
+        self._label_values: dict[Any, np.ndarray] = {}
 
     def keep_rows(
         self,
@@ -152,7 +153,9 @@ class Synthesizer(UnitSynthesizer):
         order and dtypes, label included. ``rng`` draws rare levels and UUIDs; fresh ids start
         at the ``first_id``-th."""
         rows = self.form.restore(self.schema.round_to_input(rows), cls, rng, first_id=first_id)
-        rows[self.schema.label] = self.schema.restore_labels([cls] * len(rows)).to_numpy()
+        if cls not in self._label_values:  # the class's label in the input's dtype, once
+            self._label_values[cls] = self.schema.restore_labels([cls]).to_numpy()
+        rows[self.schema.label] = np.repeat(self._label_values[cls], len(rows))
         return rows[self.columns]
 
     def iter_batches(

@@ -135,6 +135,10 @@ class TabularEncoder:
                 spans.append(Span(len(self.categories[column.name]), "softmax"))
         self.spans = spans
         self.output_dim = sum(span.dim for span in spans)
+        # each continuous column's seen range (None: unbounded), for clip_to_range
+        bounds = [(c.minimum, c.maximum) for c in self.schema.continuous]
+        self._low = np.array([-np.inf if low is None else low for low, _ in bounds], dtype=float)
+        self._high = np.array([np.inf if high is None else high for _, high in bounds], dtype=float)
         self._build_gmm_decoder()
         self._build_span_index()
 
@@ -183,6 +187,9 @@ class TabularEncoder:
             "padding": padding,
             "means": means,
             "stds": stds,
+            # for np.take on the flattened tables; 4 * std is exact in binary floating point
+            "row_start": np.arange(n_columns)[None, :] * width,
+            "stds4": 4 * stds,
         }
 
     def _decode_gmm(self, encoded: np.ndarray, mode: np.ndarray | None = None) -> np.ndarray:
@@ -190,13 +197,18 @@ class TabularEncoder:
         ``mode`` (N, C): each column's mode when already known (one-hot input)."""
         gmm = self._gmm
         if mode is None:
-            scores = encoded[:, gmm["modes"]]  # (N, C, K)
+            scores = encoded[:, gmm["modes"]].astype(np.float64)  # (N, C, K)
             scores[:, gmm["padding"]] = -np.inf
             mode = scores.argmax(axis=2)  # the first maximum, as the per-column argmax gave
-        columns = np.arange(mode.shape[1])
-        alpha = np.clip(encoded[:, gmm["alpha"]], -1.0, 1.0)
-        x = gmm["means"][columns, mode] + 4 * gmm["stds"][columns, mode] * alpha
-        return x * self.scale + self.center
+        # each column's mode as a place in the flattened (C, K) tables: np.take is ~4x faster
+        # than indexing with two arrays, and reads the same numbers
+        place = mode + gmm["row_start"]  # (N, C)
+        # float32 to float64 is exact: clipping either way gives the same numbers
+        alpha = np.clip(encoded[:, gmm["alpha"]].astype(np.float64), -1.0, 1.0)
+        x = np.take(gmm["means"], place) + np.take(gmm["stds4"], place) * alpha
+        x *= self.scale
+        x += self.center
+        return x
 
     # -- encoding -----------------------------------------------------------------------------
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
@@ -243,7 +255,9 @@ class TabularEncoder:
         caller already knows them (hard sampling draws them); they replace an argmax per span
         and give the same rows.
         """
-        encoded = np.asarray(encoded, dtype=np.float64)
+        # float32 as sampled: every column read below is made float64 first (exactly), so
+        # the whole (N, output_dim) matrix is never copied
+        encoded = np.asarray(encoded)
         # Arrays, not Series: one DataFrame at the end costs far less than a Series and an
         # astype per column (generation decodes millions of rows through here).
         columns: dict[str, Any] = {}
@@ -257,6 +271,8 @@ class TabularEncoder:
             else:
                 mode = None if codes is None else codes[:, self._mode_span]
                 decoded = self._decode_gmm(encoded, mode)
+            if self.clip_to_range:  # all columns at once: the same numbers as one by one
+                decoded = np.clip(decoded, self._low, self._high)
         for position, column in enumerate(self.schema.columns):
             if column.kind == "continuous":
                 values = decoded[:, continuous_index]
@@ -277,8 +293,6 @@ class TabularEncoder:
                 lookup[:] = categories
                 columns[column.name] = column.restore_array(lookup[level])
                 continue
-            if self.clip_to_range:
-                values = np.clip(values, column.minimum, column.maximum)
             columns[column.name] = column.restore_array(values)
         return pd.DataFrame(columns, index=pd.RangeIndex(len(encoded)))
 
@@ -301,7 +315,7 @@ class TabularEncoder:
         return self.quantiles.transform(raw)  # (N, C), standard normal marginals
 
     def _from_gaussian(self, encoded: np.ndarray) -> np.ndarray:
-        z = encoded[:, self._continuous_offsets()]
+        z = encoded[:, self._continuous_offsets()].astype(np.float64)
         return self.quantiles.inverse_transform(z)  # (N, C), within the seen range
 
     # -- persistence (plain data, no pickle) --------------------------------------------------

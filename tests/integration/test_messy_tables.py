@@ -73,13 +73,14 @@ def test_a_table_with_gaps_runs_with_defaults_and_keeps_them(tmp_path, monkeypat
     assert "balanced_accuracy" in result.output and "verdict" in result.output
 
 
-def test_ids_are_fresh_and_unique_across_the_shards_of_a_job(tmp_path, monkeypatch):
+def test_ids_are_fresh_and_unique_across_the_shards_and_parts_of_a_job(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     frame = _customers(400)[["amount", "visits", "churned"]]
     frame.insert(0, "customer_id", [f"C{i:06d}" for i in range(len(frame))])
     frame.to_parquet(tmp_path / "ids.parquet")
     args = ["run", "ids.parquet", "--label", "churned", "--set", "train.steps=2"]
     args += ["--set", "output.rows_per_shard=40", "--set", "validate.enabled=false"]
+    args += ["--set", "generate.part_rows=50"]  # parts of their own seeds and id ranges
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "treated as ids, not learned: customer_id" in " ".join(result.output.split())
@@ -87,6 +88,7 @@ def test_ids_are_fresh_and_unique_across_the_shards_of_a_job(tmp_path, monkeypat
     manifest = read_manifest(run)
     assert manifest["columns"] == {"ids": ["customer_id"]}
     assert len(list((run / "synthetic").glob("*.parquet"))) > 1
+    assert manifest["generation"]["parts"] > 1
     synthetic = read_shards(run)
     assert len(synthetic) == manifest["counts_generated"]["yes"] > 40
     assert synthetic["customer_id"].is_unique

@@ -98,6 +98,7 @@ def test_tabular_job_from_s3_to_s3(tmp_path, mlflow_uri, s3_bucket, monkeypatch)
             "job.yaml",
             "holdout_ids.json",
             "model/synthesizer.pt",
+            "synthetic/_parts/part-00000.json",  # the one part's record, after its files
             *parts,
         ]
     )
@@ -130,7 +131,7 @@ def test_failure_mid_write_on_s3_then_rerun_succeeds(tmp_path, s3_bucket, monkey
     write_bytes = storage.write_bytes
 
     def connection_drops_on_the_second_part(path, data):
-        if path.name == "part-00001.parquet":
+        if path.name == "part-00000-00001.parquet":
             raise ConnectionResetError(104, "Connection reset by peer")
         write_bytes(path, data)
 
@@ -150,7 +151,7 @@ def test_failure_mid_write_on_s3_then_rerun_succeeds(tmp_path, s3_bucket, monkey
 
     manifest = read_manifest(url)
     parts = sorted(f["path"] for f in manifest["files"])
-    assert sorted(n for n in _objects(url) if n.startswith("synthetic/")) == parts
+    assert sorted(n for n in _objects(url) if n.startswith("synthetic/part-")) == parts
     generated = {k: v for k, v in manifest["counts_generated"].items() if v}
     assert read_shards(url)["target"].value_counts().to_dict() == generated
     assert generated == {str(k): v for k, v in result.plan.items() if v}

@@ -19,6 +19,7 @@ from PIL import Image
 
 from augment.core import storage
 from augment.core.errors import ConfigError, DataError, OutputError
+from augment.core.parts import cut_plan, remove_other_parts
 from augment.core.shards import (
     LOCK,
     MANIFEST,
@@ -88,9 +89,15 @@ def test_failure_mid_write_on_a_store_leaves_no_parts_and_no_success(memory_root
 
 def test_rerun_on_a_store_removes_parts_of_a_crashed_run(memory_root):
     url = f"{memory_root}/run"
-    memfs.pipe(f"{url}/{SHARD_DIR}/part-00007.parquet", b"half of a killed run")
+    memfs.pipe(f"{url}/{SHARD_DIR}/part-00007.parquet", b"half of a run before parts")
+    memfs.pipe(f"{url}/{SHARD_DIR}/part-00003-00000.parquet", b"a part of another plan")
+    memfs.pipe(f"{url}/{SHARD_DIR}/_parts/part-00003.json", b"{}")
     memfs.pipe(f"{url}/images/a/a-0000000.png", b"stale")
     out = prepare_output(url, overwrite=False)
+    # image files go now; parts stay until generation knows its plan (a crashed run's finished
+    # parts of the same plan are kept), and then go when they are not of it
+    assert "images/a/a-0000000.png" not in _names(url)
+    remove_other_parts(out, cut_plan({"a": 3}, part_rows=100, seed=0))
     assert _names(url) == []
     with ShardWriter(out, rows_per_shard=100) as writer:
         writer.write(_frame(3))
