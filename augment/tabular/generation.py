@@ -82,8 +82,6 @@ class RowGenerator:
             that lies nearer to a real training row of its class than the q-quantile of the
             class's real rows' distances to their nearest other row of the class (after the
             filter and the moment map).
-        sample_rows: keep the first ``sample_rows`` rows of each class and source (model's
-            form, label included) in :attr:`samples`, for the privacy measures; 0 keeps none.
 
     Example:
         >>> rows = RowGenerator(synth, space).class_batches({"minority": 500}, seed=0)
@@ -99,7 +97,6 @@ class RowGenerator:
         filter_generated: bool = True,
         match_moments: bool = True,
         privacy_floor: float | None = None,
-        sample_rows: int = 0,
     ) -> None:
         if generator not in GENERATORS:
             raise ValueError(f"generator must be one of {GENERATORS}, got {generator!r}")
@@ -124,8 +121,6 @@ class RowGenerator:
         }
         if self.privacy_floor:
             self.origin.update(redrawn={}, below_floor={})
-        self.sample_rows = sample_rows
-        self.samples: dict[str, list[pd.DataFrame]] = {"gan": [], "anchored": []}
         self.issued = 0  # after class_batches: its first_id plus the rows it made
 
     def split(self, n_rows: int) -> tuple[int, int]:
@@ -165,7 +160,6 @@ class RowGenerator:
                 rows = self._above_floor(
                     cls, rows, self._gan_redraw(cls, seed, index, batch, batch_size, moments)
                 )
-                self._keep_sample("gan", cls, rows)
                 self.origin["gan"][cls] += len(rows)
                 self.origin["dropped"][cls] += dropped
                 yield cls, self._finish(cls, rows, restore)
@@ -177,19 +171,8 @@ class RowGenerator:
                 rows = self._above_floor(
                     cls, rows, lambda n, cls=cls, rng=rng: self.space.interpolate(cls, n, rng)
                 )
-                self._keep_sample("anchored", cls, rows)
                 self.origin["anchored"][cls] += size
                 yield cls, self._finish(cls, rows, restore)
-
-    def _keep_sample(self, source: str, cls: Any, rows: pd.DataFrame) -> None:
-        """Keep the first :attr:`sample_rows` rows of ``cls`` from ``source`` (model's form),
-        label added: what the privacy measures look at. Before this batch, the class had
-        ``origin[source][cls]`` rows."""
-        room = self.sample_rows - self.origin[source][cls]
-        if room > 0:
-            sample = rows.iloc[:room].copy()
-            sample[self.synthesizer.schema.label] = cls
-            self.samples[source].append(sample)
 
     def _finish(self, cls: Any, rows: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
         rows = self.synthesizer.finish(cls, rows, rng, first_id=self.issued)
