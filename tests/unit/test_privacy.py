@@ -188,8 +188,9 @@ def test_missing_labels_are_named_with_their_count_and_first_row():
 @pytest.mark.parametrize("table", ["breast_cancer", "wine", "penguins"])
 def test_the_floor_brings_the_dcr_share_to_at_most_060(table):
     """Each class's real rows split 50/50; with privacy_floor=0.1 at most 60% of the new rows
-    lie nearer to a train row than to an unseen one (without it: 0.69 on breast_cancer and 0.79
-    on wine for this seed), the counts are exact and no new row equals a real one."""
+    lie nearer to a train row than to an unseen one, over seeds 0, 1, 2 (without the floor:
+    0.65 on breast_cancer, 0.86 on wine; one seed alone moves by up to 0.1, so the mean is
+    what is held), the counts are exact and no new row equals a real one."""
     from sklearn.model_selection import train_test_split
 
     from benchmarks.privacy import LABEL, load, measure, method_rows
@@ -197,9 +198,14 @@ def test_the_floor_brings_the_dcr_share_to_at_most_060(table):
     if table == "penguins":
         pytest.importorskip("palmerpenguins")
     frame = load(table)
-    train, holdout = train_test_split(frame, test_size=0.5, stratify=frame[LABEL], random_state=0)
-    train, holdout = train.reset_index(drop=True), holdout.reset_index(drop=True)
-    rows = method_rows("augment+floor", train, seed=0, floor=0.1)
-    result = measure(train, holdout, rows, seed=0)
-    assert result["dcr_share"] <= 0.60
-    assert result["counts_exact"] and result["copies"] == 0
+    shares = []
+    for seed in (0, 1, 2):
+        train, holdout = train_test_split(
+            frame, test_size=0.5, stratify=frame[LABEL], random_state=seed
+        )
+        train, holdout = train.reset_index(drop=True), holdout.reset_index(drop=True)
+        rows = method_rows("augment+floor", train, seed=seed, floor=0.1)
+        result = measure(train, holdout, rows, seed=seed)
+        assert result["counts_exact"] and result["copies"] == 0
+        shares.append(result["dcr_share"])
+    assert np.mean(shares) <= 0.60, shares
