@@ -36,6 +36,9 @@ class GenerationResult:
     # an automatic choice of how to generate (tables: generate.generator auto): what was chosen
     # and each candidate's score; empty when nothing was chosen
     choice: dict[str, Any] = field(default_factory=dict)
+    # measures of the written rows that need what only generation knows (tables: the privacy
+    # measures per row source, told apart by the parts' records, "privacy/..."); empty: none
+    measures: dict[str, float] = field(default_factory=dict)
     # the synthesizer took on what generation used (tables: the real rows and settings of the
     # mix), so the job saves its model file again
     model_updated: bool = False

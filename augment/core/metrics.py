@@ -135,6 +135,9 @@ def fidelity_judgement(key: str, metrics: dict[str, float]) -> str:
       holdout rows): from 0.9 as new as real rows; lower with no exact copy is what rows anchored
       between real ones give (the default mixes them in); with copies, a privacy warning.
     - ``fidelity/dcr/exact_copy_share``: none is fine; any share names the problem.
+    - ``privacy/dcr_share`` (the share of generated rows nearer to a training row than to an
+      unseen one, 0.5 = as new as unseen rows): up to 0.6 fine, up to 0.8 nearer the training
+      rows (the floor pushes them away), above that close to them.
     """
     value = metrics.get(key)
     if value is None or not np.isfinite(value):
@@ -145,6 +148,15 @@ def fidelity_judgement(key: str, metrics: dict[str, float]) -> str:
         if value <= 0.8:
             return "told apart at times: see the per-feature plots"
         return "easily told apart from real rows: see the per-feature plots"
+    if key == "privacy/dcr_share":
+        if value <= 0.6:
+            return "fine: about as new as unseen real rows"
+        if value <= 0.8:
+            return "nearer the training rows than unseen rows: generate.privacy_floor moves them"
+        return (
+            "close to the training rows: keep them private like the training data, or set "
+            "generate.privacy_floor"
+        )
     copies = metrics.get("fidelity/dcr/exact_copy_share", 0.0)
     if key == "fidelity/dcr/ratio":
         if value >= 0.9:

@@ -47,6 +47,30 @@ COMMON_CONSTRAINTS: dict = {
 }
 
 
+def _refuse_missing_labels(y: Any) -> None:
+    """A clear error for a missing value in ``y`` (None, NaN, pd.NA), where scikit-learn would
+    say "Unknown label type: unknown": how many there are and the first one's row.
+
+    Raises:
+        DataError: ``y`` holds a missing label.
+    """
+    values = y.to_numpy() if hasattr(y, "to_numpy") else np.asarray(y, dtype=object)
+    if values.ndim != 1:  # not a label vector: imbalanced-learn's own check says what is wrong
+        return
+    missing = np.flatnonzero(pd.isna(values))
+    if len(missing) == 0:
+        return
+    first = int(missing[0])
+    where = f"row {first}"
+    if isinstance(y, pd.Series) and not y.index.equals(pd.RangeIndex(len(y))):
+        where += f" (index {y.index[first]!r})"
+    raise DataError(
+        f"y has {len(missing):,} missing label(s) (None or NaN) out of {len(values):,}, the "
+        f"first at {where}: every row needs its class. Leave those rows out of X and y first, "
+        "e.g. keep = pd.notna(y); X, y = X[keep], y[keep]"
+    )
+
+
 class GANSampler(BaseOverSampler):
     """Base of ``GANOverSampler`` and ``ImageGANOverSampler``; not used on its own."""
 
@@ -113,6 +137,7 @@ class GANSampler(BaseOverSampler):
             return self._combine(X, y, new_x, new_y)
 
     def fit_resample(self, X, y, **params):
+        _refuse_missing_labels(y)
         # sample() hands the new items back in the containers fit_resample does: imbalanced-learn
         # gives X and y back as they came (a list as a list, y as a Series of its name and dtype)
         self.containers_ = {"X": _container(X), "y": _container(y)}

@@ -36,11 +36,18 @@ class Stream:
     ROWS_ANCHORED = 1  # anchors and mixing weights
     ROWS_GAN_RESTORE = 2  # rare levels and UUIDs of GAN rows (and of a synthesizer's rows)
     ROWS_ANCHORED_RESTORE = 3  # rare levels and UUIDs of anchored rows
+    ROWS_FLOOR = 4  # the privacy floor's redraws of GAN rows (torch seeds: child_seed)
 
 
 def stream(seed: int, *keys: int) -> np.random.Generator:
     """The numpy generator of ``(seed, *keys)``; ``keys`` start with a :class:`Stream`."""
     return np.random.default_rng([seed, *(int(k) for k in keys)])
+
+
+def child_seed(seed: int, *keys: int) -> int:
+    """One integer seed (for torch draws) of ``(seed, *keys)``, spawned by a SeedSequence like
+    :func:`stream`'s; ``keys`` start as :func:`stream`'s do."""
+    return int(np.random.SeedSequence([seed, *(int(k) for k in keys)]).generate_state(1)[0])
 
 
 def batch_seed(seed: int, batch: int) -> int:

@@ -29,6 +29,8 @@ import numpy as np
 from sklearn.covariance import LedoitWolf
 from sklearn.neighbors import NearestNeighbors
 
+from augment.core.privacy import COPY_DISTANCE, floor_distance, nearest_distances
+
 # The share of anchored vectors drawn toward their class's centre rather than toward a
 # same-class neighbour (polynom-fit-SMOTE's "star"; 0.5 measured on KEEL, benchmarks/NOTES.md).
 TOWARD_CENTRE = 0.5
@@ -126,6 +128,8 @@ class VectorSpace:
         self._members_of: dict[Any, np.ndarray] = {}
         self._neighbours: dict[Any, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._inside: dict[Any, bool] = {}
+        self._class_index: dict[Any, NearestNeighbors] = {}
+        self._floors: dict[tuple[Any, float], float] = {}
 
     def members(self, label: Any) -> np.ndarray:
         """The places of the real vectors of class ``label``; found once per class."""
@@ -214,6 +218,32 @@ class VectorSpace:
             return np.zeros(0)
         nearest = self.whitened_index().kneighbors(points @ self.whitening, return_distance=False)
         return (self.labels[nearest] == label).mean(axis=1)
+
+    def distance_to_class(self, points: np.ndarray, label: Any) -> np.ndarray:
+        """(N,) the distance of each vector to its nearest real vector of class ``label`` (inf
+        when the class has none); the class's search is built once."""
+        members = self.points[self.members(label)]
+        if len(members) and label not in self._class_index:
+            self._class_index[label] = NearestNeighbors().fit(members)
+        index = self._class_index.get(label)
+        return nearest_distances(members, points, index=index)[:, 0]
+
+    def floor(self, label: Any, quantile: float) -> float:
+        """The privacy floor of class ``label``: the ``quantile`` of its real vectors' distances
+        to their nearest other vector of the class (:func:`augment.core.privacy.floor_distance`);
+        found once per class."""
+        key = (label, quantile)
+        if key not in self._floors:
+            self._floors[key] = floor_distance(self.points[self.members(label)], quantile)
+        return self._floors[key]
+
+    def floor_margin(self, points: np.ndarray, label: Any, quantile: float) -> np.ndarray:
+        """(N,) the margin of each vector over the class's privacy floor (:meth:`floor`): its
+        distance to the nearest real vector of the class minus the floor. Negative: too close,
+        to be redrawn; an exact copy is always too close, even where the floor is 0."""
+        distance = self.distance_to_class(points, label)
+        margin = distance - self.floor(label, quantile)
+        return np.where(distance < COPY_DISTANCE, -np.inf, margin)
 
     def centre_inside(self, label: Any) -> bool:
         """Whether the centre of class ``label`` lies inside the class: among its nearest real

@@ -477,6 +477,7 @@ def finish_job(
     counts_after = {
         c: data.counts_before[c] + generation.counts.get(c, 0) for c in data.counts_before
     }
+    fidelity = {**fidelity, **generation.measures}  # tables: privacy per row source
     metrics = dict(report.metrics if report else {})
     metrics.update(fidelity)
     passed = report.passed if report else True

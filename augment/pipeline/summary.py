@@ -101,6 +101,8 @@ def print_summary(summary: dict[str, Any]) -> None:
     fidelity = [
         ("detection AUC {:.3f}", "fidelity/detection_auc"),
         ("DCR ratio {:.2f}", "fidelity/dcr/ratio"),
+        ("DCR share {:.2f} vs unseen rows" + _by_source(metrics), "privacy/dcr_share"),
+        ("memorised {:.1%}", "privacy/memorised_share"),
         ("marginal distance {:.3f}", "fidelity/marginal_mean"),
         ("Fréchet {:.1f}", "fidelity/frechet"),
     ]
@@ -174,6 +176,19 @@ def print_summary(summary: dict[str, Any]) -> None:
     console.print(f"validation {state}, job done in {summary['seconds']:.1f}s")
 
 
+def _by_source(metrics: dict[str, float]) -> str:
+    """``" (GAN 0.52, anchored 0.64)"``: the DCR share of each row source, when measured."""
+    parts = [
+        f"{name} {metrics[key]:.2f}"
+        for name, key in (
+            ("GAN", "privacy/dcr_share/source/gan"),
+            ("anchored", "privacy/dcr_share/source/anchored"),
+        )
+        if key in metrics and math.isfinite(metrics[key])
+    ]
+    return f" ({', '.join(parts)})" if len(parts) > 1 else ""
+
+
 def _distance(value: float) -> str:
     """FID or KID: two decimals from 1 up, two significant digits below (a KID of 0.0031 is
     not 0.00)."""
@@ -238,8 +253,9 @@ def origin_sentence(origin: dict[str, dict[str, int]], noun: str = "rows") -> st
     drawn ones the neighbour filter dropped, those the moment map moved) and anchored rows
     (images: decoded between real codes)."""
     total = {source: sum(counts.values()) for source, counts in origin.items()}
-    gan, anchored, dropped, moved = (
-        total.get(key, 0) for key in ("gan", "anchored", "dropped", "moved")
+    gan, anchored, dropped, moved, redrawn, below = (
+        total.get(key, 0)
+        for key in ("gan", "anchored", "dropped", "moved", "redrawn", "below_floor")
     )
     notes = []
     if dropped:
@@ -248,9 +264,14 @@ def origin_sentence(origin: dict[str, dict[str, int]], noun: str = "rows") -> st
         whom = "all" if moved == gan else f"{moved:,}"
         notes.append(f"{whom} moved to their class's real mean and covariance")
     text = f"{gan:,} {noun} from the GAN" + (f" ({'; '.join(notes)})" if notes else "")
+    floor = ""
+    if "redrawn" in origin:
+        floor = f"; the privacy floor redrew {redrawn:,} that sat too close to a real one" + (
+            f" ({below:,} kept below it when redraws ran out)" if below else ""
+        )
     if noun == "images":
-        return text + f", {anchored:,} between real images' codes"
-    return text + f", {anchored:,} anchored on real rows"
+        return text + f", {anchored:,} between real images' codes" + floor
+    return text + f", {anchored:,} anchored on real rows" + floor
 
 
 def choice_sentence(choice: dict[str, Any]) -> str:

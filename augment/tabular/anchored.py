@@ -187,6 +187,13 @@ class RowSpace:
         class ``label``; 0 means the row sits among other classes only."""
         return self.vectors.neighbour_share(self.embed(rows), label)
 
+    def floor_margin(self, rows: pd.DataFrame, label: Any, quantile: float) -> np.ndarray:
+        """(N,) how far each row lies beyond the privacy floor of class ``label``: its distance
+        to the nearest real training row of the class minus the ``quantile`` of the real rows'
+        distances to their nearest other row of the class. Negative: too close (an exact copy
+        always is); see :meth:`augment.core.vectors.VectorSpace.floor_margin`."""
+        return self.vectors.floor_margin(self.embed(rows), label, quantile)
+
     def moment_map(self, rows: pd.DataFrame, label: Any) -> MomentMap | None:
         """The map that moves ``rows`` (GAN rows of class ``label``, model's form) to the mean and
         covariance of the class's real rows over the measured continuous columns, in standardised

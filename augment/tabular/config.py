@@ -125,7 +125,8 @@ class TabularValidateConfig(ValidateConfig):
     fidelity: bool = Field(
         True,
         description="Fidelity metrics: Fréchet distance, detection AUC, marginals, k-NN "
-        "precision / recall, DCR.",
+        "precision / recall, DCR; and privacy: the DCR share against the holdout, memorised "
+        "and exact-copy shares, per class and row source.",
     )
 
 
@@ -154,6 +155,13 @@ class TabularGenerateConfig(GenerateConfig):
         True,
         description="Move each class's GAN rows (after the filter) by one affine map of the "
         "continuous columns to the mean and covariance of the class's real training rows.",
+    )
+    privacy_floor: Annotated[float, Field(gt=0, lt=1)] | None = Field(
+        None,
+        description="null (off) or a quantile q, e.g. 0.1: a generated row nearer to a real "
+        "training row of its class than the q-quantile of the class's real rows' distances to "
+        "their nearest other row (how far an unseen real row sits) is redrawn, so no row "
+        "copies a real one and the counts stay exact. docs/tabular.md, 'Privacy'.",
     )
     reference_rows: PositiveInt = Field(
         200_000,

@@ -25,10 +25,9 @@ from augment.core.balance import to_python
 from augment.core.errors import DataError
 from augment.core.metrics import frechet_distance, unique_metric_keys
 from augment.core.precision_recall import precision_recall_by_class
+from augment.core.privacy import COPY_DISTANCE, dcr_closer, equal_sizes, nearest_distances
+from augment.core.privacy import memorised as memorised_rows
 from augment.tabular.schema import TableSchema, category_codes
-
-# Below this distance a synthetic row counts as a copy of a training row.
-_COPY_DISTANCE = 1e-8
 
 
 def label_values(frame: pd.DataFrame, schema: TableSchema) -> np.ndarray:
@@ -349,17 +348,14 @@ def _distance_to_closest_record(
         if len(real_of_class) == 0:
             continue
         # Same class only: a row that copies a row of its own class is what memorisation means.
-        index = NearestNeighbors(n_neighbors=1).fit(real_of_class)
+        index = NearestNeighbors().fit(real_of_class)
         for rows, labels, sink in (
             (synthetic_rows, synthetic_labels, synthetic_distances),
             (holdout_rows, holdout_labels, holdout_distances),
         ):
             of_class = rows[labels == label]
             if len(of_class):
-                nearest = index.kneighbors(of_class, return_distance=False)[:, 0]
-                # Recompute the distance directly: the brute-force search expands
-                # ||x - y||^2 = ||x||^2 + ||y||^2 - 2 x.y, which leaves ~1e-7 for an exact copy.
-                sink.append(np.linalg.norm(of_class - real_of_class[nearest], axis=1))
+                sink.append(nearest_distances(real_of_class, of_class, index=index)[:, 0])
     synthetic_all = np.concatenate(synthetic_distances) if synthetic_distances else np.array([])
     holdout_all = np.concatenate(holdout_distances) if holdout_distances else np.array([])
     synthetic_median = float(np.median(synthetic_all)) if len(synthetic_all) else float("nan")
@@ -367,7 +363,7 @@ def _distance_to_closest_record(
     # A holdout median of 0 means the holdout repeats training rows; the ratio is then undefined.
     ratio = synthetic_median / holdout_median if holdout_median > 0 else float("nan")
     copy_share = (
-        float(np.mean(synthetic_all < _COPY_DISTANCE)) if len(synthetic_all) else float("nan")
+        float(np.mean(synthetic_all < COPY_DISTANCE)) if len(synthetic_all) else float("nan")
     )
     return {
         "fidelity/dcr/synthetic_median": synthetic_median,
@@ -375,3 +371,96 @@ def _distance_to_closest_record(
         "fidelity/dcr/ratio": ratio,
         "fidelity/dcr/exact_copy_share": copy_share,
     }
+
+
+def privacy_report(
+    train: pd.DataFrame,
+    holdout: pd.DataFrame,
+    generated: dict[str, pd.DataFrame],
+    schema: TableSchema,
+    counts: dict[str, dict[Any, int]] | None = None,
+    seed: int = 0,
+) -> dict[str, float]:
+    """How close generated rows sit to the real training rows, measured against real rows the
+    generator never saw (:mod:`augment.core.privacy`), per class and per row source.
+
+    Args:
+        train: the real training rows the generator was fitted on and anchored to.
+        holdout: real rows it never saw (a job's validation holdout): the yardstick of "new".
+        generated: a sample of generated rows per source (``"gan"``, ``"anchored"``), label
+            column included, in the same columns as ``train``.
+        schema: column kinds, label and classes (the distances are :func:`embed_rows`').
+        counts: per source and class, how many rows the generator made (its ``origin``): a
+            class's and the overall numbers weigh each source's share by them; without, by the
+            sample's rows.
+        seed: seeds the equal-size sample of the training rows.
+
+    Returns:
+        ``{}`` without generated rows; else, for ``<scope>`` = the overall number (no suffix),
+        ``/class/<c>`` and ``/source/<s>``:
+
+        - ``privacy/dcr_share<scope>``: the share of generated rows nearer to a training row of
+          their class than to a holdout row of it, the larger of the class's two real sets cut to
+          the size of the other (0.5 = as new as unseen real rows; NaN without holdout rows);
+        - ``privacy/memorised_share<scope>``: the share whose nearest training row of their
+          class is less than a third as far as the second nearest;
+        - ``privacy/exact_copy_share<scope>``: the share that repeats a training row;
+
+        and ``privacy/dcr_overfitting_protection`` = min(1, 2 (1 - DCR share)), SDMetrics'
+        score of the same idea (1 = no closer to the training rows than to unseen ones).
+    """
+    rng = np.random.default_rng(seed)
+    train_labels, holdout_labels = label_values(train, schema), label_values(holdout, schema)
+    train_rows = embed_rows(train, schema, train)  # (R, D)
+    holdout_rows = embed_rows(holdout, schema, train)  # (H, D)
+    # per source and class: (DCR closer flags, memorised flags, copy flags) of each sampled row
+    flags: dict[tuple[str, Any], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    for source, rows in generated.items():
+        if len(rows) == 0:
+            continue
+        labels = label_values(rows, schema)
+        points = embed_rows(rows, schema, train)  # (S, D)
+        for label in _classes_in_order(labels, schema):
+            made = points[labels == label]
+            real = train_rows[train_labels == label]
+            cut_train, cut_holdout = equal_sizes(real, holdout_rows[holdout_labels == label], rng)
+            copies = nearest_distances(real, made)[:, 0] < COPY_DISTANCE
+            flags[source, label] = (
+                dcr_closer(cut_train, cut_holdout, made),
+                memorised_rows(real, made),
+                copies,
+            )
+    if not flags:
+        return {}
+    classes = _classes_in_order(np.array([label for _, label in flags], dtype=object), schema)
+    class_keys = dict(zip(classes, unique_metric_keys(classes), strict=True))
+
+    def weight(source: str, label: Any, sampled: int) -> float:
+        """Rows that one sampled row stands for (its source's made rows of its class)."""
+        made = (counts or {}).get(source, {}).get(label)
+        return (made / sampled) if made and sampled else 1.0
+
+    def pooled(cells: list[tuple[str, Any]], which: int) -> float:
+        values = [flags[cell][which] for cell in cells if len(flags[cell][which])]
+        weights = [
+            np.full(len(flags[cell][which]), weight(*cell, len(flags[cell][which])))
+            for cell in cells
+            if len(flags[cell][which])
+        ]
+        if not values:
+            return float("nan")
+        return float(np.average(np.concatenate(values), weights=np.concatenate(weights)))
+
+    scopes: dict[str, list[tuple[str, Any]]] = {"": list(flags)}
+    scopes.update({f"/class/{class_keys[c]}": [k for k in flags if k[1] == c] for c in classes})
+    sources = list(dict.fromkeys(source for source, _ in flags))
+    scopes.update({f"/source/{s}": [k for k in flags if k[0] == s] for s in sources})
+    report: dict[str, float] = {}
+    for name, which in (("dcr_share", 0), ("memorised_share", 1), ("exact_copy_share", 2)):
+        for scope, cells in scopes.items():
+            report[f"privacy/{name}{scope}"] = pooled(cells, which)
+    share = report["privacy/dcr_share"]
+    report["privacy/dcr_overfitting_protection"] = (
+        min(1.0, 2 * (1 - share)) if np.isfinite(share) else float("nan")
+    )
+    return report

@@ -26,7 +26,7 @@ from augment.core.device import cpu_threads
 from augment.core.generate import GenerationResult, GenerationSetup, PartBatches
 from augment.core.metrics import fidelity_judgement, unique_metric_keys
 from augment.core.modality import FeatureComparison, Modality, ReportInputs
-from augment.core.parts import Part
+from augment.core.parts import Part, read_record
 from augment.core.precision_recall import precision_recall_meanings
 from augment.core.seeds import Stream, stream
 from augment.core.shards import read_shards
@@ -215,7 +215,8 @@ class TabularModality(Modality):
             choice = self._choose(ctx, data)
             generator = choice.chosen
         space = None
-        if generator != "gan" or options.filter_generated or options.match_moments:
+        needs_rows = options.filter_generated or options.match_moments or options.privacy_floor
+        if generator != "gan" or needs_rows:
             space = real_row_space(
                 data.train, data.schema, data.form, options.reference_rows, cfg.train.seed
             )
@@ -225,6 +226,8 @@ class TabularModality(Modality):
             "filter_generated": bool(options.filter_generated),
             "match_moments": bool(options.match_moments),
         }
+        if options.privacy_floor:  # only when on: the parts of a job without it keep their keys
+            mix["privacy_floor"] = float(options.privacy_floor)
         source = synthesizer
         if space is not None:
             if not cfg.output.model_real_rows:  # the model file holds the GAN alone
@@ -253,6 +256,7 @@ class TabularModality(Modality):
             settings["anchored_share"],
             settings["filter_generated"],
             settings["match_moments"],
+            settings.get("privacy_floor"),
         )
         # In this thread: sampling in a second thread (core.generate.prefetched, as images do)
         # was measured 5-25% slower here on 2 cores; torch's threads and the decoding compete.
@@ -266,6 +270,21 @@ class TabularModality(Modality):
             return origin, {}
 
         return PartBatches(batches, stats)
+
+    def finish_generation(
+        self,
+        ctx: JobContext,
+        data: TableData,
+        synthesizer: Synthesizer,
+        setup: GenerationSetup,
+        result: GenerationResult,
+    ) -> GenerationResult:
+        """The privacy measures of the written rows, per class and source (with
+        ``validate.fidelity``): see :func:`_privacy`."""
+        cfg = ctx.config
+        if cfg.validate_.enabled and cfg.validate_.fidelity and len(data.holdout):
+            result.measures = _privacy(ctx, data, result.origin)
+        return result
 
     def _choose(self, ctx: JobContext, data: TableData) -> GeneratorChoice:
         """generate.generator auto: the choice on an inner split of (a sample of) the training
@@ -361,6 +380,7 @@ class TabularModality(Modality):
                 "anchored_share": options.anchored_share,
                 "filter_generated": options.filter_generated,
                 "match_moments": options.match_moments,
+                "privacy_floor": options.privacy_floor,
                 "rows": {
                     source: {str(c): n for c, n in counts.items()}
                     for source, counts in generation.origin.items()
@@ -437,6 +457,77 @@ class TabularModality(Modality):
         return inputs
 
 
+def _privacy(
+    ctx: JobContext, data: TableData, origin: dict[str, dict[Any, int]]
+) -> dict[str, float]:
+    """The privacy measures (:func:`augment.tabular.fidelity.privacy_report`) of the first
+    :data:`PRIVACY_ROWS` written rows of each class and source, against the job's holdout, which
+    no model of the job was fitted on and nothing in generation read (the floor reads the
+    training rows alone), and at most ``validate.max_rows`` training rows (each class in
+    proportion). A part writes each class's GAN rows, then its anchored rows, and its record
+    counts both: that tells the source of every row. ``origin``: the merged parts' rows per
+    source and class (each source's share weighs by it)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from augment.tabular.fidelity import label_values, privacy_report
+
+    cfg = ctx.config
+    rng = np.random.default_rng(cfg.train.seed)
+    train = data.train
+    if cfg.validate_.max_rows and len(train) > cfg.validate_.max_rows:
+        labels = label_values(train, data.schema)
+        train = train.iloc[np.sort(proportional_pick(labels, cfg.validate_.max_rows, rng))]
+    made: dict[str, list[pd.DataFrame]] = {"gan": [], "anchored": []}
+    counts: dict[str, dict[Any, int]] = {"gan": {}, "anchored": {}}
+    by_name = {str(c): c for c in data.plan}
+    wanted = {  # (source, class) -> rows to measure: all it made, at most PRIVACY_ROWS
+        (source, cls): min(n, PRIVACY_ROWS)
+        for source in made
+        for cls, n in origin.get(source, {}).items()
+        if n
+    }
+    index = 0
+    while (record := read_record(ctx.output, index)) is not None:
+        if all(counts[s].get(c, 0) >= n for (s, c), n in wanted.items()):
+            break  # every class and source has its sample: no need to read further parts
+        index += 1
+        part_origin = record.get("origin", {})
+        if not record.get("files") or not part_origin:
+            continue
+        rows = pd.concat(
+            [
+                pq.read_table(
+                    pa.BufferReader((ctx.output / entry["path"]).read_bytes())
+                ).to_pandas()
+                for entry in record["files"]
+            ],
+            ignore_index=True,
+        )
+        labels = rows[data.label].astype(str).to_numpy()
+        for name, n_gan in part_origin.get("gan", {}).items():
+            cls = by_name[name]
+            of_class = rows[labels == name]  # the part's rows of the class, in written order
+            for source, part in (
+                ("gan", of_class.iloc[:n_gan]),
+                ("anchored", of_class.iloc[n_gan:]),
+            ):
+                taken = counts[source].get(cls, 0)
+                room = PRIVACY_ROWS - taken
+                if room > 0 and len(part):
+                    made[source].append(part.iloc[:room])
+                counts[source][cls] = taken + min(max(room, 0), len(part))
+    samples = {
+        source: data.form.to_model(pd.concat(parts, ignore_index=True))
+        for source, parts in made.items()
+        if parts
+    }
+    if not samples:
+        return {}
+    made_rows = {source: origin.get(source, {}) for source in samples}
+    return privacy_report(train, data.holdout, samples, data.schema, made_rows, cfg.train.seed)
+
+
 def _fit_gan(
     cfg: TabularJobConfig,
     rows: pd.DataFrame,
@@ -498,6 +589,9 @@ CHOICE_ROWS = 20_000
 
 #: at most this many real and synthetic rows in the report's per-feature plots
 REPORT_ROWS = 5000
+
+#: the privacy measures look at the first this many generated rows of each class and source
+PRIVACY_ROWS = 2000
 
 _PRECISION_MEANING, _RECALL_MEANING = precision_recall_meanings("rows", "the encoded space")
 _TABLE_MEASURES = [

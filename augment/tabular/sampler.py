@@ -106,11 +106,18 @@ class GANOverSampler(GANSampler):
             shrunk, Ledoit-Wolf; values clipped to the real range). A linear model learns its
             direction from these moments; on the KEEL benchmark it lifted logistic
             regression's AUC (benchmarks/NOTES.md).
+        privacy_floor: None (off, the default) or a quantile q in (0, 1), e.g. 0.1: a generated
+            row, GAN or anchored, that lies nearer to a real training row of its class than the
+            q-quantile of the class's real rows' distances to their nearest other row of the
+            class (how far an unseen real row would sit) is redrawn, so no row copies a real one
+            and the counts stay exact; ``n_redrawn_`` counts them. docs/tabular.md, "Privacy",
+            says what it costs.
 
     Fitted attributes: ``classes_``, ``sampling_strategy_``, ``synthesizer_`` (no units with
     ``generator="anchored"``), ``n_generated_``, ``n_anchored_`` (anchored rows per class),
     ``n_dropped_`` (drawn GAN rows the neighbour check dropped, per class), ``n_moved_`` (GAN
-    rows the moment map moved, per class), ``generator_`` (the
+    rows the moment map moved, per class), ``n_redrawn_`` (rows the privacy floor redrew, per
+    class; None without the floor), ``generator_`` (the
     generator used), ``choice_`` (with ``auto``: the chosen generator and every candidate's score;
     None otherwise), ``space_`` (the real rows that anchor rows and the check uses; ``save``
     stores them with the model), ``n_ids_issued_`` (fresh ids handed out so far: ``sample``
@@ -134,6 +141,7 @@ class GANOverSampler(GANSampler):
         "anchored_share": [Interval(Real, 0, 1, closed="both")],
         "filter_generated": ["boolean"],
         "match_moments": ["boolean"],
+        "privacy_floor": [Interval(Real, 0, 1, closed="neither"), None],
     }
 
     _FORMAT = SYNTHESIZER_FORMAT
@@ -168,6 +176,7 @@ class GANOverSampler(GANSampler):
         anchored_share: float = 0.5,
         filter_generated: bool = True,
         match_moments: bool = True,
+        privacy_floor: float | None = None,
     ) -> None:
         super().__init__(sampling_strategy=sampling_strategy)
         self._store_params(locals())
@@ -312,6 +321,7 @@ class GANOverSampler(GANSampler):
             self.anchored_share,
             self.filter_generated,
             self.match_moments,
+            self.privacy_floor,
         )
         # fresh ids: one sequence over every class's rows, GAN or anchored, and on over later
         # calls of sample(): no two rows this fitted sampler makes share an id
@@ -320,6 +330,7 @@ class GANOverSampler(GANSampler):
         self.n_anchored_ = source.origin["anchored"]
         self.n_dropped_ = source.origin["dropped"]
         self.n_moved_ = source.origin["moved"]
+        self.n_redrawn_ = source.origin.get("redrawn")
         if self.synthesizer_.form.ids:
             self.n_ids_issued_ = source.issued
         generated = (
@@ -363,7 +374,9 @@ class GANOverSampler(GANSampler):
             "choice_": self.choice_,
             "ids_issued": getattr(self, "n_ids_issued_", 0),
         }
-        if self.generator_ == "gan" and not (self.filter_generated or self.match_moments):
+        if self.generator_ == "gan" and not (
+            self.filter_generated or self.match_moments or self.privacy_floor
+        ):
             return chosen
         return {**chosen, "real_rows": self.space_.state_dict()}
 

@@ -104,6 +104,7 @@ class Synthesizer(UnitSynthesizer):
         anchored_share: float,
         filter_generated: bool,
         match_moments: bool,
+        privacy_floor: float | None = None,
     ) -> None:
         """Generate from now on as :class:`augment.tabular.generation.RowGenerator` does with
         these real rows and settings (and save them with the model)."""
@@ -114,6 +115,8 @@ class Synthesizer(UnitSynthesizer):
             "filter_generated": bool(filter_generated),
             "match_moments": bool(match_moments),
         }
+        if privacy_floor:  # files without it load as before
+            self.generation["privacy_floor"] = float(privacy_floor)
 
     def class_batches(
         self,

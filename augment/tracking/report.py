@@ -32,6 +32,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from augment.core.metrics import fidelity_judgement
 from augment.core.modality import ReportInputs
 from augment.core.shards import REPORT
 from augment.tracking import plots
@@ -105,6 +106,8 @@ def render_report(data: ReportData) -> Report:
         "scores": _score_rows(data, classic),
         "score_names": [title for _, title in _SCORES],
         "class_rows": _class_rows(data, classic),
+        "privacy": _privacy_rows(data.metrics),
+        "privacy_judgement": fidelity_judgement("privacy/dcr_share", dict(data.metrics)),
         "class_arms": [_arm_title(a, data.inputs) for a in _arms(data.metrics, classic)],
         "figures": figures,
         "features_shown": min(MAX_FEATURES, len(data.inputs.features)),
@@ -217,6 +220,44 @@ def _class_rows(data: ReportData, classic: str | None) -> list[dict[str, Any]]:
         }
         for cls, before in data.counts_before.items()
     ]
+
+
+_PRIVACY_SOURCES = {"gan": "GAN rows", "anchored": "anchored rows"}
+
+
+def _privacy_rows(metrics: Mapping[str, float]) -> list[dict[str, str]]:
+    """The privacy measures (``privacy/<measure>[/source/<s> | /class/<c>]``) as table rows:
+    all rows first, then each row source, then each class; empty when none was measured."""
+    if "privacy/dcr_share" not in metrics:
+        return []
+    scopes = [("", "all synthetic rows")]
+    for kind in ("source", "class"):
+        prefix = f"privacy/dcr_share/{kind}/"
+        scopes += [
+            (f"/{kind}/{key[len(prefix) :]}", _scope_name(kind, key[len(prefix) :]))
+            for key in metrics
+            if key.startswith(prefix)
+        ]
+    return [
+        {
+            "name": name,
+            "dcr": _number(metrics.get(f"privacy/dcr_share{scope}"), 2),
+            "memorised": _share(metrics.get(f"privacy/memorised_share{scope}")),
+            "copies": _share(metrics.get(f"privacy/exact_copy_share{scope}")),
+        }
+        for scope, name in scopes
+    ]
+
+
+def _scope_name(kind: str, key: str) -> str:
+    return _PRIVACY_SOURCES.get(key, key) if kind == "source" else f"class {key}"
+
+
+def _share(value: float | None) -> str:
+    """A share as a percentage with one decimal ("0.0%" is none at all)."""
+    if value is None or not math.isfinite(float(value)):
+        return "–"
+    return f"{100 * float(value):.1f}%"
 
 
 # -- figures ---------------------------------------------------------------------------------

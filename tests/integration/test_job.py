@@ -236,3 +236,35 @@ def test_job_refuses_an_output_in_use_and_unlocks_when_done(tmp_path):
     holder.release()
     run_job(config)
     assert not (tmp_path / "out" / ".augment.lock").exists()
+
+
+def test_privacy_floor_and_measures_through_the_job(tmp_path, mlflow_uri, capsys):
+    """generate.privacy_floor redraws rows and says so; the privacy measures (against the
+    holdout, per class and row source) reach the summary, report.html and MLflow."""
+    config = load_config(write_config(tmp_path, mlflow_uri, generate={"privacy_floor": 0.1}))
+    result = run_job(config)
+    manifest = read_manifest(result.output)
+    assert manifest["generator"]["privacy_floor"] == 0.1
+    redrawn = manifest["generator"]["rows"]["redrawn"]
+    assert sum(redrawn.values()) > 0
+    assert manifest["counts_generated"] == {str(k): v for k, v in result.plan.items()}
+    metrics = mlflow.MlflowClient(mlflow_uri).get_run(manifest["mlflow"]["run_id"]).data.metrics
+    minority = min(result.counts_before, key=result.counts_before.get)
+    for key in (
+        "privacy/dcr_share",
+        f"privacy/dcr_share/class/{minority}",
+        "privacy/dcr_share/source/gan",
+        "privacy/dcr_share/source/anchored",
+        "privacy/memorised_share",
+        "privacy/exact_copy_share",
+        "privacy/dcr_overfitting_protection",
+        "origin/redrawn",
+    ):
+        assert key in metrics, key
+    assert metrics["privacy/exact_copy_share"] == 0.0
+    page = (result.output / "report.html").read_text()
+    assert 'id="privacy"' in page and "DCROverfittingProtection" in page
+    print_summary(result.summary())
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"DCR share {metrics['privacy/dcr_share']:.2f} vs unseen rows (GAN" in out
+    assert "the privacy floor redrew" in out

@@ -209,6 +209,7 @@ EVERY_PARAMETER = {
         "anchored_share": 0.25,
         "filter_generated": False,
         "match_moments": False,
+        "privacy_floor": 0.25,
     },
     ImageGANOverSampler: {
         "sampling_strategy": {1: 20, 2: 12},
