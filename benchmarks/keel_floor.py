@@ -22,19 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.keel import mean_ranks, mean_scores, median_seconds
+from benchmarks.keel import METHODS, mean_ranks, mean_scores, median_seconds
 
-PEERS = [
-    "none",
-    "random_oversampling",
-    "smote",
-    "borderline_smote",
-    "smotenc",
-    "polynom_fit_smote_star",
-    "prowsyn",
-    "smote_ipf",
-]
 VARIANTS = ("augment", "augment_floor")
+# every other method of the benchmark: the peers each variant is ranked among
+PEERS = [name for name in METHODS if name not in VARIANTS]
 
 
 def _nan(value: Any) -> Any:

@@ -337,7 +337,9 @@ class GenerationWork:
         return self.job.generator_file is None
 
 
-def plan_generation(ctx: JobContext, data: Any, synthesizer: Any, workers: bool = False):
+def plan_generation(
+    ctx: JobContext, data: Any, synthesizer: Any, workers: bool = False
+) -> GenerationWork:
     """Prepare generation: the kind's setup (tables: the choice, the real rows of the mix), the
     plan cut into ``generate.part_rows`` parts, what an earlier crashed run left removed except
     its finished parts of this plan, model and settings. With ``workers`` the generator is
