@@ -38,8 +38,6 @@ from augment.core import storage
 from augment.core.shards import SHARD_DIR, sha256_file, write_json_atomic
 from augment.core.storage import Location
 
-#: rows of a part unless the job says otherwise (generate.part_rows)
-PART_ROWS = 1_000_000
 #: the folder of the part records, inside synthetic/ (readers of Parquet datasets skip "_" names)
 RECORD_DIR = "_parts"
 _SEED_KEY = 37  # the SeedSequence key of part seeds (augment.core.seeds keys stay below 37)
@@ -59,10 +57,6 @@ class Part:
     @property
     def rows(self) -> int:
         return sum(self.counts.values())
-
-    @property
-    def name(self) -> str:
-        return f"part-{self.index:05d}"
 
     def describe(self) -> dict[str, Any]:
         """JSON-able: what the part holds, classes by ``str``."""
@@ -210,7 +204,6 @@ class PartSummary:
     filter: dict[str, Any] = field(default_factory=dict)
     reused: int = 0
     workers: int = 0  # processes (host, pid) that made the parts made in this run
-    part_seconds: float = 0.0  # summed over the parts made in this run
 
 
 def merge_records(plan: Mapping[Any, int], records: list[dict[str, Any]]) -> PartSummary:
@@ -226,7 +219,6 @@ def merge_records(plan: Mapping[Any, int], records: list[dict[str, Any]]) -> Par
     filters: dict[str, Any] = {}
     makers = set()
     reused = 0
-    seconds = 0.0
     for record in sorted(records, key=lambda r: r["index"]):
         for name, n in record["counts"].items():
             counts[by_name[name]] += n
@@ -242,14 +234,13 @@ def merge_records(plan: Mapping[Any, int], records: list[dict[str, Any]]) -> Par
             reused += 1
         else:
             makers.add((record.get("host"), record.get("pid")))
-            seconds += record.get("seconds", 0.0)
     if counts != {c: int(n) for c, n in plan.items()}:
         raise RuntimeError(f"generated counts {counts} differ from the plan {dict(plan)}")
     # every class of the plan under every source, 0 for a class that got none
     origin = {
         source: {c: per_class.get(c, 0) for c in plan} for source, per_class in origin.items()
     }
-    return PartSummary(counts, files, origin, filters, reused, len(makers), seconds)
+    return PartSummary(counts, files, origin, filters, reused, len(makers))
 
 
 def _merge_filter(into: dict[str, Any] | None, entry: dict[str, Any]) -> dict[str, Any]:

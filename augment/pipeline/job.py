@@ -425,7 +425,7 @@ def merge_generation(
         "seconds": round(seconds, 3),
         "rows_per_second": round(made_rows / seconds, 1) if made_rows and seconds > 0 else None,
         "parts": len(work.parts),
-        "parts_kept": len(work.parts) - len(made),
+        "parts_kept": merged.reused,
         "part_rows": ctx.config.generate.part_rows,
         "processes": merged.workers,
         "workers": 1 if engine == "local" else workers,
