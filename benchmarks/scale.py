@@ -183,11 +183,14 @@ def run_case(case: str, n: int, cap: str, size: int = 256) -> dict[str, Any]:
     }
 
 
-def run_workers_case(n: int, workers: int, part_rows: int) -> dict[str, Any]:
+def run_workers_case(
+    n: int, workers: int, part_rows: int, part_threads: int | None = 1
+) -> dict[str, Any]:
     """The table job of ``n`` rows in parts of ``part_rows``: through the local engine
-    (``workers`` 0) or the Prefect flow with a LocalCluster of ``workers`` processes, one torch
-    thread each. Generation's rows per second come from the manifest (plan to merge: the
-    generator file, the tasks, the parts and the merge, not training)."""
+    (``workers`` 0; ``part_threads`` parts side by side in its process, None: one per core) or
+    the Prefect flow with a LocalCluster of ``workers`` processes, one torch thread each.
+    Generation's rows per second come from the manifest (plan to merge: the generator file, the
+    tasks, the parts and the merge, not training)."""
     import hashlib
 
     import yaml
@@ -200,7 +203,7 @@ def run_workers_case(n: int, workers: int, part_rows: int) -> dict[str, Any]:
             "table",
             n,
             output,
-            generate={"part_rows": part_rows},
+            generate={"part_rows": part_rows, "part_threads": part_threads if not workers else 1},
             train={"cpu_threads": 1},
         )
         began = time.perf_counter()
@@ -223,8 +226,10 @@ def run_workers_case(n: int, workers: int, part_rows: int) -> dict[str, Any]:
         json.dumps([(f["path"], f["sha256"]) for f in manifest["files"]]).encode()
     ).hexdigest()
     generation = manifest["generation"]
+    threads = generation.get("threads", 1)
+    local = f"local engine, {threads} thread{'s' if threads > 1 else ''}"
     return {
-        "case": f"workers {workers}" if workers else "local engine",
+        "case": f"workers {workers}" if workers else local,
         "n": generation["rows"],
         "cap": None,
         "seconds": round(seconds, 2),
@@ -270,13 +275,16 @@ def _table(rows: list[dict[str, Any]]) -> str:
 def scaling(args: argparse.Namespace) -> None:
     """The local engine, then each number of workers, each in a fresh process; rows/s and the
     scaling efficiency against one worker; the files' sha256 must agree."""
-    counts = [0, *(int(w) for w in args.workers.split(","))]
+    # (workers, part threads): the local engine one part at a time and with a part per core
+    # (generate.part_threads: null), then each number of workers
+    cases = [(0, "1"), (0, "auto"), *((int(w), "1") for w in args.workers.split(","))]
     rows = []
-    for workers in counts:
+    for workers, threads in cases:
         command = [sys.executable, "-m", "benchmarks.scale", "--case", "workers"]
         command += ["--n", str(args.workers_rows), "--cap", str(workers)]
-        command += ["--part-rows", str(args.part_rows)]
-        print(f"running {workers or 'no'} workers ...", file=sys.stderr, flush=True)
+        command += ["--part-rows", str(args.part_rows), "--part-threads", threads]
+        name = f"{workers} workers" if workers else f"the local engine ({threads} part threads)"
+        print(f"running {name} ...", file=sys.stderr, flush=True)
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise SystemExit(f"{workers} workers failed:\n{done.stderr[-3000:]}")
@@ -346,9 +354,11 @@ def main() -> None:
         "--workers-rows", type=int, default=4_000_000, help="rows of the scaling job"
     )
     parser.add_argument("--part-rows", type=int, default=500_000, help="generate.part_rows")
+    parser.add_argument("--part-threads", default="1", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case == "workers":  # a child process: one scaling case, one JSON line
-        print(json.dumps(run_workers_case(args.n, int(args.cap), args.part_rows)))
+        threads = None if args.part_threads == "auto" else int(args.part_threads)
+        print(json.dumps(run_workers_case(args.n, int(args.cap), args.part_rows, threads)))
         return
     if args.case:  # a child process: one case, one JSON line
         print(json.dumps(run_case(args.case, args.n, args.cap, args.size)))

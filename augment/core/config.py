@@ -402,6 +402,13 @@ class GenerateConfig(Strict):
         "same files on one process or many. A plan within one part generates as before parts "
         "existed.",
     )
+    part_threads: PositiveInt | None = Field(
+        None,
+        description="Parts made side by side in the job's own process (kinds whose parts are "
+        "independent: tables), each on train.cpu_threads torch threads. null: one per core the "
+        "process may use, divided by train.cpu_threads, at most the number of parts. The files "
+        "do not depend on it: each part has its own seed, rows and files.",
+    )
 
 
 class JobConfig(Strict):

@@ -96,6 +96,14 @@ def autocast_dtype(
     return None
 
 
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity; every core where that is unknown)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
 @contextlib.contextmanager
 def cpu_threads(threads: int | None = 1) -> Iterator[None]:
     """Use ``threads`` torch intra-op threads inside the block (``None`` = all cores), then restore.

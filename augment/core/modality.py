@@ -94,6 +94,9 @@ class Modality(ABC):
     config: ClassVar[type]
     #: the ``format`` string of this kind's saved synthesizer files
     synthesizer_format: ClassVar[str]
+    #: whether the job's process may make several parts of a plan at once, in threads
+    #: (``generate.part_threads``): the kind's part generators share no mutable state
+    parts_in_threads: ClassVar[bool] = False
 
     @abstractmethod
     def load(self, ctx: JobContext) -> PreparedData:

@@ -126,6 +126,7 @@ class VectorSpace:
         self._index: NearestNeighbors | None = None
         self._nearest: NearestNeighbors | None = None
         self._members_of: dict[Any, np.ndarray] = {}
+        self._is_member: dict[Any, np.ndarray] = {}
         self._neighbours: dict[Any, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._inside: dict[Any, bool] = {}
         self._class_index: dict[Any, NearestNeighbors] = {}
@@ -217,7 +218,14 @@ class VectorSpace:
         if len(points) == 0:
             return np.zeros(0)
         nearest = self.whitened_index().kneighbors(points @ self.whitening, return_distance=False)
-        return (self.labels[nearest] == label).mean(axis=1)
+        return self.is_member(label)[nearest].mean(axis=1)
+
+    def is_member(self, label: Any) -> np.ndarray:
+        """(N,) bool: which real vectors are of class ``label``; found once per class (labels
+        are often Python strings, slow to compare on every batch)."""
+        if label not in self._is_member:
+            self._is_member[label] = np.asarray(self.labels == label, dtype=bool)
+        return self._is_member[label]
 
     def distance_to_class(self, points: np.ndarray, label: Any) -> np.ndarray:
         """(N,) the distance of each vector to its nearest real vector of class ``label`` (inf

@@ -31,7 +31,7 @@ from augment.core import __version__, storage
 from augment.core.cache import SynthesizerCache, cache_key, default_cache_dir
 from augment.core.config import JobConfig, RunInfo
 from augment.core.context import JobContext
-from augment.core.device import cpu_threads, resolve_device
+from augment.core.device import available_cores, cpu_threads, resolve_device
 from augment.core.errors import ModelFileError, ValidationFailed
 from augment.core.generate import GenerationResult, GenerationSetup
 from augment.core.modality import Modality, PreparedData
@@ -330,6 +330,7 @@ class GenerationWork:
     todo: list[Part]
     kept: list[dict[str, Any]]
     began: float = field(default_factory=time.perf_counter)
+    threads: int = 1  # parts made at once in the job's process (generate.part_threads)
 
     @property
     def in_process(self) -> bool:
@@ -385,13 +386,26 @@ def plan_generation(
         log.info(
             "keeping %d of %d parts that an earlier run of this job finished", len(kept), len(parts)
         )
-    return GenerationWork(setup, job_, parts, todo, kept, began)
+    threads = part_threads(cfg.generate.part_threads, cfg.train.cpu_threads, len(todo))
+    if not kind.parts_in_threads:
+        threads = 1
+    return GenerationWork(setup, job_, parts, todo, kept, began, threads)
+
+
+def part_threads(wanted: int | None, torch_threads: int | None, parts: int) -> int:
+    """How many parts the job's process makes at once: ``wanted`` (``generate.part_threads``),
+    or one per core the process may use divided by each part's torch threads; never more than
+    the ``parts`` to make."""
+    if wanted is None:
+        cores = available_cores()
+        wanted = max(1, cores // (torch_threads or cores))
+    return max(1, min(wanted, parts))
 
 
 def make_generation_parts(work: GenerationWork, parts: Sequence[Part]) -> list[dict[str, Any]]:
     """Make ``parts`` in this process with the job's generator (the local engine, and the
     flow's engine unless Dask runs them); their records."""
-    return make_parts(work.job, list(parts), work.setup.generator)
+    return make_parts(work.job, list(parts), work.setup.generator, threads=work.threads)
 
 
 def merge_generation(
@@ -428,6 +442,7 @@ def merge_generation(
         "parts_kept": merged.reused,
         "part_rows": ctx.config.generate.part_rows,
         "processes": merged.workers,
+        "threads": work.threads if engine == "local" else 1,
         "workers": 1 if engine == "local" else workers,
         "engine": engine,
     }
@@ -507,7 +522,8 @@ def finish_job(
         speed = {
             f"generation/{key}": float(value)
             for key, value in generation.stats.items()
-            if key in ("rows_per_second", "parts", "parts_kept", "processes") and value is not None
+            if key in ("rows_per_second", "parts", "parts_kept", "processes", "threads")
+            and value is not None
         }
         if speed:
             tracker.log_metrics(speed, run_id=gen_run)

@@ -120,6 +120,9 @@ class TabularModality(Modality):
     kind = "tabular"
     config = TabularJobConfig
     synthesizer_format = SYNTHESIZER_FORMAT
+    # each part's RowGenerator keeps its own counts; the synthesizer's lazy caches are filled
+    # with the same values whichever thread fills them first
+    parts_in_threads = True
 
     def load(self, ctx: JobContext) -> TableData:
         cfg = ctx.config

@@ -1,8 +1,9 @@
 """Generation parts on Dask: the same files as one process, a killed worker, a rerun after a crash.
 
 One job (breast_cancer, a plan of about 250 rows cut into parts of 60) runs through the local
-engine and through the Prefect flow on LocalClusters of one and two worker processes; every
-shard file must have the same sha256 whichever ran it.
+engine (its parts one at a time, or several at once in threads) and through the Prefect flow on
+LocalClusters of one and two worker processes; every shard file must have the same sha256
+whichever ran it.
 """
 
 from __future__ import annotations
@@ -24,14 +25,14 @@ from tests.conftest import write_config
 PART_ROWS = 60
 
 
-def _config(folder: Path, **orchestration) -> Path:
+def _config(folder: Path, part_threads: int | None = None, **orchestration) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     return write_config(
         folder,
         None,
         name="parts",
         train={"steps": 10},
-        generate={"part_rows": PART_ROWS},
+        generate={"part_rows": PART_ROWS, "part_threads": part_threads},
         output={"rows_per_shard": 25},
         validate={"enabled": False},
         orchestration=orchestration,
@@ -66,6 +67,16 @@ def reference(tmp_path_factory) -> dict:
     assert generation["parts"] >= 4
     assert generation["engine"] == "local" and generation["parts_kept"] == 0
     return {"output": result.output, "files": _files(result.output), "plan": result.plan}
+
+
+def test_parts_side_by_side_in_one_process_write_the_bytes_of_one_at_a_time(tmp_path, reference):
+    """The local engine makes parts in threads (generate.part_threads; by default one per
+    core): one at a time or three at once, the same files as the reference."""
+    for threads in (1, 3):
+        result = run_job(load_config(_config(tmp_path / f"threads-{threads}", threads)))
+        assert _files(result.output) == reference["files"], f"{threads} thread(s)"
+        generation = read_manifest(result.output)["generation"]
+        assert generation["threads"] == threads and generation["processes"] == 1
 
 
 def _run_on(cluster, folder: Path) -> dict:

@@ -121,3 +121,53 @@ def test_cpu_threads_applies_omp_num_threads_set_after_torch_started(monkeypatch
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_part_threads_follow_the_cores_the_torch_threads_and_the_parts(monkeypatch):
+    from augment.pipeline import job
+
+    monkeypatch.setattr(job, "available_cores", lambda: 8)
+    assert job.part_threads(None, 1, parts=20) == 8  # a part per core
+    assert job.part_threads(None, 2, parts=20) == 4  # each part takes two cores
+    assert job.part_threads(None, None, parts=20) == 1  # each part takes every core
+    assert job.part_threads(None, 1, parts=3) == 3  # never more than the parts to make
+    assert job.part_threads(None, 1, parts=0) == 1
+    assert job.part_threads(5, 4, parts=20) == 5  # what the config says
+    monkeypatch.setattr(job, "available_cores", lambda: 1)
+    assert job.part_threads(None, 1, parts=20) == 1
+
+
+def test_a_part_that_fails_among_threads_raises_its_error_and_records_nothing(
+    tmp_path, monkeypatch
+):
+    import threading
+
+    from augment.core.parts import RECORD_DIR
+    from augment.pipeline import parts as making
+
+    parts = cut_plan({"a": 40}, part_rows=10, seed=0)
+    started: list[int] = []
+    lock = threading.Lock()
+    broken = {1}
+
+    def make(job, part, key, generator):  # a stand-in for making a part: its record only
+        with lock:
+            started.append(part.index)
+        if part.index in broken:
+            raise ValueError(f"part {part.index} broke")
+        return write_record(job.location, {**part.describe(), "key": key, "files": []})
+
+    monkeypatch.setattr(making, "_make_part", make)
+    job = making.PartsJob(kind="tabular", output=str(tmp_path), settings={}, digest="d")
+    with pytest.raises(ValueError, match="part 1 broke"):
+        making.make_parts(job, parts, generator=object(), threads=2)
+    assert 1 in started
+    records = {p.name for p in (tmp_path / SHARD_DIR / RECORD_DIR).glob("*.json")}
+    assert "part-00001.json" not in records
+    # the next attempt keeps the parts that finished and makes only the rest, in order
+    broken.clear()
+    started.clear()
+    made = making.make_parts(job, parts, generator=object(), threads=2)
+    assert [record["index"] for record in made] == [0, 1, 2, 3]
+    done_before = {int(name[5:10]) for name in records}
+    assert 1 in started and not done_before & set(started)
