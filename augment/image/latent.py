@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from augment.core.device import autocast_dtype, autocast_to
+from augment.core.device import autocast_dtype, autocast_to, cpu_threads
 from augment.core.seeds import Stream, stream
 from augment.core.synthesizer import fit_unit
 from augment.core.train import (
@@ -499,16 +499,19 @@ class CodeTable:
         labels = self.space.labels
         present = list(dict.fromkeys(labels.tolist()))
         gan = CodeGAN(self.codec, present, code_gan_settings())
-        result = fit_unit(
-            gan,
-            self.codec.inverse_transform(self.space.points),
-            labels.tolist(),
-            code_train_settings(steps, seed, precision),
-            device=device.type,
-            what="code GAN",
-            model_format=CODE_GAN_FORMAT,
-            loop=loop,
-        )
+        # on one torch thread, whatever the caller's: its matrices are too small to split (500
+        # steps took 2.8 s on one thread and 3.1-3.2 s on two, 28 px digits)
+        with cpu_threads(1):
+            result = fit_unit(
+                gan,
+                self.codec.inverse_transform(self.space.points),
+                labels.tolist(),
+                code_train_settings(steps, seed, precision),
+                device=device.type,
+                what="code GAN",
+                model_format=CODE_GAN_FORMAT,
+                loop=loop,
+            )
         self.gan, self.steps = gan, steps
         return result
 

@@ -190,3 +190,33 @@ def test_filter_and_moment_map_can_be_turned_off_and_stay_off_after_load(tmp_pat
     assert table.filter_generated is False and table.match_moments is False
     loaded.synthesizer_.sample({1: 6}, seed=0)
     assert loaded.synthesizer_.origin_totals()["dropped"] == 0
+
+
+def test_recipes_that_differ_by_the_warp_share_their_draws(bank):
+    """The choice draws a source's images once and warps a copy: exactly what each recipe's
+    own sampling gives, so judging both costs one draw."""
+    from augment.image.choice import candidate_images
+
+    plan = {0: 3, 1: 600, 2: 40}  # class 1 spans two sampling batches (their own seeds)
+    recipes = [Recipe("code-mix", True), Recipe("code-mix"), Recipe("latent")]
+    drawn = candidate_images(recipes, [], [0, 1, 2], "label", bank, plan, seed=4)
+    assert set(drawn) == {"code-mix+warp", "code-mix", "latent"}
+    for recipe in recipes:
+        alone = ImageSynthesizer([], [0, 1, 2], bank=bank, recipe=recipe).sample(plan, seed=4)
+        images, labels = drawn[recipe.name]
+        assert np.array_equal(images, alone[0]) and np.array_equal(labels, alone[1])
+    assert not np.array_equal(drawn["code-mix+warp"][0], drawn["code-mix"][0])
+
+
+def test_the_choice_scores_the_same_whatever_the_threads_around_it(digits, bank):
+    """The judges run side by side on one torch thread each: the same scores as a run made
+    with every thread the process has, and the caller's thread count is given back."""
+    images, labels = digits
+    synth = ImageSynthesizer([], [0, 1, 2], bank=bank, recipe=Recipe("latent"))
+    candidates = [Recipe("code-mix", True), Recipe("code-mix")]
+    scores = []
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        scores.append(choose_recipe(synth, images, labels, 3, candidates=candidates, epochs=1))
+        assert torch.get_num_threads() == threads
+    assert scores[0].scores == scores[1].scores
