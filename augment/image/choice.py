@@ -132,7 +132,7 @@ def choose_recipe(
     *,
     candidates: Sequence[Recipe] | None = None,
     share: float = 0.25,
-    epochs: int = 10,
+    epochs: int = 5,
     seed: int = 0,
     device: torch.device | str = "cpu",
     margin: float = MARGIN,
@@ -196,7 +196,8 @@ def choose_recipe(
             )
         units = fit_inner_gans(images[train], [classes[i] for i in index[train]])
     lookup = {c: i for i, c in enumerate(classes)}
-    drawn = candidate_images(candidates, units, classes, synthesizer.label, bank, plan, seed)
+    with cpu_threads(1):  # decoding small batches: faster on one thread (see the sampler)
+        drawn = candidate_images(candidates, units, classes, synthesizer.label, bank, plan, seed)
 
     def judge(recipe: Recipe) -> float:
         new, new_labels = drawn[recipe.name]

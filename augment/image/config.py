@@ -149,7 +149,7 @@ class ImageModelConfig(ModelConfig):
     )
     latent_dim: PositiveInt = Field(32, description="Code size of the shared autoencoder.")
     choice_epochs: PositiveInt = Field(
-        10, description="Epochs of the CNN that judges each candidate recipe (auto)."
+        5, description="Epochs of the CNN that judges each candidate recipe (auto)."
     )
     choice_share: Annotated[float, Field(gt=0, lt=1)] = Field(
         0.25, description="Share of each class's training images held out to judge recipes."
