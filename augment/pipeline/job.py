@@ -386,9 +386,9 @@ def plan_generation(
         log.info(
             "keeping %d of %d parts that an earlier run of this job finished", len(kept), len(parts)
         )
-    threads = part_threads(cfg.generate.part_threads, cfg.train.cpu_threads, len(todo))
-    if not kind.parts_in_threads:
-        threads = 1
+    threads = 1
+    if kind.parts_in_threads:
+        threads = part_threads(cfg.generate.part_threads, cfg.train.cpu_threads, len(todo))
     return GenerationWork(setup, job_, parts, todo, kept, began, threads)
 
 

@@ -95,7 +95,6 @@ class Synthesizer(UnitSynthesizer):
         # real rows and settings to generate as a job does (keep_rows); None: GAN rows only
         self.space: RowSpace | None = None
         self.generation: dict[str, Any] = {}
-        self._label_values: dict[Any, np.ndarray] = {}
         self._label_columns: dict[Any, Any] = {}  # class -> its label column (see finish)
 
     def keep_rows(
@@ -154,13 +153,12 @@ class Synthesizer(UnitSynthesizer):
         order and dtypes, label included. ``rng`` draws rare levels and UUIDs; fresh ids start
         at the ``first_id``-th."""
         rows = self.form.restore(self.schema.round_to_input(rows), cls, rng, first_id=first_id)
-        if cls not in self._label_values:  # the class's label in the input's dtype, once
-            self._label_values[cls] = self.schema.restore_labels([cls]).to_numpy()
-        # the label column as pandas made it for the longest batch so far, sliced: building it
-        # from objects (text labels) took ~0.4 ms a batch, holding the GIL
+        # the class's label column as pandas made it for the longest batch so far, sliced:
+        # building it from objects (text labels) took ~0.4 ms a batch, holding the GIL
         column = self._label_columns.get(cls)
         if column is None or len(column) < len(rows):
-            rows[self.schema.label] = np.repeat(self._label_values[cls], len(rows))
+            label = self.schema.restore_labels([cls]).to_numpy()  # in the input's dtype
+            rows[self.schema.label] = np.repeat(label, len(rows))
             self._label_columns[cls] = rows[self.schema.label].array
         else:
             rows[self.schema.label] = column[: len(rows)].copy()
