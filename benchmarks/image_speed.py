@@ -4,6 +4,7 @@ Run from the repository root, on an otherwise idle machine (the seconds are the 
 
     python -m benchmarks.image_speed                       # the default sampler
     python -m benchmarks.image_speed --recipes auto latent+warp code-mix+warp
+    python -m benchmarks.image_speed --candidates code-mix+warp code-mix latent
 
 The set: 1,925 seeded distortions of scikit-learn's digits (``benchmarks.images.distorted_digits``)
 at 28 px, ten classes whose sizes fall linearly from 350 to 35 (the 10:1 set of issue 31), topped
@@ -77,6 +78,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--recipes", nargs="+", default=["auto"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--candidates", nargs="+", default=None, help="auto's candidates (default: the sampler's)"
+    )
+    parser.add_argument(
         "--threads", type=int, default=None, help="torch threads (default: all cores, as a user)"
     )
     args = parser.parse_args(argv)
@@ -93,7 +97,10 @@ def main(argv: list[str] | None = None) -> None:
     print("|---" * (4 + len(PHASES)) + "|")
     for recipe in args.recipes:
         sampler = ImageGANOverSampler(
-            random_state=args.seed, recipe=recipe, cpu_threads=args.threads
+            random_state=args.seed,
+            recipe=recipe,
+            cpu_threads=args.threads,
+            recipe_candidates=args.candidates,
         )
         profile = cProfile.Profile()
         began = time.perf_counter()

@@ -13,8 +13,12 @@ of its nearest same-class neighbours (in code space), decoded::
 Two details decide how useful the images are downstream (measured in ``benchmarks/NOTES.md``):
 
 - **detail**: a small autoencoder blurs; the decoded image gets back the pixel detail the
-  decoder missed on its two parents, blended with the same weight as the codes
-  (``D(z) + (1 - t) (x_i - D(z_i)) + t (x_j - D(z_j))``), so strokes stay sharp;
+  decoder missed on its two parents, so strokes and textures stay sharp. By default
+  (``detail_mix="patchwork"``) each pixel takes it from one parent: a smooth random patchwork,
+  a share ``t`` of the image from the partner (``D(z) + (1 - m) (x_i - D(z_i)) + m (x_j -
+  D(z_j))``, ``m`` a soft-edged 0/1 mask of mean ``t``). Blending both everywhere (``"blend"``,
+  ``m = t``) superposes two textures at lower contrast: 1.5 CNN points lower on the texture
+  patches of ``benchmarks/images.py``, level on digits (``benchmarks/NOTES.md``);
 - **warp** (:func:`augment.image.classic.classic_augmentation`), applied by the recipe of
   :mod:`augment.image.synthesizer`, not here.
 
@@ -35,7 +39,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -68,6 +72,11 @@ ENCODE_BATCH = 512
 # Values per decoded chunk at full size: 1024 images at 64 px RGB (25 MB as float); at 256 px RGB
 # a chunk is 64 images, so the full-size float tensors of a batch stay small.
 RENDER_VALUES = 1024 * 64 * 64 * 3
+# the patchwork of two parents' detail: a random field on a PATCH_GRID x PATCH_GRID grid, smoothly
+# enlarged to at most PATCH_SIZE px and cut at the share each parent gives (a few regions per
+# image at any size), its edges softened over a pixel; resized to the pixels it weighs
+PATCH_GRID = 4
+PATCH_SIZE = 32
 
 
 @dataclass
@@ -84,6 +93,8 @@ class LatentSettings:
     lr: float = 2e-3
     neighbours: int = 5  # a new code lies between a real code and one of its k nearest
     detail: bool = True  # give back the parents' pixel detail the decoder misses
+    # how two parents' detail is combined: each pixel from one (patchwork), or blended everywhere
+    detail_mix: Literal["patchwork", "blend"] = "patchwork"
     precision: str = "auto"
 
 
@@ -271,8 +282,9 @@ class LatentBank:
         """uint8 ``(n, H, W, C)`` images of the codes ``z`` ``(n, d)`` at full size, each with
         the detail the decoder misses on its real parents given back: ``parents`` holds
         ``(rows, weight)`` pairs, ``rows`` ``(n,)`` places among the class's anchors and
-        ``weight`` ``(n, 1, 1, 1)`` (``None``: 1). Decoded a chunk at a time, so a batch of
-        256 px images never holds more than a few full-size float tensors of 64 images."""
+        ``weight`` ``(n, 1, 1, 1)`` or a mask ``(n, 1, h, w)`` of any size (resized to the
+        pixels it weighs; ``None``: 1). Decoded a chunk at a time, so a batch of 256 px images
+        never holds more than a few full-size float tensors of 64 images."""
         s = self.settings
         _, reconstructions, _ = self._prepared(cls)
         anchors = self.anchors[cls]
@@ -291,7 +303,7 @@ class LatentBank:
                     part = rows[chunk]
                     # what the decoder misses on these anchors: (m, C, H, W)
                     missed = to_unit(anchors[part.numpy()], self.device) - reconstructions[part]
-                    missed = missed if weight is None else weight[chunk] * missed
+                    missed = missed if weight is None else _resized(weight[chunk], s.size) * missed
                     detail = missed if detail is None else detail + missed
                 parts.append(from_unit((decoded + detail).clamp_(-1, 1)))
         return np.concatenate(parts)
@@ -317,8 +329,10 @@ class LatentBank:
             if weight is None:
                 low, total = low - reconstructions[part], total + 1.0
             else:
-                w = weight[chunk]  # (m, 1, 1, 1): the same broadcast in either layout
-                low, total = low - w * reconstructions[part], total + w
+                w = weight[chunk]  # (m, 1, 1, 1), or a mask (m, 1, h, w)
+                low = low - _resized(w, low.shape[-1]) * reconstructions[part]
+                w = _resized(w, self.settings.size).permute(0, 2, 3, 1)  # (m, H, W, 1) or as was
+                total = total + w
                 real.mul_(w)
             high = real if high is None else high.add_(real)
         up = upsample(low, self.settings.size).permute(0, 2, 3, 1)  # (m, H, W, C) view
@@ -345,8 +359,11 @@ class LatentBank:
             first, second = torch.as_tensor(pick.anchor), torch.as_tensor(pick.partner)
             t = torch.as_tensor(pick.t, dtype=torch.float32, device=self.device)[:, None]
             z = codes[first] * (1 - t) + codes[second] * t
-            t4 = t[:, :, None, None]
-            parts.append(self._decode(cls, z, [(first, 1 - t4), (second, t4)]))
+            if s.detail_mix == "patchwork":
+                share = patchwork(pick.t, s.size, rng).to(self.device)  # (n, 1, h, w)
+            else:
+                share = t[:, :, None, None]
+            parts.append(self._decode(cls, z, [(first, 1 - share), (second, share)]))
         return np.concatenate(parts)
 
     @property
@@ -427,7 +444,8 @@ class LatentBank:
 
     @classmethod
     def from_state_dict(cls, state: dict[str, Any], device: torch.device) -> LatentBank:
-        settings = LatentSettings(**state["settings"])
+        # files from before the patchwork blended the parents' detail: they keep doing so
+        settings = LatentSettings(**{"detail_mix": "blend", **state["settings"]})
         network = build(lambda: ImageAutoencoder(settings), None).to(device)
         network.load_state_dict(state["weights"])
         anchors = {c: a.numpy() for c, a in zip(state["classes"], state["anchors"], strict=True)}
@@ -440,6 +458,27 @@ class LatentBank:
             float(state.get("loss", float("nan"))),
             CodeTable.from_state_dict(codes, device) if codes else None,
         )
+
+
+def patchwork(share: np.ndarray, size: int, rng: np.random.Generator) -> torch.Tensor:
+    """``(n, 1, m, m)`` float32 masks, ``m = min(size, PATCH_SIZE)``: where the second parent's
+    detail is taken (1) and where the first's (0), a share ``share[i]`` of image ``i`` from the
+    second, in a few smooth regions with edges softened over a pixel. Seeded by ``rng``."""
+    n, m = len(share), min(size, PATCH_SIZE)
+    field = torch.from_numpy(rng.standard_normal((n, 1, PATCH_GRID, PATCH_GRID))).float()
+    field = F.interpolate(field, size=(m, m), mode="bicubic", align_corners=False).view(n, -1)
+    # the share-quantile of each field: the pixels below it come from the second parent
+    ranks = torch.as_tensor(np.clip(share, 0.0, 1.0) * m * m, dtype=torch.float32)
+    order = field.argsort(dim=1).argsort(dim=1).float()  # each pixel's rank in its field
+    mask = (order < ranks[:, None]).float().view(n, 1, m, m)
+    return F.avg_pool2d(mask, 3, stride=1, padding=1, count_include_pad=False)
+
+
+def _resized(weight: torch.Tensor, size: int) -> torch.Tensor:
+    """A weight ``(m, 1, 1, 1)`` as it is, a mask ``(m, 1, h, w)`` resized to ``size`` px."""
+    if weight.shape[-1] in (1, size):
+        return weight
+    return F.interpolate(weight, size=(size, size), mode="bilinear", align_corners=False)
 
 
 def _rows_of(images: np.ndarray, mask: np.ndarray) -> np.ndarray:

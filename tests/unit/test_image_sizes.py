@@ -188,3 +188,19 @@ def test_large_images_are_generated_in_smaller_batches_and_parts(tmp_path):
     pixels = 256 * 256 * 3
     assert max(Stub.batches) == BATCH_BYTES // pixels and sum(Stub.batches) == 800
     assert [f["rows"] for f in result.files] == [PART_BYTES // pixels, 800 - PART_BYTES // pixels]
+
+
+def test_a_patchwork_of_detail_at_128_px():
+    """The patchwork's masks (made at 32 px) weigh the detail at the decoder's 64 px and the
+    image's 128 px alike: a mask of zeros gives the first parent back, of ones the second."""
+    images, labels = _two_classes(128)
+    settings = LatentSettings(size=128, channels=3, latent_dim=8, width=8, steps=3, batch_size=8)
+    bank = fit_latent_bank(images, labels.tolist(), [0, 1], settings, seed=0, device=CPU)
+    codes, _, _ = bank._prepared(1)
+    first, second = torch.arange(0, 2), torch.arange(2, 4)
+    zeros = torch.zeros(2, 1, 32, 32)
+    back = bank._decode(1, codes[first], [(first, 1 - zeros), (second, zeros)])
+    assert np.abs(back.astype(int) - bank.anchors[1][:2].astype(int)).max() <= 1
+    ones = torch.ones(2, 1, 32, 32)
+    back = bank._decode(1, codes[second], [(first, 1 - ones), (second, ones)])
+    assert np.abs(back.astype(int) - bank.anchors[1][2:4].astype(int)).max() <= 1

@@ -10,9 +10,9 @@ from augment import ImageGANOverSampler
 from augment.core.errors import DataError
 from augment.image.cgan import ImageCGAN, ImageGANSettings
 from augment.image.choice import candidates_for, choose_recipe, inner_split
-from augment.image.classic import warp_images
+from augment.image.classic import classic_augmentation, dark_frames, warp_images
 from augment.image.classifier import train_classifier
-from augment.image.latent import LatentSettings, fit_latent_bank
+from augment.image.latent import LatentBank, LatentSettings, fit_latent_bank, patchwork
 from augment.image.synthesizer import (
     ImageSynthesizer,
     Recipe,
@@ -262,3 +262,55 @@ def test_the_stacked_set_keeps_counts_and_fills_the_rest_with_real_copies():
     assert all_fake[2] == 0 and (all_fake[0][30:].min(axis=(1, 2, 3)) >= 150).all()
     with pytest.raises(DataError, match="share"):
         stacked_set(real, labels, fake, fake_labels, share=0.0)
+
+
+def test_the_patchwork_takes_a_share_of_each_image_from_the_second_parent():
+    share = np.array([0.0, 0.25, 0.5, 0.9, 1.0])
+    masks = patchwork(share, 28, np.random.default_rng(0))
+    assert masks.shape == (5, 1, 28, 28) and masks.dtype == torch.float32
+    assert float(masks.min()) >= 0.0 and float(masks.max()) <= 1.0
+    assert float(masks[0].max()) == 0.0 and float(masks[-1].min()) == 1.0
+    np.testing.assert_allclose(masks.mean(dim=(1, 2, 3)).numpy(), share, atol=0.03)
+    # a few regions with soft edges, not salt and pepper: most pixels are wholly one parent's
+    assert float(((masks[2] == 0) | (masks[2] == 1)).float().mean()) > 0.7
+    assert torch.equal(masks, patchwork(share, 28, np.random.default_rng(0)))
+    assert patchwork(share, 256, np.random.default_rng(0)).shape == (5, 1, 32, 32)
+
+
+def test_the_patchwork_gives_each_pixel_one_parents_full_detail(bank):
+    """Unlike a blend, a patchwork keeps the detail's contrast: a pixel wholly from one parent
+    has that parent's detail, unscaled (here: the same code both ways, detail on either side)."""
+    codes, _, _ = bank._prepared(0)
+    first, second = torch.tensor([0, 1]), torch.tensor([2, 3])
+    left = torch.zeros(2, 1, 8, 8)
+    left[..., 4:] = 1.0  # the second parent's detail on the right half
+    z = codes[first]
+    made = bank._decode(0, z, [(first, 1 - left), (second, left)])
+    own = bank._decode(0, z, [(first, None)])
+    other = bank._decode(0, z, [(second, None)])
+    assert np.array_equal(made[:, :, :4], own[:, :, :4])
+    assert np.array_equal(made[:, :, 4:], other[:, :, 4:])
+
+
+def test_a_bank_saved_before_the_patchwork_keeps_blending(bank):
+    state = bank.state_dict()
+    del state["settings"]["detail_mix"]
+    assert LatentBank.from_state_dict(state, CPU).settings.detail_mix == "blend"
+    assert LatentBank.from_state_dict(bank.state_dict(), CPU).settings.detail_mix == "patchwork"
+
+
+def test_a_warp_fills_black_frames_with_black_and_mirrors_the_rest():
+    rng = np.random.default_rng(0)
+    digits = np.zeros((20, 28, 28, 1), dtype=np.uint8)
+    digits[:, 6:22, 12:16] = 255  # a stroke, away from a black frame
+    texture = np.clip(rng.normal(128, 10, (20, 28, 28, 1)), 0, 255).astype(np.uint8)
+    assert dark_frames(digits).all() and not dark_frames(texture).any()
+    # black frames move exactly as under the black-filling pipeline alone (digit sets unchanged)
+    pipeline = classic_augmentation(28, seed=3, border="constant")
+    alone = np.stack([pipeline(image=image)["image"] for image in digits])
+    assert np.array_equal(warp_images(digits, seed=3), alone)
+    # a texture gets no black corners; forced black filling gives some
+    assert (warp_images(texture, seed=3) <= 5).sum() == 0
+    assert (warp_images(texture, seed=3, border="constant") <= 5).sum() > 20
+    with pytest.raises(ValueError, match="border"):
+        warp_images(texture, seed=3, border="zero")
