@@ -314,3 +314,10 @@ def test_a_warp_fills_black_frames_with_black_and_mirrors_the_rest():
     assert (warp_images(texture, seed=3, border="constant") <= 5).sum() > 20
     with pytest.raises(ValueError, match="border"):
         warp_images(texture, seed=3, border="zero")
+    # one fill per batch: a few digits on a brightened background are not mirrored
+    bright = digits.copy()
+    bright[:3] = np.maximum(bright[:3], 60)
+    assert not dark_frames(bright[:3]).any()
+    fresh = classic_augmentation(28, seed=3, border="constant")
+    black = np.stack([fresh(image=image)["image"] for image in bright])
+    assert np.array_equal(warp_images(bright, seed=3), black)
