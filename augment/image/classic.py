@@ -43,7 +43,7 @@ def classic_augmentation(
     to 20 %. The elastic strength is Simard et al.'s for 28 px digits (alpha 34, sigma 4) scaled
     with the image so that pixels move ~5 % of the side at any size; unscaled, it tore 8 px digits
     apart. ``border``: what the move uncovers is filled with black (``constant``) or with the
-    image mirrored at its edge (``reflect``); :func:`warp_images` picks per image.
+    image mirrored at its edge (``reflect``); :func:`edge_fill` picks one per batch.
     """
     scale = size / 28
     if border == "constant":
@@ -86,41 +86,25 @@ def dark_frames(images: np.ndarray) -> np.ndarray:
     return (ring <= DARK).mean(axis=1) >= DARK_SHARE
 
 
-class ClassicWarp:
-    """Moves images one at a time with :func:`classic_augmentation`, filled at their edges as
-    ``border`` says (``auto``: black when at least half of the batch's frames are black,
-    mirrored otherwise). One seeded pipeline per fill, made when first needed: black-framed
-    images are moved exactly as by the black-filling pipeline alone."""
-
-    def __init__(self, size: int, seed: int, border: Border = "auto") -> None:
-        if border not in ("auto", "constant", "reflect"):
-            raise ValueError(f"border must be 'auto', 'constant' or 'reflect', not {border!r}")
-        self.size, self.seed, self.border = size, seed, border
-        self._pipelines: dict[str, A.Compose] = {}
-
-    def fills(self, images: np.ndarray) -> np.ndarray:
-        """``(N,)`` bool: which images are filled with black (all or none of a batch)."""
-        if self.border == "auto":
-            black = len(images) > 0 and bool(dark_frames(images).mean() >= 0.5)
-        else:
-            black = self.border == "constant"
-        return np.full(len(images), black)
-
-    def move(self, image: np.ndarray, black: bool) -> np.ndarray:
-        border = "constant" if black else "reflect"
-        if border not in self._pipelines:
-            self._pipelines[border] = classic_augmentation(self.size, self.seed, border)
-        # albumentations keeps (H, W, 1) as it is, so greyscale needs no special case.
-        return self._pipelines[border](image=image)["image"]
+def edge_fill(images: np.ndarray, border: Border = "auto") -> Literal["constant", "reflect"]:
+    """How a batch of uint8 ``(N, H, W, C)`` images is filled at its edges when moved:
+    ``border`` itself, or for ``auto`` black (``constant``) when at least half of the images'
+    frames are black (:func:`dark_frames`), mirrored (``reflect``) otherwise."""
+    if border == "auto":
+        return "constant" if len(images) and dark_frames(images).mean() >= 0.5 else "reflect"
+    if border not in ("constant", "reflect"):
+        raise ValueError(f"border must be 'auto', 'constant' or 'reflect', not {border!r}")
+    return border
 
 
 def warp_images(images: np.ndarray, seed: int, border: Border = "auto") -> np.ndarray:
     """Each uint8 ``(N, H, W, C)`` image moved once by :func:`classic_augmentation`, seeded;
-    ``border`` as :class:`ClassicWarp` says."""
+    its edges filled as :func:`edge_fill` says."""
     if len(images) == 0:
         return images
-    warp = ClassicWarp(images.shape[1], seed, border)
+    pipeline = classic_augmentation(images.shape[1], seed, edge_fill(images, border))
     out = np.empty_like(images)
-    for position, (image, black) in enumerate(zip(images, warp.fills(images), strict=True)):
-        out[position] = warp.move(image, bool(black))
+    for position, image in enumerate(images):
+        # albumentations keeps (H, W, 1) as it is, so greyscale needs no special case.
+        out[position] = pipeline(image=image)["image"]
     return out

@@ -10,7 +10,7 @@ from augment import ImageGANOverSampler
 from augment.core.errors import DataError
 from augment.image.cgan import ImageCGAN, ImageGANSettings
 from augment.image.choice import candidates_for, choose_recipe, inner_split
-from augment.image.classic import classic_augmentation, dark_frames, warp_images
+from augment.image.classic import classic_augmentation, dark_frames, edge_fill, warp_images
 from augment.image.classifier import train_classifier
 from augment.image.latent import LatentBank, LatentSettings, fit_latent_bank, patchwork
 from augment.image.synthesizer import (
@@ -314,6 +314,7 @@ def test_a_warp_fills_black_frames_with_black_and_mirrors_the_rest():
     assert (warp_images(texture, seed=3, border="constant") <= 5).sum() > 20
     with pytest.raises(ValueError, match="border"):
         warp_images(texture, seed=3, border="zero")
+    assert edge_fill(digits) == "constant" and edge_fill(texture) == "reflect"
     # one fill per batch: a few digits on a brightened background are not mirrored
     bright = digits.copy()
     bright[:3] = np.maximum(bright[:3], 60)
