@@ -11,7 +11,7 @@ What a move uncovers at the images' edges is filled the way their frames say
 outside the picture is the background), the picture mirrored at its edge otherwise (photos,
 textures: content runs to the edge, and black corners would be a feature no real image has;
 measured on the texture patches of ``benchmarks/images.py``, black corners cost the
-albumentations arm 0.6-1.4 CNN and 5 linear points, ``benchmarks/NOTES.md``). One fill per batch
+albumentations arm 0-1.4 CNN and 4-5.5 linear points per seed, ``benchmarks/NOTES.md``). One fill per batch
 (a set, a class's generated images, a training batch), not per image: a digit whose background
 was brightened is still a digit on a background, and mirroring it would copy its strokes.
 """
@@ -31,6 +31,8 @@ Border = Literal["auto", "constant", "reflect"]
 # the benchmark's distorted digits (noise, brightened backgrounds)
 DARK = 32
 DARK_SHARE = 0.5
+# a batch is filled with black when at least this share of its frames are black
+BLACK_BATCH = 0.5
 
 
 def classic_augmentation(
@@ -91,7 +93,8 @@ def edge_fill(images: np.ndarray, border: Border = "auto") -> Literal["constant"
     ``border`` itself, or for ``auto`` black (``constant``) when at least half of the images'
     frames are black (:func:`dark_frames`), mirrored (``reflect``) otherwise."""
     if border == "auto":
-        return "constant" if len(images) and dark_frames(images).mean() >= 0.5 else "reflect"
+        black = len(images) and dark_frames(images).mean() >= BLACK_BATCH
+        return "constant" if black else "reflect"
     if border not in ("constant", "reflect"):
         raise ValueError(f"border must be 'auto', 'constant' or 'reflect', not {border!r}")
     return border
