@@ -9,12 +9,12 @@ its data); the split and the rule that picks the winner are the same and live he
   seeded; a class of one item stays whole in the fit part. The job's holdout is never part of it.
 - :func:`pick_best`: candidates in order of preference; a later one wins only when it scores
   more than ``margin`` above the best so far, so on a tie the earlier one stays (with margin 0:
-  the first of the best).
+  the first of the best), and, when told each pair's :func:`tie_spread`, by more than that too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -39,11 +39,47 @@ def inner_split(
     return np.sort(np.concatenate(fit)), np.sort(np.concatenate(held))
 
 
-def pick_best(candidates: Sequence[str], scores: Mapping[str, float], margin: float = 0.0) -> str:
+def pick_best(
+    candidates: Sequence[str],
+    scores: Mapping[str, float],
+    margin: float = 0.0,
+    spread: Callable[[str, str], float] | None = None,
+) -> str:
     """The winner among ``candidates`` (in order of preference): a later candidate replaces the
-    best so far only if it scores more than ``margin`` higher."""
+    best so far only if it scores more than ``margin`` higher, and more than
+    ``spread(best, candidate)`` higher when given (the noise of their difference,
+    :func:`tie_spread`)."""
     best = candidates[0]
     for candidate in candidates[1:]:
-        if scores[candidate] > scores[best] + margin:
+        needed = margin if spread is None else max(margin, spread(best, candidate))
+        if scores[candidate] > scores[best] + needed:
             best = candidate
     return best
+
+
+def balanced_accuracy(truth: np.ndarray, answers: np.ndarray) -> float:
+    """Balanced accuracy from each item's share of judges that got it right (1 or 0 for one
+    judge, as scikit-learn's ``balanced_accuracy_score``): the mean over the classes in
+    ``truth`` of their items' mean. The mean of several judges' balanced accuracies."""
+    _, inverse, counts = np.unique(np.asarray(truth), return_inverse=True, return_counts=True)
+    return float((np.bincount(inverse, weights=answers) / counts).mean())
+
+
+def tie_spread(truth: np.ndarray, first: np.ndarray, second: np.ndarray) -> float:
+    """How far apart two equally good candidates' balanced accuracies on the same held-out items
+    would typically land: the standard deviation of their difference if each item's difference
+    were as likely one sign as the other.
+
+    ``first`` and ``second`` score each held-out item (1 right, 0 wrong, or the share of judges
+    that got it right); ``truth`` holds the items' classes. Balanced accuracy weighs class c's
+    items by ``1 / (K n_c)``, so the spread is ``sqrt(sum_c mean_c(d^2) / n_c) / K`` with ``d``
+    the per-item difference. An inner split holds out one item of a class of three: one such
+    item answered differently moves the score by ``1/K`` and makes a spread of the same size,
+    which a difference spread over many items of many classes does not.
+    """
+    d = np.asarray(second, dtype=np.float64) - np.asarray(first, dtype=np.float64)
+    if len(d) == 0:
+        return 0.0
+    _, inverse, counts = np.unique(np.asarray(truth), return_inverse=True, return_counts=True)
+    second_moment = np.bincount(inverse, weights=d**2) / counts
+    return float(np.sqrt((second_moment / counts).sum()) / len(counts))

@@ -69,7 +69,7 @@ class ImageGANOverSampler(GANSampler):
             recipe without the pixel GAN (``gan``, ``mix``) does not train it; one without a
             code recipe does not train the autoencoder.
         recipe_candidates: the recipes ``auto`` tries (default: ``code-mix+warp`` and
-            ``code-mix``; any of :data:`augment.image.choice.ALL_RECIPES`; a recipe that draws
+            ``code-mix``, then ``latent`` if the warp lost; any of :data:`augment.image.choice.ALL_RECIPES`; a recipe that draws
             from a GAN trains it, and a second one on the inner training images to judge it).
         autoencoder_steps, latent_dim: the shared autoencoder (see
             :class:`augment.image.latent.LatentSettings`).

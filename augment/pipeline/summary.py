@@ -92,10 +92,14 @@ def print_summary(summary: dict[str, Any]) -> None:
             )
             best = max(recipe["scores"], key=recipe["scores"].get)
             if best != recipe["recipe"] and "margin" in recipe:
+                spread = recipe.get("spreads", {}).get(f"{recipe['recipe']} vs {best}")
                 line += (
                     f"; {best} did not beat it by more than the margin of "
                     f"{recipe['margin']:g} that a later candidate needs"
+                    + (f" and the {spread:.3f} a tie would spread" if spread is not None else "")
                 )
+            if recipe.get("not_judged"):
+                line += f"; not judged, as the warp won: {', '.join(recipe['not_judged'])}"
         console.print(line, highlight=False, soft_wrap=True)
 
     fidelity = [

@@ -176,3 +176,20 @@ def test_an_image_job_without_its_classic_arm_is_not_headed_smote():
     assert header[3] == "real+albumentations" and "SMOTE" not in " ".join(header)
     header, _ = score_table({**_summary(_arms("smote", 0.01)), "kind": "tabular"})
     assert header[3] == "real+SMOTE"
+
+
+def test_the_recipe_line_names_the_tie_spread_and_what_was_not_judged(capsys):
+    recipe = {
+        "recipe": "code-mix+warp",
+        "chosen": True,
+        "scores": {"code-mix+warp": 0.81, "code-mix": 0.85},
+        "spreads": {"code-mix+warp vs code-mix": 0.052},
+        "not_judged": ["latent"],
+        "inner_validation": 92,
+        "margin": 0.01,
+    }
+    cli.print_summary(_summary(_arms("albumentations", 0.01)) | {"recipe": recipe})
+    out = " ".join(capsys.readouterr().out.split())
+    assert "code-mix did not beat it by more than the margin of 0.01" in out
+    assert "and the 0.052 a tie would spread" in out
+    assert "not judged, as the warp won: latent" in out
