@@ -9,7 +9,8 @@ its data); the split and the rule that picks the winner are the same and live he
   seeded; a class of one item stays whole in the fit part. The job's holdout is never part of it.
 - :func:`pick_best`: candidates in order of preference; a later one wins only when it scores
   more than ``margin`` above the best so far, so on a tie the earlier one stays (with margin 0:
-  the first of the best), and, when told each pair's :func:`tie_spread`, by more than that too.
+  the first of the best), and, when told the lead each pair needs (a multiple of their
+  :func:`tie_spread`, the noise of their difference), by more than that too.
 """
 
 from __future__ import annotations
@@ -43,15 +44,14 @@ def pick_best(
     candidates: Sequence[str],
     scores: Mapping[str, float],
     margin: float = 0.0,
-    spread: Callable[[str, str], float] | None = None,
+    lead_needed: Callable[[str, str], float] | None = None,
 ) -> str:
     """The winner among ``candidates`` (in order of preference): a later candidate replaces the
-    best so far only if it scores more than ``margin`` higher, and more than
-    ``spread(best, candidate)`` higher when given (the noise of their difference,
-    :func:`tie_spread`)."""
+    best so far only if it scores more than ``margin`` higher, and, when given, more than
+    ``lead_needed(best, candidate)`` higher (e.g. a multiple of their :func:`tie_spread`)."""
     best = candidates[0]
     for candidate in candidates[1:]:
-        needed = margin if spread is None else max(margin, spread(best, candidate))
+        needed = margin if lead_needed is None else max(margin, lead_needed(best, candidate))
         if scores[candidate] > scores[best] + needed:
             best = candidate
     return best

@@ -73,11 +73,14 @@ from augment.image.transforms import downsample
 ALL_RECIPES: tuple[str, ...] = typing.get_args(Recipes)  # the config's list, in that order
 # What ``auto`` tries unless told otherwise: the mix of code-GAN images and images between real
 # codes, with and without the warp (the warp helps strokes and hurts textures, where a warp
-# makes no new texture; benchmarks/NOTES.md), and, only where the warp lost, images between
-# real codes alone. The code-mix pair draws from the code GAN, so the choice judges it with a
-# code GAN fitted again on the inner training codes (a few seconds); the pixel GAN is not
-# trained by default.
-DEFAULT_CANDIDATES = ("code-mix+warp", "code-mix", "latent")
+# makes no new texture; benchmarks/NOTES.md); where the warp lost, images between real codes
+# alone are preferred to the mix, which must beat them. Where moving an image changes what
+# tells its class (texture patches: grain, grey level, direction), the code GAN's images,
+# low-frequency codes with the detail of their nearest real image, cost 1.5-3 CNN points
+# against images between two real codes of the class on every texture seed measured. The
+# code-mix pair draws from the code GAN, so the choice judges it with a code GAN fitted again
+# on the inner training codes (a few seconds); the pixel GAN is not trained by default.
+DEFAULT_CANDIDATES = ("code-mix+warp", "latent", "code-mix")
 MARGIN = 0.01
 # and by more than this many tie spreads (a one-sided test at 5 %): the order of preference
 # rests on every set of the benchmark, one inner split on a handful of rare images. With one

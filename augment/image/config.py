@@ -127,10 +127,10 @@ class ImageModelConfig(ModelConfig):
     )
     recipe_candidates: list[Recipes] | None = Field(
         None,
-        description="The recipes auto tries, in order of preference; null: code-mix+warp and "
-        "code-mix, then latent if the warp lost (recipes that differ only by the warp are judged "
-        "first; a recipe that draws from a GAN is judged by that GAN fitted again on the inner "
-        "training images).",
+        description="The recipes auto tries, in order of preference; null: code-mix+warp, "
+        "latent, code-mix (recipes that differ only by the warp are judged first, the others "
+        "only if the warp lost: there latent is preferred to code-mix; a recipe that draws from "
+        "a GAN is judged by that GAN fitted again on the inner training images).",
     )
     code_gan_steps: PositiveInt = Field(
         500,

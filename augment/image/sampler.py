@@ -68,9 +68,11 @@ class ImageGANOverSampler(GANSampler):
             (``latent``, ``code-mix``, ``code-gan``, ``mix``, ``gan``, each also ``+warp``). A
             recipe without the pixel GAN (``gan``, ``mix``) does not train it; one without a
             code recipe does not train the autoencoder.
-        recipe_candidates: the recipes ``auto`` tries (default: ``code-mix+warp`` and
-            ``code-mix``, then ``latent`` if the warp lost; any of :data:`augment.image.choice.ALL_RECIPES`; a recipe that draws
-            from a GAN trains it, and a second one on the inner training images to judge it).
+        recipe_candidates: the recipes ``auto`` tries, in order of preference (default:
+            ``code-mix+warp`` against ``code-mix``, then, if the warp lost, ``latent``
+            against ``code-mix``; any of :data:`augment.image.choice.ALL_RECIPES`; a recipe
+            that draws from a GAN trains it, and a second one on the inner training images to
+            judge it).
         autoencoder_steps, latent_dim: the shared autoencoder (see
             :class:`augment.image.latent.LatentSettings`).
         code_gan_steps: steps of the conditional GAN over the autoencoder's codes (the core

@@ -65,11 +65,11 @@ def test_one_rare_image_answered_differently_is_not_enough_to_switch():
         return tie_spread(truth, answers[x], answers[y])
 
     assert pick_best(["a", "b"], scores, margin=0.01) == "b"  # a margin alone would switch
-    assert pick_best(["a", "b"], scores, margin=0.01, spread=spread) == "a"
+    assert pick_best(["a", "b"], scores, margin=0.01, lead_needed=spread) == "a"
     broad = np.ones(len(truth))
     for c in range(5):  # four more images right in each of five classes of 20
         broad[np.flatnonzero(truth == c)[:4]] = 0
     answers = {"a": broad, "b": np.ones(len(truth))}
     scores = {k: balanced_accuracy(truth, v) for k, v in answers.items()}
     assert np.isclose(scores["b"] - scores["a"], 0.1) and spread("a", "b") < 0.03
-    assert pick_best(["a", "b"], scores, margin=0.01, spread=spread) == "b"
+    assert pick_best(["a", "b"], scores, margin=0.01, lead_needed=spread) == "b"
