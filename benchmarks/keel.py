@@ -220,6 +220,11 @@ def build_augment_floor(fold: Fold, seed: int) -> Resample:
     return GANOverSampler(random_state=seed, privacy_floor=PRIVACY_FLOOR).fit_resample
 
 
+def build_augment_auto(fold: Fold, seed: int) -> Resample:
+    # generator="auto": mix, anchored or gan, chosen on an inner split of the training fold
+    return GANOverSampler(random_state=seed, generator="auto").fit_resample
+
+
 # augment runs last in every fold; it restores torch's thread count after fitting.
 METHODS: dict[str, Method] = {
     "none": Method(lambda fold, seed: lambda X, y: (X, y)),
@@ -241,6 +246,8 @@ METHODS: dict[str, Method] = {
     "augment": Method(build_augment, takes_frame=True),
     # not in the default run (--methods names it): the cost of the privacy floor
     "augment_floor": Method(build_augment_floor, takes_frame=True),
+    # not in the default run either: the inner-split choice of the generator
+    "augment_auto": Method(build_augment_auto, takes_frame=True),
 }
 
 
@@ -792,7 +799,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--methods",
         type=lambda text: _names(text, tuple(METHODS), "methods"),
-        default=[name for name in METHODS if name != "augment_floor"],
+        default=[name for name in METHODS if name not in ("augment_floor", "augment_auto")],
         help="comma-separated: " + ",".join(METHODS),
     )
     parser.add_argument("--folds", type=int, default=5)

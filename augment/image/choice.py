@@ -22,9 +22,9 @@ How, for every candidate:
    the GAN's images helped the CNN and hurt the linear model).
 4. the inner validation set of a rare class has a handful of images, so scores carry noise of
    a point or more: candidates are tried in order of preference, and a later one replaces the
-   best so far only if it scores more than ``margin`` higher and more than :data:`TIE_Z` times
-   the spread a tie between the two would have on these held-out images
-   (:func:`augment.core.choice.tie_spread`): at 50:1 the rarest classes hold out one image each,
+   best so far only if it scores more than ``margin`` higher and more than 1.645 times the
+   spread a tie between the two would have on these held-out images
+   (:mod:`augment.core.choice`: ``TIE_Z``, ``tie_spread``): at 50:1 the rarest classes hold out one image each,
    and a lead of 2.4 points on such a split dropped the warp on digits, which then cost 4.5
    points on the holdout (benchmarks/NOTES.md);
 5. the warp first: when candidates come in pairs that differ only by the warp (drawn once,
@@ -54,7 +54,7 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-from augment.core.choice import balanced_accuracy, pick_best, tie_spread
+from augment.core.choice import TIE_Z, balanced_accuracy, pick_by_answers
 from augment.core.choice import inner_split as core_inner_split
 from augment.core.device import available_cores, cpu_threads
 from augment.core.errors import DataError
@@ -82,12 +82,6 @@ ALL_RECIPES: tuple[str, ...] = typing.get_args(Recipes)  # the config's list, in
 # on the inner training codes (a few seconds); the pixel GAN is not trained by default.
 DEFAULT_CANDIDATES = ("code-mix+warp", "latent", "code-mix")
 MARGIN = 0.01
-# and by more than this many tie spreads (a one-sided test at 5 %): the order of preference
-# rests on every set of the benchmark, one inner split on a handful of rare images. With one
-# spread (z = 1) the warp was still dropped on digits at 50:1 (seed 1: 2.4 points ahead, spread
-# 1.9; 4.5 points behind on the holdout); the texture sets, where the warp costs, left it at
-# 2.0-3.4 spreads (benchmarks/NOTES.md).
-TIE_Z = 1.645
 
 
 @dataclass
@@ -288,19 +282,14 @@ def pick_in_rounds(
     order = {r.name: i for i, r in enumerate(candidates)}
     answers: dict[str, np.ndarray] = {}
     spreads: dict[str, float] = {}
-
-    def needed(first: str, second: str) -> float:
-        spreads[f"{first} vs {second}"] = tie_spread(truth, answers[first], answers[second])
-        return z * spreads[f"{first} vs {second}"]
-
     best: str | None = None
     for round_ in judging_rounds(candidates):
         if not round_ or (best is not None and Recipe.parse(best).warp):
             continue  # the warp won: sources without it are not judged
         answers.update(judge(list(round_)))
         names = sorted([*([best] if best else []), *(r.name for r in round_)], key=order.get)
-        scores = {n: balanced_accuracy(truth, answers[n]) for n in names}
-        best = pick_best(names, scores, margin, needed)
+        best, _, compared = pick_by_answers(names, answers, truth, margin, z)
+        spreads.update(compared)
     assert best is not None  # the first round is never empty
     return best, answers, spreads
 

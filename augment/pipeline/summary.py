@@ -281,10 +281,15 @@ def origin_sentence(origin: dict[str, dict[str, int]], noun: str = "rows") -> st
 def choice_sentence(choice: dict[str, Any]) -> str:
     """What an automatic choice picked, with every candidate's score."""
     scores = ", ".join(f"{name} {score:.3f}" for name, score in choice["scores"].items())
-    return (
+    text = (
         f"auto picked {choice['chosen']} (balanced accuracy on an inner split of the training "
         f"rows: {scores})"
     )
+    best = max(choice["scores"], key=choice["scores"].get)
+    spread = choice.get("spreads", {}).get(f"{choice['chosen']} vs {best}")
+    if best != choice["chosen"] and spread is not None:
+        text += f"; {best} did not lead it by more than 1.645 times a tie's spread ({spread:.3f})"
+    return text
 
 
 def _share(metrics: dict[str, float]) -> str:

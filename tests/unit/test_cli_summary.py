@@ -193,3 +193,17 @@ def test_the_recipe_line_names_the_tie_spread_and_what_was_not_judged(capsys):
     assert "code-mix did not beat it by more than the margin of 0.01" in out
     assert "and the 0.052 a tie would spread" in out
     assert "not judged, as the warp won: latent" in out
+
+
+def test_a_table_choice_kept_within_a_ties_spread_says_so():
+    from augment.pipeline.summary import choice_sentence
+
+    choice = {
+        "chosen": "mix",
+        "scores": {"mix": 0.80, "anchored": 0.83, "gan": 0.78},
+        "spreads": {"mix vs anchored": 0.025, "mix vs gan": 0.02},
+    }
+    text = choice_sentence(choice)
+    assert "auto picked mix" in text
+    assert "anchored did not lead it by more than 1.645 times a tie's spread (0.025)" in text
+    assert "did not lead" not in choice_sentence(choice | {"chosen": "anchored"})
