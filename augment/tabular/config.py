@@ -141,7 +141,8 @@ class TabularGenerateConfig(GenerateConfig):
         "anchored: all anchored, and no "
         "GAN is trained; auto: one of mix, anchored and gan, picked by balanced accuracy on an "
         "inner split of the training rows (a second GAN is fitted on a sample of at most "
-        "20,000 of them); the choice and every score go to the summary, manifest and MLflow.",
+        "20,000 of them; mix stays unless another leads it by more than 1.645 tie spreads); "
+        "the choice and every score go to the summary, manifest and MLflow.",
     )
     anchored_share: Annotated[float, Field(ge=0, le=1)] = Field(
         0.5, description="The anchored share of each class's rows under generator: mix."

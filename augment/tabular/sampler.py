@@ -94,8 +94,9 @@ class GANOverSampler(GANSampler):
             trees and forests best, the anchored ones logistic regression and nearest neighbours;
             the mix ranks first. ``auto``: pick one of ``mix``, ``anchored`` and ``gan`` on an
             inner split of the training rows (a GAN fitted on three quarters, two cheap
-            classifiers scored on the rest by balanced accuracy; see
-            :mod:`augment.tabular.choice`); it costs a second GAN fit. ``choice_`` reports it.
+            classifiers scored on the rest by balanced accuracy; ``mix`` stays unless another
+            leads it by more than 1.645 tie spreads, see :mod:`augment.tabular.choice`); it
+            costs a second GAN fit. ``choice_`` reports it.
         anchored_share: the anchored share of the rows in ``mix`` mode (the rest is the GAN's).
         filter_generated: draw three times the GAN rows needed and keep the third whose 5
             nearest real training rows (in the whitened space of the training rows) are most
