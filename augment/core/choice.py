@@ -114,3 +114,14 @@ def tie_spread(truth: np.ndarray, first: np.ndarray, second: np.ndarray) -> floa
     _, inverse, counts = np.unique(np.asarray(truth), return_inverse=True, return_counts=True)
     second_moment = np.bincount(inverse, weights=d**2) / counts
     return float(np.sqrt((second_moment / counts).sum()) / len(counts))
+
+
+def choice_metrics(scores: Mapping[str, float], spreads: Mapping[str, float]) -> dict[str, float]:
+    """MLflow metrics of a choice: ``choice/<candidate>`` for each score and
+    ``choice/spread/<a>_vs_<b>`` for each comparison's tie spread (``+`` written ``_``: MLflow
+    keys take letters, digits and ``_-./ ``)."""
+    metrics = {f"choice/{name.replace('+', '_')}": float(v) for name, v in scores.items()}
+    for pair, spread in spreads.items():
+        key = pair.replace("+", "_").replace(" vs ", "_vs_")
+        metrics[f"choice/spread/{key}"] = float(spread)
+    return metrics

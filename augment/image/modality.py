@@ -30,6 +30,7 @@ import pandas as pd
 
 from augment.core.balance import class_counts, class_quotas, plan_samples, to_python
 from augment.core.cache import images_digest
+from augment.core.choice import choice_metrics
 from augment.core.context import JobContext
 from augment.core.device import cpu_threads, resolve_device
 from augment.core.errors import DataError
@@ -328,12 +329,7 @@ class ImageModality(Modality):
         if ctx.tracker:
             ctx.tracker.log_params({"generate.recipe": synthesizer.recipe.name})
             if choice is not None:
-                ctx.tracker.log_metrics(
-                    {
-                        f"choice/{name.replace('+', '_')}": score
-                        for name, score in choice.scores.items()
-                    }
-                )
+                ctx.tracker.log_metrics(choice_metrics(choice.scores, choice.spreads))
         return synthesizer
 
     def synthesizer_from_payload(self, payload: dict[str, Any], device: str) -> ImageSynthesizer:

@@ -29,6 +29,7 @@ from typing import Any
 
 from augment.core import __version__, storage
 from augment.core.cache import SynthesizerCache, cache_key, default_cache_dir
+from augment.core.choice import choice_metrics
 from augment.core.config import JobConfig, RunInfo
 from augment.core.context import JobContext
 from augment.core.device import available_cores, cpu_threads, resolve_device
@@ -533,9 +534,8 @@ def finish_job(
             tracker.log_metrics({k: v for k, v in origin_metrics.items() if k.count("/") == 1})
         if generation.choice:
             tracker.log_params({"generate.chosen": generation.choice["chosen"]})
-            tracker.log_metrics(
-                {f"choice/{name}": score for name, score in generation.choice["scores"].items()}
-            )
+            choice = generation.choice
+            tracker.log_metrics(choice_metrics(choice["scores"], choice.get("spreads", {})))
         tracker.end(gen_run)
         model_name = cfg.tracking.model_name or f"augment-{cfg.name}"
         model_uri = tracker.log_synthesizer(

@@ -110,6 +110,9 @@ def test_digits_job_end_to_end(tmp_path, mlflow_uri, monkeypatch, capsys):
     assert run.data.params["generate.recipe"] == recipe["recipe"]
     for name, score in recipe["scores"].items():
         assert metrics[f"choice/{name.replace('+', '_')}"] == pytest.approx(score, abs=1e-4)
+    assert list(recipe["spreads"]) == ["latent+warp vs gan"]
+    spread = metrics["choice/spread/latent_warp_vs_gan"]
+    assert spread == pytest.approx(recipe["spreads"]["latent+warp vs gan"], abs=1e-4)
     assert f"recipe {recipe['recipe']}, chosen on an inner split" in out
     assert f"filter/acceptance_rate/{minority}" in metrics
     assert run.data.tags["fid.extractor"] == "domain"
