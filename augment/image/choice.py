@@ -295,14 +295,15 @@ def pick_in_rounds(
 
 
 def judging_rounds(candidates: Sequence[Recipe]) -> tuple[list[Recipe], list[Recipe]]:
-    """(first round, second round): the candidates whose twin differing only by the warp is
-    also a candidate, then the rest. Without such pairs (or with nothing else) one round of all."""
+    """(first round, second round): every warped candidate and the unwarped twin of one, then
+    the unwarped candidates without a warped twin (judged only if the warp lost). Without such
+    a pair, or with nothing left for the second round, one round of all."""
     names = {r.name for r in candidates}
-    paired = [r for r in candidates if Recipe(r.source, not r.warp).name in names]
-    rest = [r for r in candidates if r not in paired]
-    if not paired or not rest:
+    first = [r for r in candidates if r.warp or Recipe(r.source, True).name in names]
+    rest = [r for r in candidates if r not in first]
+    if not rest or all(r.warp for r in first):  # no pair to judge the warp by
         return list(candidates), []
-    return paired, rest
+    return first, rest
 
 
 def candidate_images(
@@ -354,10 +355,10 @@ class _WarpPair:
 
 
 def _linear_answers(images: np.ndarray, labels: np.ndarray, held: np.ndarray) -> np.ndarray:
-    """A logistic regression's predictions for ``held``, fitted on pixels scaled to 0..1, at the working size
-    of the cheap networks (:func:`augment.image.sizes.work_size`: the images themselves up to 64
-    px; above, area-averaged copies, where full-size float pixels of 2,000 images at 256 px
-    alone took 3.2 GB)."""
+    """A logistic regression's predictions for ``held``, fitted on pixels scaled to 0..1 at the
+    working size of the cheap networks (:func:`augment.image.sizes.work_size`: the images
+    themselves up to 64 px; above, area-averaged copies, where full-size float pixels of 2,000
+    images at 256 px alone took 3.2 GB)."""
     from sklearn.linear_model import LogisticRegression
 
     size = work_size(images.shape[1])

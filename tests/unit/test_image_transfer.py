@@ -169,6 +169,13 @@ def test_the_warp_is_judged_first_and_other_sources_only_where_it_lost():
     # no twins, or nothing but twins: one round
     assert judging_rounds([Recipe("latent"), Recipe("code-gan")])[1] == []
     assert judging_rounds([Recipe("latent", True), Recipe("latent")])[1] == []
+    assert judging_rounds([Recipe("latent", True), Recipe("code-gan")])[1] == []
+    # a warped recipe without its twin is judged with the warp, never after the warp lost
+    mixed = [Recipe("latent", True), Recipe("latent"), Recipe("code-gan", True), Recipe("gan")]
+    assert [[r.name for r in part] for part in judging_rounds(mixed)] == [
+        ["latent+warp", "latent", "code-gan+warp"],
+        ["gan"],
+    ]
 
     def judge_with(table):
         rounds = []
