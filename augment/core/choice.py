@@ -60,7 +60,7 @@ def pick_best(
 #: how many tie spreads a later candidate must lead the best so far by (a one-sided test at
 #: 5 %). The order of preference rests on whole benchmarks, one inner split on a handful of
 #: rare items. With one spread, images still dropped the warp on digits at 50:1 (seed 1: 2.4
-#: points ahead at 1.28 spreads, 4.5 points behind on the holdout); the texture patches, where
+#: points ahead at 1.28 spreads, 4.3 points behind on the holdout); the texture patches, where
 #: the warp costs, dropped it at 2.0-3.4 spreads (benchmarks/NOTES.md).
 TIE_Z = 1.645
 

@@ -24,9 +24,9 @@ How, for every candidate:
    a point or more: candidates are tried in order of preference, and a later one replaces the
    best so far only if it scores more than ``margin`` higher and more than 1.645 times the
    spread a tie between the two would have on these held-out images
-   (:mod:`augment.core.choice`: ``TIE_Z``, ``tie_spread``): at 50:1 the rarest classes hold out one image each,
-   and a lead of 2.4 points on such a split dropped the warp on digits, which then cost 4.5
-   points on the holdout (benchmarks/NOTES.md);
+   (:mod:`augment.core.choice`: ``TIE_Z``, ``tie_spread``): at 50:1 the rarest classes hold
+   out one image each, and a lead of 2.4 points on such a split dropped the warp on digits,
+   which then cost 4.3 points on the holdout (benchmarks/NOTES.md);
 5. the warp first: when candidates come in pairs that differ only by the warp (drawn once,
    :func:`candidate_images`), the pairs are judged first; the candidates without a twin
    (another source without the warp) are judged only if a recipe without the warp won, against
