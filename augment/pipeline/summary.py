@@ -19,6 +19,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from augment.core.choice import TIE_Z
 from augment.core.metrics import feature_network_doubt, fidelity_judgement
 
 # A log file or CI gets 100 columns rather than rich's 80 (the score table needs ~90).
@@ -96,7 +97,11 @@ def print_summary(summary: dict[str, Any]) -> None:
                 line += (
                     f"; {best} did not beat it by more than the margin of "
                     f"{recipe['margin']:g} that a later candidate needs"
-                    + (f" and the {spread:.3f} a tie would spread" if spread is not None else "")
+                    + (
+                        f" and {TIE_Z:g} times the {spread:.3f} a tie would spread"
+                        if spread
+                        else ""
+                    )
                 )
             if recipe.get("not_judged"):
                 line += f"; not judged, as the warp won: {', '.join(recipe['not_judged'])}"
@@ -288,7 +293,9 @@ def choice_sentence(choice: dict[str, Any]) -> str:
     best = max(choice["scores"], key=choice["scores"].get)
     spread = choice.get("spreads", {}).get(f"{choice['chosen']} vs {best}")
     if best != choice["chosen"] and spread is not None:
-        text += f"; {best} did not lead it by more than 1.645 times a tie's spread ({spread:.3f})"
+        text += (
+            f"; {best} did not lead it by more than {TIE_Z:g} times a tie's spread ({spread:.3f})"
+        )
     return text
 
 

@@ -191,7 +191,7 @@ def test_the_recipe_line_names_the_tie_spread_and_what_was_not_judged(capsys):
     cli.print_summary(_summary(_arms("albumentations", 0.01)) | {"recipe": recipe})
     out = " ".join(capsys.readouterr().out.split())
     assert "code-mix did not beat it by more than the margin of 0.01" in out
-    assert "and the 0.052 a tie would spread" in out
+    assert "and 1.645 times the 0.052 a tie would spread" in out
     assert "not judged, as the warp won: latent" in out
 
 
