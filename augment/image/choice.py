@@ -1,8 +1,8 @@
 """The validated choice of a recipe: an inner split of the *training* images decides what to make.
 
 Which images help a classifier most (the GAN's, images between real codes, half of each, warped
-or not) depends on the data: the warp helps strokes and hurts textures, and the best source
-differed between imbalance ratios. So the sampler and the job try each candidate :class:`Recipe` on an
+or not) depends on the data; measured on digits it differed between a CNN and a linear model and
+between imbalance ratios. So the sampler and the job try each candidate :class:`Recipe` on an
 inner split of the training images and keep the best by balanced accuracy::
 
     choice = choose_recipe(synth, images, index, n_classes, seed=0)
@@ -14,16 +14,12 @@ How, for every candidate:
    when a class has two or more) are the inner validation set, the rest the inner training set;
 2. the candidate tops every class of the inner training set up to the largest class's count;
    images between real codes start only from inner *training* images;
-3. the judge, the small CNN of :mod:`augment.image.classifier` (same seed and epochs for every
-   candidate), trains on the inner training images plus the candidate's and is scored by
-   balanced accuracy on the inner validation images. A logistic regression on pixels judged
-   beside it until 2026-12-07 (a candidate scored their mean). It was dropped because its verdict
-   on the warp went against the holdout's in both directions. On digits it preferred no warp by
-   2.9 points, while the holdout's linear model did not care and its CNN gained 1.3 points from
-   the warp. On two texture seeds it preferred the warp by 2.8 and 3.9 points. That cancelled
-   the CNN's lead of 3.2 and 5.8 points for no warp, and the warp was kept. The CNN's verdict
-   had the holdout's sign in every cell measured but one, where its lead stays under the tie
-   bar of step 4 (benchmarks/NOTES.md). A CNN is also what image users train;
+3. two judges train on the inner training images plus the candidate's and are scored by
+   balanced accuracy on the inner validation images: the small CNN of
+   :mod:`augment.image.classifier` (same seed and epochs for every candidate) and a logistic
+   regression on pixels. A candidate's score is their mean: the images should help a
+   convolutional and a linear model alike, since the sampler's user may train either (on digits,
+   the GAN's images helped the CNN and hurt the linear model).
 4. the inner validation set of a rare class has a handful of images, so scores carry noise of
    a point or more: candidates are tried in order of preference, and a later one replaces the
    best so far only if it scores more than ``margin`` higher and more than 1.645 times the
@@ -66,7 +62,9 @@ from augment.core.seeds import Stream, stream
 from augment.image.classic import warp_images
 from augment.image.classifier import train_classifier
 from augment.image.config import Recipes
+from augment.image.sizes import work_size
 from augment.image.synthesizer import ImageSynthesizer, Recipe
+from augment.image.transforms import downsample
 
 # In order of preference: a later candidate must beat the best earlier one by more than the
 # margin. The order is what held up on the held-out sets of benchmarks/images.py (NOTES.md):
@@ -220,7 +218,7 @@ def choose_recipe(
     truth = index[held]
 
     def judge(recipe: Recipe, drawn: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-        """Whether the judge got each inner validation image right (1.0 or 0.0)."""
+        """Each inner validation image's share of the two judges that got it right."""
         new, new_labels = drawn
         new_index = np.array([lookup[v] for v in new_labels.tolist()], dtype=np.int64)
         model = train_classifier(
@@ -231,14 +229,21 @@ def choose_recipe(
             seed=seed,
             device=device,
         )
-        return (model.predict(images[held]) == truth).astype(np.float64)
+        cnn = model.predict(images[held]) == truth
+        linear = _linear_answers(
+            np.concatenate([images[train], new]),
+            np.concatenate([index[train], new_index]),
+            images[held],
+        )
+        return (cnn.astype(np.float64) + (linear == truth)) / 2
 
     def judge_round(round_: list[Recipe]) -> dict[str, np.ndarray]:
         with cpu_threads(1):  # decoding small batches: faster on one thread (see the sampler)
             drawn = candidate_images(round_, units, classes, synthesizer.label, bank, plan, seed)
         # The candidates' judges side by side, one torch and one BLAS thread each: a judge's
-        # small CNN gains ~1.6x from a second thread, two judges at once ~2x. One thread also
-        # makes the scores the same on machines of any number of cores.
+        # small CNN gains ~1.6x from a second thread, two judges at once ~2x; the logistic
+        # regression ran 3x faster on one BLAS thread than on two (2.7 s against 0.9 s at 28
+        # px). One thread also makes the scores the same on machines of any number of cores.
         cpu = torch.device(device).type == "cpu"
         workers = min(len(round_), available_cores()) if cpu else 1
         with cpu_threads(1), threadpool_limits(1), ThreadPoolExecutor(max(1, workers)) as pool:
@@ -347,3 +352,17 @@ class _WarpPair:
     def sample(self, cls: Any, n_images: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
         images = self.unit.sample(cls, n_images, seed)
         return images, warp_images(images, seed)
+
+
+def _linear_answers(images: np.ndarray, labels: np.ndarray, held: np.ndarray) -> np.ndarray:
+    """A logistic regression's predictions for ``held``, fitted on pixels scaled to 0..1 at the
+    working size of the cheap networks (:func:`augment.image.sizes.work_size`: the images
+    themselves up to 64 px; above, area-averaged copies, where full-size float pixels of 2,000
+    images at 256 px alone took 3.2 GB)."""
+    from sklearn.linear_model import LogisticRegression
+
+    size = work_size(images.shape[1])
+    images, held = downsample(images, size), downsample(held, size)
+    model = LogisticRegression(max_iter=200, C=0.1)
+    model.fit(images.reshape(len(images), -1) / 255.0, labels)
+    return model.predict(held.reshape(len(held), -1) / 255.0)

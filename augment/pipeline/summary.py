@@ -88,8 +88,8 @@ def print_summary(summary: dict[str, Any]) -> None:
             scores = ", ".join(f"{k} {v:.3f}" for k, v in recipe["scores"].items())
             line += (
                 f", chosen on an inner split of the training images "
-                f"({recipe['inner_validation']} held out; balanced accuracy of a small CNN: "
-                f"{scores})"
+                f"({recipe['inner_validation']} held out; mean balanced accuracy of a CNN and "
+                f"a linear model: {scores})"
             )
             best = max(recipe["scores"], key=recipe["scores"].get)
             if best != recipe["recipe"] and "margin" in recipe:
