@@ -99,7 +99,7 @@ def print_summary(summary: dict[str, Any]) -> None:
                     f"{recipe['margin']:g} that a later candidate needs"
                     + (
                         f" and {TIE_Z:g} times the {spread:.3f} a tie would spread"
-                        if spread
+                        if spread is not None
                         else ""
                     )
                 )

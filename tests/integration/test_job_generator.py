@@ -5,6 +5,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 
+from augment.core.choice import TIE_Z, pick_best
 from augment.core.shards import read_manifest, read_shards
 from augment.pipeline.config import load_config
 from augment.pipeline.job import run_job
@@ -125,12 +126,12 @@ def test_an_auto_job_reports_its_choice(tmp_path, mlflow_uri):
     choice = manifest["generator"]["choice"]
     assert choice["chosen"] in ("mix", "anchored", "gan")
     assert set(choice["scores"]) == {"mix", "anchored", "gan"}
-    # mix first; a later candidate only by more than 1.645 tie spreads over the best so far
-    best = "mix"
-    for name in ("anchored", "gan"):
-        needed = 1.645 * choice["spreads"][f"{best} vs {name}"]
-        best = name if choice["scores"][name] > choice["scores"][best] + needed else best
-    assert choice["chosen"] == best
+    # mix first; a later candidate only by more than TIE_Z tie spreads over the best so far
+    assert choice["chosen"] == pick_best(
+        ["mix", "anchored", "gan"],
+        choice["scores"],
+        lead_needed=lambda best, name: TIE_Z * choice["spreads"][f"{best} vs {name}"],
+    )
     assert manifest["counts_generated"] == {str(k): v for k, v in result.plan.items()}
     rows = manifest["generator"]["rows"]
     anchored = sum(rows["anchored"].values())

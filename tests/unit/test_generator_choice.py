@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 
 from augment import GANOverSampler
+from augment.core.choice import TIE_Z, pick_best
 from augment.tabular.choice import CANDIDATES, HELD_OUT, inner_split
 
 FAST = {"steps": 20, "batch_size": 32, "generator_dims": (32,), "discriminator_dims": (32,)}
@@ -29,12 +30,12 @@ def test_auto_reports_its_choice_and_generates_exact_counts(mixed_frame, tmp_pat
     assert choice["chosen"] in CANDIDATES and sampler.generator_ == choice["chosen"]
     assert set(choice["scores"]) == set(CANDIDATES)
     assert all(0.0 <= score <= 1.0 for score in choice["scores"].values())
-    # mix first; a later candidate only by more than 1.645 tie spreads over the best so far
-    best = CANDIDATES[0]
-    for name in CANDIDATES[1:]:
-        needed = 1.645 * choice["spreads"][f"{best} vs {name}"]
-        best = name if choice["scores"][name] > choice["scores"][best] + needed else best
-    assert choice["chosen"] == best
+    # mix first; a later candidate only by more than TIE_Z tie spreads over the best so far
+    assert choice["chosen"] == pick_best(
+        CANDIDATES,
+        choice["scores"],
+        lead_needed=lambda best, name: TIE_Z * choice["spreads"][f"{best} vs {name}"],
+    )
     assert choice["held_out_rows"] + choice["fit_rows"] == len(X)
     # the counts are those of the plan, whatever was chosen
     counts = pd.Series(y_res).value_counts()
